@@ -81,4 +81,7 @@ impl<'tx> Bucket<'tx> {
     pub fn cursor(&self) -> Cursor<'tx> {
         todo!()
     }
+    pub fn stats(&self) -> Result<crate::BucketStats> {
+        todo!()
+    }
 }

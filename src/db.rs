@@ -47,6 +47,74 @@ pub struct Stats {
     pub bytes_written: u64,
     pub pages_verified: u64,
     pub open_read_txs: u64,
+    /// Records in the persisted free-space chain.
+    pub freelist_chain: u64,
+    /// Height of the root bucket's tree (0 when empty).
+    pub depth: u64,
+    /// Format version of the file.
+    pub format_version: u32,
+}
+
+/// One problem found by [`Db::check`].
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// The page where it was found.
+    pub page: u64,
+    /// Bucket path from the top (empty for the root or free space).
+    pub path: Vec<Vec<u8>>,
+    /// What was expected versus found.
+    pub detail: String,
+}
+
+/// The result of an integrity check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<Problem>,
+    /// Pages below the high-water mark.
+    pub pages_total: u64,
+    pub pages_reachable: u64,
+    pub pages_free: u64,
+    pub pages_pending: u64,
+    pub buckets: u64,
+    pub keys: u64,
+}
+
+impl CheckReport {
+    /// True when no problem was found.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Raw facts about one page, for inspection tools.
+#[derive(Clone, Debug)]
+pub struct PageInfo {
+    pub id: u64,
+    /// "meta", "branch", "leaf", "freelist", "free" (not reachable) or "unknown".
+    pub kind: String,
+    pub count: u64,
+    pub overflow: u64,
+    pub txid: u64,
+    /// The stored checksum matches the page's bytes.
+    pub checksum_ok: bool,
+    /// Keys on a branch or leaf page (hex-safe raw bytes), at most 64 of them.
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Per-bucket statistics.
+#[derive(Clone, Debug, Default)]
+pub struct BucketStats {
+    pub keys: u64,
+    pub buckets: u64,
+    pub branch_pages: u64,
+    pub leaf_pages: u64,
+    /// Extra pages of multi-page spans.
+    pub overflow_pages: u64,
+    pub depth: u64,
+    /// Bytes of keys and values stored.
+    pub bytes_used: u64,
+    /// Bytes of the pages holding them.
+    pub bytes_allocated: u64,
 }
 
 /// What open found.
@@ -94,6 +162,29 @@ impl Db {
         todo!()
     }
     pub fn recovery(&self) -> &Recovery {
+        todo!()
+    }
+    pub fn page_size(&self) -> usize {
+        todo!()
+    }
+    /// Full integrity check of the newest snapshot.
+    pub fn check(&self) -> Result<CheckReport> {
+        todo!()
+    }
+    /// [`Db::check`] with a progress callback (pages done, pages total).
+    pub fn check_with_progress(&self, _progress: &mut dyn FnMut(u64, u64)) -> Result<CheckReport> {
+        todo!()
+    }
+    /// Raw facts about page `id` of the newest snapshot.
+    pub fn page_info(&self, _id: u64) -> Result<PageInfo> {
+        todo!()
+    }
+    /// Hot backup: a consistent copy of the newest snapshot written to a new file at `path`.
+    pub fn backup(&self, _path: impl AsRef<Path>) -> Result<()> {
+        todo!()
+    }
+    /// A new, densely packed copy at `path`.
+    pub fn compact_into(&self, _path: impl AsRef<Path>) -> Result<()> {
         todo!()
     }
 }

@@ -16,7 +16,7 @@ mod tx;
 
 pub use bucket::{Bucket, BucketNames, Iter};
 pub use cursor::{Cursor, Entry};
-pub use db::{Db, Options, Recovery, RolledBack, Stats};
+pub use db::{BucketStats, CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use tx::Tx;

@@ -34,4 +34,9 @@ impl<'db> Tx<'db> {
         todo!()
     }
     pub fn rollback(self) {}
+    /// Write a consistent copy of this transaction's snapshot, as a valid database file, to `w`.
+    /// Returns the number of bytes written.
+    pub fn copy_to(&self, _w: &mut dyn std::io::Write) -> Result<u64> {
+        todo!()
+    }
 }
