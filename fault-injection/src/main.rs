@@ -1,1 +1,543 @@
-fn main() {}
+//! The harness's command line: the torture runner (tier 2), case replay, the exhaustive tier
+//! outside `cargo test`, and the child process of the kill test (tier 3).
+//!
+//! `cargo run --release -p fault-injection -- torture --seed N --duration 60s`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fault_injection::engine::{Deadbolt, Engine, Toy, ToyBug};
+use fault_injection::torture::{case_seed, run_case};
+
+// ---------------------------------------------------------------------------------------------
+// Allocation guard (F15): one allocation above the cap, or more live bytes than the budget,
+// is a runaway allocation. The process reports it on stderr and aborts; the supervisor turns
+// that into a violation with the case seed.
+
+struct Guard;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+const MAX_ONE: usize = 1 << 30;
+const MAX_LIVE: usize = 6 << 30;
+
+fn runaway(msg: &[u8]) -> ! {
+    let _ = std::io::stderr().write_all(msg);
+    std::process::abort()
+}
+
+unsafe impl GlobalAlloc for Guard {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if l.size() > MAX_ONE {
+            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
+        }
+        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
+            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
+        }
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        if l.size() > MAX_ONE {
+            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
+        }
+        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
+            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
+        }
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if new > MAX_ONE {
+            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
+        }
+        if new > l.size() {
+            if LIVE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size() > MAX_LIVE {
+                runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
+            }
+        } else {
+            LIVE.fetch_sub(l.size() - new, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Guard = Guard;
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Parser)]
+#[command(
+    name = "fault-injection",
+    about = "deadbolt power-cut and fault-injection harness"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    Deadbolt,
+    /// The harness's tiny reference engine (validates the harness itself).
+    Toy,
+    ToyAckBeforeSync,
+    ToyMetaBeforeData,
+    ToySkipOpenVerify,
+    ToyRetryFailedSync,
+}
+
+impl EngineArg {
+    fn engine(self) -> Box<dyn Engine> {
+        match self {
+            EngineArg::Deadbolt => Box::new(Deadbolt),
+            EngineArg::Toy => Box::new(Toy(ToyBug::None)),
+            EngineArg::ToyAckBeforeSync => Box::new(Toy(ToyBug::AckBeforeSync)),
+            EngineArg::ToyMetaBeforeData => Box::new(Toy(ToyBug::MetaBeforeData)),
+            EngineArg::ToySkipOpenVerify => Box::new(Toy(ToyBug::SkipOpenVerify)),
+            EngineArg::ToyRetryFailedSync => Box::new(Toy(ToyBug::RetryFailedSync)),
+        }
+    }
+    fn flag(self) -> &'static str {
+        match self {
+            EngineArg::Deadbolt => "deadbolt",
+            EngineArg::Toy => "toy",
+            EngineArg::ToyAckBeforeSync => "toy-ack-before-sync",
+            EngineArg::ToyMetaBeforeData => "toy-meta-before-data",
+            EngineArg::ToySkipOpenVerify => "toy-skip-open-verify",
+            EngineArg::ToyRetryFailedSync => "toy-retry-failed-sync",
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Tier 2: random crash-recover-verify cases until the duration is spent.
+    Torture {
+        #[arg(long, default_value_t = 1, value_parser = parse_u64)]
+        seed: u64,
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Worker processes (each single-threaded).
+        #[arg(long, default_value_t = 1)]
+        jobs: u64,
+        /// Stop after this many cases (default: until the duration is spent).
+        #[arg(long)]
+        cases: Option<u64>,
+        /// A case that reports nothing for this long is a hang (a violation).
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        hang_timeout: Duration,
+        #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
+        engine: EngineArg,
+        /// Stop at the first violation.
+        #[arg(long)]
+        stop_on_violation: bool,
+    },
+    /// Re-run one torture case in this process and print its verdict.
+    Replay {
+        #[arg(long, value_parser = parse_u64)]
+        case_seed: u64,
+        #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
+        engine: EngineArg,
+        /// Run it twice and require the same digest (determinism, I10).
+        #[arg(long)]
+        twice: bool,
+    },
+    /// (internal) A worker process of `torture`.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long, value_parser = parse_u64)]
+        seed: u64,
+        #[arg(long)]
+        start: u64,
+        #[arg(long)]
+        stride: u64,
+        #[arg(long)]
+        end: u64,
+        #[arg(long)]
+        millis: u64,
+        #[arg(long, value_enum)]
+        engine: EngineArg,
+    },
+    /// (internal) Tier 3 child: commit through the real file until killed, acknowledging on stdout.
+    Child {
+        #[arg(long)]
+        path: std::path::PathBuf,
+        #[arg(long, value_parser = parse_u64)]
+        seed: u64,
+    },
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).map_err(|e| e.to_string())
+    } else {
+        s.parse()
+            .map_err(|e: std::num::ParseIntError| e.to_string())
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (try 60s, 5m, 500ms)"))?;
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Torture {
+            seed,
+            duration,
+            jobs,
+            cases,
+            hang_timeout,
+            engine,
+            stop_on_violation,
+        } => torture(
+            seed,
+            duration,
+            jobs.max(1),
+            cases,
+            hang_timeout,
+            engine,
+            stop_on_violation,
+        ),
+        Cmd::Replay {
+            case_seed,
+            engine,
+            twice,
+        } => replay(case_seed, engine, twice),
+        Cmd::Worker {
+            seed,
+            start,
+            stride,
+            end,
+            millis,
+            engine,
+        } => worker(seed, start, stride, end, millis, engine),
+        Cmd::Child { path, seed } => fault_injection::child::run(&path, seed),
+    }
+}
+
+fn replay(case_seed: u64, engine: EngineArg, twice: bool) -> ExitCode {
+    let e = engine.engine();
+    let t = Instant::now();
+    let r = run_case(&*e, case_seed);
+    println!(
+        "case {case_seed:#018x} [{}]: {} cycles, {} commits, {} crash states ({} detected), digest {:#018x}, {:.2}s",
+        r.describe,
+        r.cycles,
+        r.commits,
+        r.states,
+        r.detected,
+        r.digest,
+        t.elapsed().as_secs_f64()
+    );
+    for v in &r.violations {
+        println!("VIOLATION: {v}");
+    }
+    let mut ok = r.violations.is_empty();
+    if twice {
+        let r2 = run_case(&*e, case_seed);
+        if r2.digest != r.digest || r2.violations != r.violations {
+            println!(
+                "NONDETERMINISM: second run digest {:#018x} != {:#018x}",
+                r2.digest, r.digest
+            );
+            ok = false;
+        } else {
+            println!("deterministic: second run gave the same digest and verdict");
+        }
+    }
+    println!("{} violations", r.violations.len());
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn worker(
+    seed: u64,
+    start: u64,
+    stride: u64,
+    end: u64,
+    millis: u64,
+    engine: EngineArg,
+) -> ExitCode {
+    let e = engine.engine();
+    let deadline = Instant::now() + Duration::from_millis(millis);
+    let out = std::io::stdout();
+    let mut i = start;
+    while i < end && Instant::now() < deadline {
+        let cs = case_seed(seed, i);
+        {
+            let mut o = out.lock();
+            let _ = writeln!(o, "B {i} {cs}");
+            let _ = o.flush();
+        }
+        let r = run_case(&*e, cs);
+        let mut o = out.lock();
+        for v in &r.violations {
+            let _ = writeln!(o, "V {i} {cs} [{}] {}", r.describe, v.replace('\n', " "));
+        }
+        let _ = writeln!(o, "E {i} {cs} {} {}", r.states, r.violations.len());
+        let _ = o.flush();
+        i += stride;
+    }
+    let _ = writeln!(out.lock(), "D {i}");
+    ExitCode::SUCCESS
+}
+
+struct Violation {
+    case: u64,
+    seed: u64,
+    msg: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn torture(
+    seed: u64,
+    duration: Duration,
+    jobs: u64,
+    cases: Option<u64>,
+    hang: Duration,
+    engine: EngineArg,
+    stop_on_violation: bool,
+) -> ExitCode {
+    let exe = std::env::current_exe().expect("current exe");
+    let t0 = Instant::now();
+    let end_case = cases.unwrap_or(u64::MAX);
+    let (tx, rx) = mpsc::channel::<(u64, Option<String>)>();
+    let mut violations: Vec<Violation> = Vec::new();
+    let mut states = 0u64;
+    let mut done_cases = 0u64;
+    // Per worker slot: next case index, current case in progress, child.
+    struct Slot {
+        next: u64,
+        current: Option<(u64, u64, Instant)>,
+        child: Option<std::process::Child>,
+        finished: bool,
+        killed: bool,
+        stderr_tail: std::sync::Arc<std::sync::Mutex<String>>,
+    }
+    let mut slots: Vec<Slot> = (0..jobs)
+        .map(|w| Slot {
+            next: w,
+            current: None,
+            child: None,
+            finished: false,
+            killed: false,
+            stderr_tail: Default::default(),
+        })
+        .collect();
+    let spawn = |w: u64, slot: &mut Slot, tx: &mpsc::Sender<(u64, Option<String>)>| {
+        let left = duration.saturating_sub(t0.elapsed());
+        if left.is_zero() || slot.next >= end_case {
+            slot.finished = true;
+            return;
+        }
+        let mut child = Command::new(&exe)
+            .args([
+                "worker",
+                "--seed",
+                &seed.to_string(),
+                "--start",
+                &slot.next.to_string(),
+                "--stride",
+                &jobs.to_string(),
+                "--end",
+                &end_case.to_string(),
+                "--millis",
+                &left.as_millis().to_string(),
+                "--engine",
+                engine.flag(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let txo = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if txo.send((w, Some(line))).is_err() {
+                    return;
+                }
+            }
+            let _ = txo.send((w, None));
+        });
+        let tail = slot.stderr_tail.clone();
+        tail.lock().unwrap().clear();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut t = tail.lock().unwrap();
+                t.push_str(&line);
+                t.push(' ');
+                if t.len() > 2000 {
+                    let cut = t.len() - 2000;
+                    let cut = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
+                    t.drain(..cut);
+                }
+            }
+        });
+        slot.child = Some(child);
+        slot.current = None;
+    };
+    for w in 0..jobs {
+        spawn(w, &mut slots[w as usize], &tx);
+    }
+    let mut last_report = Instant::now();
+    while slots.iter().any(|s| !s.finished) {
+        let msg = rx.recv_timeout(Duration::from_millis(500));
+        match msg {
+            Ok((w, Some(line))) => {
+                let slot = &mut slots[w as usize];
+                let mut parts = line.splitn(4, ' ');
+                let tag = parts.next().unwrap_or("");
+                let idx: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let cs: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let rest = parts.next().unwrap_or("");
+                match tag {
+                    "B" => slot.current = Some((idx, cs, Instant::now())),
+                    "V" => violations.push(Violation {
+                        case: idx,
+                        seed: cs,
+                        msg: rest.to_string(),
+                    }),
+                    "E" => {
+                        states += rest
+                            .split(' ')
+                            .next()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .unwrap_or(0);
+                        done_cases += 1;
+                        slot.current = None;
+                        slot.next = idx + jobs;
+                    }
+                    _ => {}
+                }
+            }
+            Ok((w, None)) => {
+                // The worker's stdout closed: it finished, or died.
+                let slot = &mut slots[w as usize];
+                let status = slot.child.take().map(|mut c| c.wait());
+                if let Some((idx, cs, _)) = slot.current.take() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    let tail = slot.stderr_tail.lock().unwrap().clone();
+                    violations.push(Violation {
+                        case: idx,
+                        seed: cs,
+                        msg: format!(
+                            "I7: the worker process died during the case ({:?}): abort, stack overflow, runaway allocation or signal; stderr: {}",
+                            status.and_then(|s| s.ok()),
+                            tail.trim()
+                        ),
+                    });
+                    slot.next = idx + jobs;
+                    done_cases += 1;
+                    spawn(w, slot, &tx);
+                } else if slot.killed {
+                    slot.killed = false;
+                    spawn(w, slot, &tx);
+                } else {
+                    slot.finished = true;
+                }
+            }
+            Err(_) => {}
+        }
+        // Hang detection: a case without progress for too long.
+        for slot in slots.iter_mut() {
+            if let Some((idx, cs, since)) = slot.current {
+                if since.elapsed() > hang {
+                    if let Some(c) = slot.child.as_mut() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                    slot.child = None;
+                    slot.killed = true;
+                    violations.push(Violation {
+                        case: idx,
+                        seed: cs,
+                        msg: format!(
+                            "I7: hang: the case made no progress for {}s (step budget)",
+                            hang.as_secs()
+                        ),
+                    });
+                    slot.current = None;
+                    slot.next = idx + jobs;
+                    done_cases += 1;
+                    // The reader thread reports the closed pipe; the worker is respawned there.
+                }
+            }
+        }
+        if stop_on_violation && !violations.is_empty() {
+            for s in slots.iter_mut() {
+                if let Some(c) = s.child.as_mut() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                s.finished = true;
+                s.killed = false;
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            last_report = Instant::now();
+            eprintln!(
+                "torture: {:.0}s: {done_cases} cases, {states} crash states, {} violations",
+                t0.elapsed().as_secs_f64(),
+                violations.len()
+            );
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    for v in &violations {
+        println!("VIOLATION case {} seed {:#018x}: {}", v.case, v.seed, v.msg);
+        println!(
+            "  replay: cargo run --release -p fault-injection -- replay --case-seed {:#018x}{}",
+            v.seed,
+            if matches!(engine, EngineArg::Deadbolt) {
+                String::new()
+            } else {
+                format!(" --engine {}", engine.flag())
+            }
+        );
+    }
+    println!(
+        "torture seed {seed}: {done_cases} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} violations",
+        states as f64 / secs,
+        states as f64 / secs / jobs as f64,
+        violations.len()
+    );
+    if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,566 @@
+//! The simulated disk: an implementation of deadbolt's [`Storage`] trait that keeps
+//!
+//! * the **durable image** (what a restarted machine finds after a power cut, if nothing
+//!   unsynced survived),
+//! * the **pending** writes and length changes issued since the last successful sync, in order
+//!   (the unsynced window `U_k` of the fault model), and
+//! * the **current** bytes, i.e. what the OS shows a reader (everything issued).
+//!
+//! Every mutating call (`write_at`, `set_len`, `sync_data`, `sync_dir`) is numbered and is a
+//! potential crash point. When the [`FaultPlan`] says to crash after op `k`, the disk freezes
+//! its state ([`CrashState`]) and fails every later call, as if the process had died; the
+//! harness then builds the image a restarted machine would see with [`crate::crash`].
+//!
+//! Faults outside a crash: failing syncs (F7, with the fsyncgate kernel model), failing writes,
+//! set_len and reads including disk full (F8), lost writes (F12) and misdirected writes (F11).
+
+use std::io;
+use std::sync::Arc;
+
+use deadbolt::storage::VecView;
+use deadbolt::{Storage, View};
+use std::sync::Mutex;
+
+use crate::rng::{Digest, Rng};
+
+/// Media assumptions (fault model §8.1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Media {
+    /// Sector size in bytes (512 or 4096).
+    pub sector: usize,
+    /// Powersafe overwrite: bytes outside an unsynced write never change in a crash.
+    pub psow: bool,
+    /// Sector-write atomicity: a sector is either old or new (or garbage), never split.
+    pub sector_atomic: bool,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            sector: 512,
+            psow: true,
+            sector_atomic: true,
+        }
+    }
+}
+
+/// What happens to a write on its way to the media (F11, F12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Normal,
+    /// Reported written and synced, never reaches media.
+    Lost,
+    /// Lands at this other (sector-aligned) offset instead.
+    Misdirected(u64),
+}
+
+/// One unsynced operation.
+#[derive(Clone, Debug)]
+pub enum Pending {
+    Write { off: u64, data: Vec<u8>, fate: Fate },
+    SetLen(u64),
+}
+
+/// A mutating operation as recorded in the operation log.
+#[derive(Clone, Debug)]
+pub enum LogOp {
+    Write { off: u64, data: Vec<u8>, fate: Fate },
+    SetLen(u64),
+    Sync,
+    SyncDir,
+}
+
+/// The outcome of one logged op (errors injected or crash).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    Ok,
+    Failed,
+}
+
+/// Faults scheduled for one disk lifetime. Counters are 1-based ("the n-th call").
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Crash (freeze) after this many mutating ops have been issued; `Some(0)` freezes at once.
+    pub crash_after: Option<u64>,
+    /// The n-th `sync_data` returns EIO (F7); unsynced sectors are persisted, dropped but still
+    /// served, or dropped, and the next sync succeeds without rewriting them.
+    pub fail_sync: Option<u64>,
+    /// The n-th `write_at` fails with EIO (F8); `persistent` makes every later write fail too.
+    pub fail_write: Option<(u64, bool)>,
+    /// The n-th `set_len` fails with EIO (F8).
+    pub fail_set_len: Option<(u64, bool)>,
+    /// The n-th `view` fails with EIO (read error, F8).
+    pub fail_view: Option<(u64, bool)>,
+    /// Writes or growth past this many bytes fail with "no space left" (ENOSPC, F8).
+    pub capacity: Option<u64>,
+    /// The n-th `write_at` is lost (F12).
+    pub lose_write: Option<u64>,
+    /// The n-th `write_at` is misdirected to another sector-aligned offset (F11).
+    pub misdirect_write: Option<u64>,
+}
+
+/// Everything a crash image is built from: the durable image, the unsynced ops in issue order,
+/// and whether the file's directory entry was ever made durable (F6).
+#[derive(Clone, Debug)]
+pub struct CrashState {
+    pub durable: Vec<u8>,
+    pub pending: Vec<Pending>,
+    pub current: Vec<u8>,
+    pub dir_synced: bool,
+    /// Mutating ops issued when the state was frozen.
+    pub ops: u64,
+}
+
+struct Inner {
+    durable: Vec<u8>,
+    current: Vec<u8>,
+    pending: Vec<Pending>,
+    dir_synced: bool,
+    ops: u64,
+    writes: u64,
+    set_lens: u64,
+    syncs: u64,
+    views: u64,
+    write_failing: bool,
+    set_len_failing: bool,
+    view_failing: bool,
+    frozen: Option<CrashState>,
+    injected_errors: u64,
+    log: Vec<(LogOp, OpResult)>,
+    record_log: bool,
+    digest: Digest,
+    crash_after: Option<u64>,
+    view_cache: Option<Arc<VecView>>,
+    rng: Rng,
+}
+
+/// The simulated disk. Cheap to create; all state behind one mutex.
+pub struct SimDisk {
+    media: Media,
+    plan: FaultPlan,
+    inner: Mutex<Inner>,
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("injected I/O error: {what}"))
+}
+
+fn crashed_err() -> io::Error {
+    io::Error::other("simulated machine is down (crash point passed)")
+}
+
+impl SimDisk {
+    /// A disk whose durable (and current) content is `image`, a file that already exists in a
+    /// durable directory entry when `image` is non-empty.
+    pub fn new(image: Vec<u8>, media: Media, plan: FaultPlan, seed: u64) -> SimDisk {
+        let dir_synced = !image.is_empty();
+        let frozen_at_start = plan.crash_after == Some(0);
+        let crash_after = plan.crash_after;
+        let d = SimDisk {
+            media,
+            plan,
+            inner: Mutex::new(Inner {
+                current: image.clone(),
+                durable: image,
+                pending: Vec::new(),
+                dir_synced,
+                ops: 0,
+                writes: 0,
+                set_lens: 0,
+                syncs: 0,
+                views: 0,
+                write_failing: false,
+                set_len_failing: false,
+                view_failing: false,
+                frozen: None,
+                injected_errors: 0,
+                log: Vec::new(),
+                record_log: false,
+                digest: Digest::default(),
+                crash_after,
+                view_cache: None,
+                rng: Rng::new(seed),
+            }),
+        };
+        if frozen_at_start {
+            let mut g = d.inner.lock().unwrap();
+            let st = snapshot(&g);
+            g.frozen = Some(st);
+        }
+        d
+    }
+
+    /// Move the crash point: crash after op `n` (counted from the disk's creation).
+    pub fn set_crash_after(&self, n: Option<u64>) {
+        self.inner.lock().unwrap().crash_after = n;
+    }
+
+    /// Keep a full copy of every mutating op (needed to enumerate crash points afterwards).
+    pub fn record_log(&self, on: bool) {
+        self.inner.lock().unwrap().record_log = on;
+    }
+
+    pub fn media(&self) -> Media {
+        self.media
+    }
+
+    /// Mutating ops issued so far.
+    pub fn ops(&self) -> u64 {
+        self.inner.lock().unwrap().ops
+    }
+
+    pub fn syncs(&self) -> u64 {
+        self.inner.lock().unwrap().syncs
+    }
+
+    /// Calls so far: (write_at, set_len, sync_data).
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let g = self.inner.lock().unwrap();
+        (g.writes, g.set_lens, g.syncs)
+    }
+
+    /// Injected errors returned to the caller so far (F7/F8).
+    pub fn injected_errors(&self) -> u64 {
+        self.inner.lock().unwrap().injected_errors
+    }
+
+    /// The crash state, if the crash point was reached.
+    pub fn crashed(&self) -> Option<CrashState> {
+        self.inner.lock().unwrap().frozen.clone()
+    }
+
+    pub fn is_crashed(&self) -> bool {
+        self.inner.lock().unwrap().frozen.is_some()
+    }
+
+    /// The state now, as a crash right now would see it.
+    pub fn state_now(&self) -> CrashState {
+        let g = self.inner.lock().unwrap();
+        g.frozen.clone().unwrap_or_else(|| snapshot(&g))
+    }
+
+    pub fn durable(&self) -> Vec<u8> {
+        self.inner.lock().unwrap().durable.clone()
+    }
+
+    pub fn current(&self) -> Vec<u8> {
+        self.inner.lock().unwrap().current.clone()
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.inner.lock().unwrap().pending.len()
+    }
+
+    pub fn take_log(&self) -> Vec<(LogOp, OpResult)> {
+        std::mem::take(&mut self.inner.lock().unwrap().log)
+    }
+
+    /// Digest of the operation log so far (offsets, lengths, data, results).
+    pub fn digest(&self) -> u64 {
+        self.inner.lock().unwrap().digest.finish()
+    }
+
+    /// Count one mutating op; freeze if it is the crash point. Returns true when the machine is
+    /// already down (the op must not take effect).
+    fn begin_op(&self, g: &mut Inner) -> bool {
+        g.frozen.is_some()
+    }
+
+    fn end_op(&self, g: &mut Inner, op: LogOp, res: OpResult) {
+        g.ops += 1;
+        let mut d = std::mem::take(&mut g.digest);
+        match &op {
+            LogOp::Write { off, data, .. } => {
+                d.u64(1);
+                d.u64(*off);
+                d.u64(crate::rng::hash_bytes(data));
+            }
+            LogOp::SetLen(n) => {
+                d.u64(2);
+                d.u64(*n);
+            }
+            LogOp::Sync => d.u64(3),
+            LogOp::SyncDir => d.u64(4),
+        }
+        d.u64(res as u64);
+        g.digest = d;
+        if g.record_log {
+            g.log.push((op, res));
+        }
+        if Some(g.ops) == g.crash_after {
+            let st = snapshot(g);
+            g.frozen = Some(st);
+        }
+    }
+}
+
+fn snapshot(g: &Inner) -> CrashState {
+    CrashState {
+        durable: g.durable.clone(),
+        pending: g.pending.clone(),
+        current: g.current.clone(),
+        dir_synced: g.dir_synced,
+        ops: g.ops,
+    }
+}
+
+/// Apply `data` at `off` to `buf`, growing it with zeros.
+pub fn apply_write(buf: &mut Vec<u8>, off: u64, data: &[u8]) {
+    let start = off as usize;
+    let end = start + data.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[start..end].copy_from_slice(data);
+}
+
+/// Apply the pending ops to `durable` as a successful sync does (fates honoured).
+pub fn apply_pending(durable: &mut Vec<u8>, pending: &[Pending]) {
+    for p in pending {
+        match p {
+            Pending::Write { off, data, fate } => match fate {
+                Fate::Normal => apply_write(durable, *off, data),
+                Fate::Lost => {
+                    // The size change of an extending write still happens (metadata), the data not.
+                    let end = *off as usize + data.len();
+                    if durable.len() < end {
+                        durable.resize(end, 0);
+                    }
+                }
+                Fate::Misdirected(to) => {
+                    let end = *off as usize + data.len();
+                    if durable.len() < end {
+                        durable.resize(end, 0);
+                    }
+                    let to = *to as usize;
+                    let n = data.len().min(durable.len().saturating_sub(to));
+                    durable[to..to + n].copy_from_slice(&data[..n]);
+                }
+            },
+            Pending::SetLen(n) => durable.resize(*n as usize, 0),
+        }
+    }
+}
+
+impl Storage for SimDisk {
+    fn len(&self) -> io::Result<u64> {
+        let g = self.inner.lock().unwrap();
+        if g.frozen.is_some() {
+            return Err(crashed_err());
+        }
+        Ok(g.current.len() as u64)
+    }
+
+    fn view(&self) -> io::Result<Arc<dyn View>> {
+        let mut g = self.inner.lock().unwrap();
+        if g.frozen.is_some() {
+            return Err(crashed_err());
+        }
+        g.views += 1;
+        if g.view_failing {
+            g.injected_errors += 1;
+            return Err(eio("read"));
+        }
+        if let Some((n, persistent)) = self.plan.fail_view {
+            if g.views == n {
+                g.view_failing = persistent;
+                g.injected_errors += 1;
+                return Err(eio("read"));
+            }
+        }
+        if let Some(v) = &g.view_cache {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(VecView(g.current.clone()));
+        g.view_cache = Some(v.clone());
+        Ok(v)
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        if self.begin_op(&mut g) {
+            return Err(crashed_err());
+        }
+        g.writes += 1;
+        g.view_cache = None;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::other("offset overflow"))?;
+        let mut fail = g.write_failing;
+        if let Some((n, persistent)) = self.plan.fail_write {
+            if g.writes == n {
+                fail = true;
+                g.write_failing = persistent;
+            }
+        }
+        if fail {
+            // A failed write may still have written a sector-aligned prefix.
+            let s = self.media.sector;
+            let n = if g.rng.chance(0.5) {
+                let sectors = data.len().div_ceil(s);
+                (g.rng.below_usize(sectors + 1) * s).min(data.len())
+            } else {
+                0
+            };
+            if n > 0 {
+                let part = data[..n].to_vec();
+                apply_write(&mut g.current, offset, &part);
+                g.pending.push(Pending::Write {
+                    off: offset,
+                    data: part,
+                    fate: Fate::Normal,
+                });
+            }
+            g.injected_errors += 1;
+            self.end_op(
+                &mut g,
+                LogOp::Write {
+                    off: offset,
+                    data: data[..n].to_vec(),
+                    fate: Fate::Normal,
+                },
+                OpResult::Failed,
+            );
+            return Err(eio("write"));
+        }
+        if let Some(cap) = self.plan.capacity {
+            if end > cap {
+                g.injected_errors += 1;
+                self.end_op(
+                    &mut g,
+                    LogOp::Write {
+                        off: offset,
+                        data: Vec::new(),
+                        fate: Fate::Normal,
+                    },
+                    OpResult::Failed,
+                );
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected: no space left on device",
+                ));
+            }
+        }
+        let mut fate = Fate::Normal;
+        if self.plan.lose_write == Some(g.writes) {
+            fate = Fate::Lost;
+        }
+        if self.plan.misdirect_write == Some(g.writes) {
+            let s = self.media.sector as u64;
+            let len = g.current.len().max(end as usize) as u64;
+            let slots = len.saturating_sub(data.len() as u64) / s;
+            let to = g.rng.below(slots + 1) * s;
+            if to != offset {
+                fate = Fate::Misdirected(to);
+            }
+        }
+        apply_write(&mut g.current, offset, data);
+        g.pending.push(Pending::Write {
+            off: offset,
+            data: data.to_vec(),
+            fate,
+        });
+        self.end_op(
+            &mut g,
+            LogOp::Write {
+                off: offset,
+                data: data.to_vec(),
+                fate,
+            },
+            OpResult::Ok,
+        );
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        if self.begin_op(&mut g) {
+            return Err(crashed_err());
+        }
+        g.set_lens += 1;
+        g.view_cache = None;
+        let mut fail = g.set_len_failing;
+        if let Some((n, persistent)) = self.plan.fail_set_len {
+            if g.set_lens == n {
+                fail = true;
+                g.set_len_failing = persistent;
+            }
+        }
+        let full = self.plan.capacity.is_some_and(|c| len > c);
+        if fail || full {
+            g.injected_errors += 1;
+            self.end_op(&mut g, LogOp::SetLen(len), OpResult::Failed);
+            return Err(if full {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected: no space left on device",
+                )
+            } else {
+                eio("set_len")
+            });
+        }
+        g.current.resize(len as usize, 0);
+        g.pending.push(Pending::SetLen(len));
+        self.end_op(&mut g, LogOp::SetLen(len), OpResult::Ok);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        if self.begin_op(&mut g) {
+            return Err(crashed_err());
+        }
+        g.syncs += 1;
+        if self.plan.fail_sync == Some(g.syncs) {
+            // fsyncgate: each unsynced sector is persisted, dropped but still served by reads,
+            // or dropped (reads show the durable bytes again). The pages are then marked clean,
+            // so the next sync succeeds without writing them.
+            let pending = std::mem::take(&mut g.pending);
+            let st = CrashState {
+                durable: g.durable.clone(),
+                pending,
+                current: g.current.clone(),
+                dir_synced: g.dir_synced,
+                ops: g.ops,
+            };
+            let mut rng = g.rng.fork();
+            let (img, choices) = crate::crash::fsync_failure_outcome(&st, &self.media, &mut rng);
+            // Dropped sectors: reads show the durable bytes again.
+            let s = self.media.sector;
+            let mut cur = std::mem::take(&mut g.current);
+            for (sector, dropped) in choices {
+                if dropped {
+                    let start = sector as usize * s;
+                    let end = (start + s).min(cur.len());
+                    for i in start..end {
+                        cur[i] = img.get(i).copied().unwrap_or(0);
+                    }
+                }
+            }
+            g.current = cur;
+            g.durable = img;
+            g.view_cache = None;
+            g.injected_errors += 1;
+            self.end_op(&mut g, LogOp::Sync, OpResult::Failed);
+            return Err(eio("fsync"));
+        }
+        let pending = std::mem::take(&mut g.pending);
+        let mut durable = std::mem::take(&mut g.durable);
+        apply_pending(&mut durable, &pending);
+        // The durable length is the current length (fdatasync persists the size).
+        durable.resize(g.current.len(), 0);
+        g.durable = durable;
+        self.end_op(&mut g, LogOp::Sync, OpResult::Ok);
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        if self.begin_op(&mut g) {
+            return Err(crashed_err());
+        }
+        g.dir_synced = true;
+        self.end_op(&mut g, LogOp::SyncDir, OpResult::Ok);
+        Ok(())
+    }
+}

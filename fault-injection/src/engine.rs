@@ -1,0 +1,532 @@
+//! The engine under test, behind a small trait: deadbolt itself, and a deliberately tiny
+//! shadow-paging "toy" engine used to validate the harness (it must pass clean, and its
+//! planted bugs must be caught) independently of deadbolt.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use deadbolt::{Bucket, Db, Error, Options, Storage, Tx};
+
+use crate::model::{Op, State};
+
+/// Error classes the oracle distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrKind {
+    Corruption,
+    Io,
+    Poisoned,
+    InvalidFile,
+    Other,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngErr {
+    pub kind: ErrKind,
+    pub msg: String,
+}
+
+impl std::fmt::Display for EngErr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.msg)
+    }
+}
+
+impl EngErr {
+    /// A typed report of damage: what I7 accepts instead of data.
+    pub fn is_detection(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrKind::Corruption | ErrKind::Io | ErrKind::InvalidFile
+        )
+    }
+}
+
+impl From<Error> for EngErr {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::Corruption { .. } => ErrKind::Corruption,
+            Error::Io(_) => ErrKind::Io,
+            Error::Poisoned(_) => ErrKind::Poisoned,
+            Error::InvalidFile(_) => ErrKind::InvalidFile,
+            _ => ErrKind::Other,
+        };
+        EngErr {
+            kind,
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// Options the harness varies.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOpts {
+    pub page_size: usize,
+    pub no_sync: bool,
+}
+
+/// An open database.
+pub trait EngineDb {
+    /// Apply `ops` in one write transaction and commit. Returns the transaction id.
+    fn commit(&self, ops: &[Op]) -> Result<u64, EngErr>;
+    /// Read the whole state in a read transaction.
+    fn scan(&self) -> Result<State, EngErr>;
+    /// The integrity check: the problems found.
+    fn check(&self) -> Result<Vec<String>, EngErr>;
+    /// `Some(err)` when the handle refuses to start a write transaction.
+    fn write_refused(&self) -> Option<EngErr>;
+    /// The transaction id of the snapshot open chose.
+    fn recovered_txid(&self) -> u64;
+    /// Open fell back to an older commit and said so.
+    fn rolled_back(&self) -> Option<String>;
+}
+
+pub trait Engine: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn open(&self, storage: Arc<dyn Storage>, opts: &OpenOpts)
+        -> Result<Box<dyn EngineDb>, EngErr>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// deadbolt
+
+pub struct Deadbolt;
+
+struct DeadboltDb(Db);
+
+fn bucket_at<'t>(tx: &'t Tx<'_>, path: &[Vec<u8>]) -> Result<Bucket<'t>, Error> {
+    let mut b = tx.bucket(&path[0])?.ok_or(Error::BucketNotFound)?;
+    for n in &path[1..] {
+        b = b.bucket(n)?.ok_or(Error::BucketNotFound)?;
+    }
+    Ok(b)
+}
+
+fn apply_op(tx: &Tx<'_>, op: &Op) -> Result<(), Error> {
+    match op {
+        Op::CreateBucket(p) => {
+            if p.len() == 1 {
+                tx.create_bucket_if_not_exists(&p[0])?;
+            } else {
+                bucket_at(tx, &p[..p.len() - 1])?.create_bucket_if_not_exists(&p[p.len() - 1])?;
+            }
+        }
+        Op::DeleteBucket(p) => {
+            if p.len() == 1 {
+                tx.delete_bucket(&p[0])?;
+            } else {
+                bucket_at(tx, &p[..p.len() - 1])?.delete_bucket(&p[p.len() - 1])?;
+            }
+        }
+        Op::Put(p, k, v) => bucket_at(tx, p)?.put(k, v)?,
+        Op::Delete(p, k) => bucket_at(tx, p)?.delete(k)?,
+    }
+    Ok(())
+}
+
+fn scan_bucket(b: &Bucket<'_>, depth: usize) -> Result<State, Error> {
+    let mut st = State::default();
+    for item in b.iter() {
+        let (k, v): (Cow<[u8]>, Cow<[u8]>) = item?;
+        st.kv.insert(k.into_owned(), v.into_owned());
+    }
+    let mut names = Vec::new();
+    for n in b.buckets() {
+        names.push(n?.into_owned());
+    }
+    if depth > 64 {
+        return Err(Error::Corruption {
+            page: 0,
+            detail: "harness: bucket nesting deeper than 64".into(),
+        });
+    }
+    for n in names {
+        let sub = b.bucket(&n)?.ok_or(Error::Corruption {
+            page: 0,
+            detail: "harness: listed nested bucket not found".into(),
+        })?;
+        st.subs.insert(n, scan_bucket(&sub, depth + 1)?);
+    }
+    Ok(st)
+}
+
+/// Apply `ops` to `db` in one write transaction; returns its transaction id.
+pub fn commit_ops(db: &Db, ops: &[Op]) -> Result<u64, Error> {
+    db.update(|tx| {
+        let id = tx.id();
+        for op in ops {
+            apply_op(tx, op)?;
+        }
+        Ok::<u64, Error>(id)
+    })
+}
+
+/// Read the whole state of `db`.
+pub fn scan_db(db: &Db) -> Result<State, Error> {
+    db.view(|tx| {
+        let mut st = State::default();
+        let mut names = Vec::new();
+        for n in tx.buckets() {
+            names.push(n?.into_owned());
+        }
+        for n in names {
+            let b = tx.bucket(&n)?.ok_or(Error::Corruption {
+                page: 0,
+                detail: "harness: listed bucket not found".into(),
+            })?;
+            st.subs.insert(n, scan_bucket(&b, 1)?);
+        }
+        Ok::<State, Error>(st)
+    })
+}
+
+impl EngineDb for DeadboltDb {
+    fn commit(&self, ops: &[Op]) -> Result<u64, EngErr> {
+        Ok(commit_ops(&self.0, ops)?)
+    }
+
+    fn scan(&self) -> Result<State, EngErr> {
+        Ok(scan_db(&self.0)?)
+    }
+
+    fn check(&self) -> Result<Vec<String>, EngErr> {
+        let r = self.0.check()?;
+        Ok(r.problems
+            .iter()
+            .map(|p| format!("page {}: {}", p.page, p.detail))
+            .collect())
+    }
+
+    fn write_refused(&self) -> Option<EngErr> {
+        match self.0.begin_write() {
+            Ok(tx) => {
+                tx.rollback();
+                None
+            }
+            Err(e) => Some(e.into()),
+        }
+    }
+
+    fn recovered_txid(&self) -> u64 {
+        self.0.recovery().txid
+    }
+
+    fn rolled_back(&self) -> Option<String> {
+        self.0
+            .recovery()
+            .rolled_back
+            .as_ref()
+            .map(|r| format!("txid {}: {}", r.txid, r.reason))
+    }
+}
+
+impl Engine for Deadbolt {
+    fn name(&self) -> &'static str {
+        "deadbolt"
+    }
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        opts: &OpenOpts,
+    ) -> Result<Box<dyn EngineDb>, EngErr> {
+        let o = Options {
+            page_size: opts.page_size,
+            no_sync: opts.no_sync,
+            ..Options::default()
+        };
+        Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The toy engine: two meta slots, each naming a blob holding the whole serialized state;
+// a commit appends a blob, writes the meta slot txid%2 and syncs. Its bugs are switchable.
+
+/// Bugs the toy engine can be built with, to show the harness catches them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToyBug {
+    None,
+    /// Commit returns Ok without syncing.
+    AckBeforeSync,
+    /// Meta written and synced before the data blob.
+    MetaBeforeData,
+    /// Open does not verify the blob checksum.
+    SkipOpenVerify,
+    /// A failed sync is retried; success acknowledges the commit.
+    RetryFailedSync,
+}
+
+pub struct Toy(pub ToyBug);
+
+const SLOT: u64 = 512;
+const MAGIC: &[u8; 8] = b"TOYDB001";
+
+struct ToyInner {
+    txid: u64,
+    state: State,
+    poisoned: bool,
+}
+
+struct ToyDb {
+    s: Arc<dyn Storage>,
+    bug: ToyBug,
+    no_sync: bool,
+    inner: Mutex<ToyInner>,
+    recovered: u64,
+    rolled_back: Option<String>,
+}
+
+fn ser(b: &State, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(b.kv.len() as u32).to_le_bytes());
+    for (k, v) in &b.kv {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k);
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&(b.subs.len() as u32).to_le_bytes());
+    for (n, s) in &b.subs {
+        out.extend_from_slice(&(n.len() as u32).to_le_bytes());
+        out.extend_from_slice(n);
+        ser(s, out);
+    }
+}
+
+fn de(buf: &[u8], pos: &mut usize, depth: usize) -> Option<State> {
+    fn u32_at(buf: &[u8], pos: &mut usize) -> Option<usize> {
+        let b = buf.get(*pos..*pos + 4)?;
+        *pos += 4;
+        Some(u32::from_le_bytes(b.try_into().ok()?) as usize)
+    }
+    fn bytes(buf: &[u8], pos: &mut usize) -> Option<Vec<u8>> {
+        let n = u32_at(buf, pos)?;
+        let b = buf.get(*pos..pos.checked_add(n)?)?.to_vec();
+        *pos += n;
+        Some(b)
+    }
+    if depth > 64 {
+        return None;
+    }
+    let mut st = State::default();
+    let n = u32_at(buf, pos)?;
+    for _ in 0..n {
+        let k = bytes(buf, pos)?;
+        let v = bytes(buf, pos)?;
+        st.kv.insert(k, v);
+    }
+    let n = u32_at(buf, pos)?;
+    for _ in 0..n {
+        let name = bytes(buf, pos)?;
+        st.subs.insert(name, de(buf, pos, depth + 1)?);
+    }
+    Some(st)
+}
+
+fn meta_bytes(txid: u64, off: u64, len: u64, h: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(48);
+    m.extend_from_slice(MAGIC);
+    for v in [txid, off, len, h] {
+        m.extend_from_slice(&v.to_le_bytes());
+    }
+    let mh = crate::rng::hash_bytes(&m);
+    m.extend_from_slice(&mh.to_le_bytes());
+    m
+}
+
+fn io(e: std::io::Error) -> EngErr {
+    EngErr {
+        kind: ErrKind::Io,
+        msg: e.to_string(),
+    }
+}
+
+fn corrupt(msg: impl Into<String>) -> EngErr {
+    EngErr {
+        kind: ErrKind::Corruption,
+        msg: msg.into(),
+    }
+}
+
+/// Parse a meta slot: (txid, blob offset, blob length, blob hash).
+fn parse_meta(b: &[u8]) -> Option<(u64, u64, u64, u64)> {
+    let m = b.get(..48)?;
+    if &m[..8] != MAGIC {
+        return None;
+    }
+    let f = |i: usize| u64::from_le_bytes(m[8 + i * 8..16 + i * 8].try_into().unwrap());
+    if crate::rng::hash_bytes(&m[..40]) != f(4) {
+        return None;
+    }
+    Some((f(0), f(1), f(2), f(3)))
+}
+
+impl ToyDb {
+    fn write_commit(&self, txid: u64, st: &State) -> Result<(), EngErr> {
+        // The blob starts with its txid, so a stale meta pointing at a zero-filled extension
+        // never verifies (an all-zero blob would otherwise be a valid empty state: F5).
+        let mut blob = txid.to_le_bytes().to_vec();
+        ser(st, &mut blob);
+        let len = self.s.len().map_err(io)?;
+        let off = len.max(2 * SLOT).div_ceil(SLOT) * SLOT;
+        let meta = meta_bytes(txid, off, blob.len() as u64, crate::rng::hash_bytes(&blob));
+        let slot = (txid % 2) * SLOT;
+        if self.bug == ToyBug::MetaBeforeData {
+            self.s.write_at(slot, &meta).map_err(io)?;
+            self.s.sync_data().map_err(io)?;
+            self.s.write_at(off, &blob).map_err(io)?;
+        } else {
+            self.s.write_at(off, &blob).map_err(io)?;
+            self.s.write_at(slot, &meta).map_err(io)?;
+        }
+        if self.no_sync || self.bug == ToyBug::AckBeforeSync {
+            return Ok(());
+        }
+        match self.s.sync_data() {
+            Ok(()) => Ok(()),
+            Err(e) if self.bug == ToyBug::RetryFailedSync => self.s.sync_data().map_err(|_| io(e)),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+impl EngineDb for ToyDb {
+    fn commit(&self, ops: &[Op]) -> Result<u64, EngErr> {
+        let mut g = self.inner.lock().unwrap();
+        if g.poisoned {
+            return Err(EngErr {
+                kind: ErrKind::Poisoned,
+                msg: "toy: poisoned".into(),
+            });
+        }
+        let mut st = g.state.clone();
+        st.apply_all(ops);
+        let txid = g.txid + 1;
+        match self.write_commit(txid, &st) {
+            Ok(()) => {
+                g.txid = txid;
+                g.state = st;
+                Ok(txid)
+            }
+            Err(e) => {
+                g.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        Ok(self.inner.lock().unwrap().state.clone())
+    }
+    fn check(&self) -> Result<Vec<String>, EngErr> {
+        Ok(Vec::new())
+    }
+    fn write_refused(&self) -> Option<EngErr> {
+        if self.inner.lock().unwrap().poisoned {
+            Some(EngErr {
+                kind: ErrKind::Poisoned,
+                msg: "toy: poisoned".into(),
+            })
+        } else {
+            None
+        }
+    }
+    fn recovered_txid(&self) -> u64 {
+        self.recovered
+    }
+    fn rolled_back(&self) -> Option<String> {
+        self.rolled_back.clone()
+    }
+}
+
+impl Engine for Toy {
+    fn name(&self) -> &'static str {
+        "toy"
+    }
+    fn open(&self, s: Arc<dyn Storage>, opts: &OpenOpts) -> Result<Box<dyn EngineDb>, EngErr> {
+        let len = s.len().map_err(io)?;
+        if len == 0 {
+            let mut blob = 0u64.to_le_bytes().to_vec();
+            ser(&State::default(), &mut blob);
+            let meta = meta_bytes(
+                0,
+                2 * SLOT,
+                blob.len() as u64,
+                crate::rng::hash_bytes(&blob),
+            );
+            s.write_at(2 * SLOT, &blob).map_err(io)?;
+            s.write_at(0, &meta).map_err(io)?;
+            s.sync_data().map_err(io)?;
+            s.sync_dir().map_err(io)?;
+        }
+        let view = s.view().map_err(io)?;
+        let bytes = view.bytes();
+        let mut cands: Vec<(u64, u64, u64, u64)> = (0..2)
+            .filter_map(|i| parse_meta(bytes.get((i * SLOT) as usize..)?))
+            .collect();
+        cands.sort_by(|a, b| b.0.cmp(&a.0));
+        if cands.is_empty() {
+            return Err(EngErr {
+                kind: ErrKind::InvalidFile,
+                msg: "toy: no valid meta".into(),
+            });
+        }
+        let mut rolled_back = None;
+        for i in 0..2u64 {
+            let slot = bytes.get((i * SLOT) as usize..((i * SLOT) as usize + 48).min(bytes.len()));
+            if let Some(b) = slot {
+                if b.iter().any(|&x| x != 0) && parse_meta(b).is_none() {
+                    rolled_back = Some(format!("meta slot {i} does not verify"));
+                }
+            }
+        }
+        let mut chosen = None;
+        for (i, &(txid, off, blen, h)) in cands.iter().enumerate() {
+            let blob = off
+                .checked_add(blen)
+                .and_then(|end| bytes.get(off as usize..end as usize));
+            let ok = match blob {
+                Some(b) => self.0 == ToyBug::SkipOpenVerify || crate::rng::hash_bytes(b) == h,
+                None => false,
+            };
+            let parsed = blob.and_then(|b| {
+                (b.get(..8)? == txid.to_le_bytes()).then_some(())?;
+                de(b, &mut 8, 0)
+            });
+            if std::env::var_os("FI_TRACE").is_some() {
+                eprintln!(
+                    "toy open: cand txid {txid} off {off} len {blen} file {} ok {ok} parsed {}",
+                    bytes.len(),
+                    parsed.is_some()
+                );
+            }
+            if ok {
+                if let Some(st) = parsed {
+                    chosen = Some((txid, st));
+                    break;
+                }
+                if self.0 == ToyBug::SkipOpenVerify {
+                    return Err(corrupt("toy: blob does not parse"));
+                }
+            }
+            if i == 0 {
+                rolled_back = Some(format!("txid {txid}: blob does not verify"));
+            }
+        }
+        let Some((txid, state)) = chosen else {
+            return Err(corrupt("toy: no meta with a valid blob"));
+        };
+        if !opts.no_sync {
+            s.sync_data().map_err(io)?;
+        }
+        Ok(Box::new(ToyDb {
+            s,
+            bug: self.0,
+            no_sync: opts.no_sync,
+            inner: Mutex::new(ToyInner {
+                txid,
+                state,
+                poisoned: false,
+            }),
+            recovered: txid,
+            rolled_back,
+        }))
+    }
+}

@@ -1,0 +1,576 @@
+//! Driving workloads through the simulated disk: live lifetimes with a fault plan, the bounded
+//! exhaustive tier (every crash point of a recorded run, every crash mode), and the I/O-error
+//! sweeps (F7, F8).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::crash::{Fill, Mode, Window};
+use crate::disk::{
+    apply_pending, apply_write, CrashState, FaultPlan, LogOp, Media, OpResult, Pending, SimDisk,
+};
+use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
+use crate::model::{Op, State};
+use crate::oracle::{catch, verify, History, Label, Strictness};
+use crate::rng::{hash_bytes, Digest, Rng};
+
+/// The result of one live lifetime (open, commits, close or crash).
+pub struct Lifetime {
+    /// The state to build crash images from (frozen at the crash point, or at the end).
+    pub crash: CrashState,
+    pub crashed: bool,
+    pub hist: History,
+    pub violations: Vec<String>,
+    /// Mutating ops issued.
+    pub ops: u64,
+    /// Commits attempted.
+    pub commits: usize,
+    pub digest: u64,
+    /// Calls issued: (write_at, set_len, sync_data).
+    pub counts: (u64, u64, u64),
+}
+
+/// Open `image`, run the commits `next` produces until it returns `None`, a crash or a failed
+/// commit; check I3 and I8 along the way.
+#[allow(clippy::too_many_arguments)]
+pub fn live(
+    engine: &dyn Engine,
+    image: Vec<u8>,
+    media: Media,
+    opts: OpenOpts,
+    plan: FaultPlan,
+    mut hist: History,
+    seed: u64,
+    next: &mut dyn FnMut(&State, usize) -> Option<Vec<Op>>,
+) -> Lifetime {
+    let disk = Arc::new(SimDisk::new(image, media, plan, seed));
+    let mut violations = Vec::new();
+    let mut commits = 0;
+    let finish = |disk: &SimDisk, hist, violations, commits| Lifetime {
+        crashed: disk.is_crashed(),
+        crash: disk.state_now(),
+        hist,
+        violations,
+        ops: disk.ops(),
+        commits,
+        digest: disk.digest(),
+        counts: disk.counts(),
+    };
+    let db: Box<dyn EngineDb> = match catch(|| engine.open(disk.clone(), &opts)) {
+        Err(p) => {
+            violations.push(format!("I7: panic in open: {p}"));
+            return finish(&disk, hist, violations, commits);
+        }
+        Ok(Err(e)) => {
+            if !disk.is_crashed() && disk.injected_errors() == 0 {
+                violations.push(format!("I6: open failed on a healthy disk: {e}"));
+            }
+            return finish(&disk, hist, violations, commits);
+        }
+        Ok(Ok(db)) => db,
+    };
+    if disk.is_crashed() {
+        // The crash point passed inside open (the engine saw errors it could not act on).
+        drop(catch(move || drop(db)));
+        return finish(&disk, hist, violations, commits);
+    }
+    if disk.injected_errors() > 0 {
+        violations
+            .push("I8: open returned Ok although an injected I/O error was returned to it".into());
+    }
+    hist.created = true;
+    let ack = if opts.no_sync {
+        Label::NoSyncAck
+    } else {
+        Label::DurableAck
+    };
+    let mut failed = false;
+    while let Some(ops) = next(hist.last_state(), commits) {
+        commits += 1;
+        let mut after = (**hist.last_state()).clone();
+        after.apply_all(&ops);
+        let errs = disk.injected_errors();
+        let r = catch(|| db.commit(&ops));
+        let injected = disk.injected_errors() > errs;
+        match r {
+            Err(p) => {
+                violations.push(format!("I7: panic in commit #{commits}: {p}"));
+                hist.push(after, Label::InFlight, None);
+                break;
+            }
+            Ok(_) if disk.is_crashed() => {
+                hist.push(after, Label::InFlight, None);
+                break;
+            }
+            Ok(Ok(txid)) => {
+                if injected {
+                    violations.push(format!(
+                        "I8/I3: commit #{commits} acknowledged although an injected I/O error was returned to the engine during it"
+                    ));
+                    hist.push(after, Label::Failed, Some(txid));
+                    failed = true;
+                    break;
+                }
+                hist.push(after, ack, Some(txid));
+            }
+            Ok(Err(e)) => {
+                if !injected {
+                    violations.push(format!(
+                        "I6: commit #{commits} failed on a healthy disk: {e}"
+                    ));
+                }
+                hist.push(after, Label::Failed, None);
+                failed = true;
+                break;
+            }
+        }
+    }
+    if failed {
+        // I3: the handle must refuse writes until reopened.
+        match catch(|| db.write_refused()) {
+            Err(p) => violations.push(format!(
+                "I7: panic in begin_write after a failed commit: {p}"
+            )),
+            Ok(None) => violations.push("I3: handle not poisoned after a failed commit I/O".into()),
+            Ok(Some(e)) if e.kind != ErrKind::Poisoned => violations.push(format!(
+                "I3: begin_write after a failed commit returned {e}, not Poisoned"
+            )),
+            Ok(Some(_)) => {}
+        }
+    }
+    if let Err(p) = catch(move || drop(db)) {
+        violations.push(format!("I7: panic while closing: {p}"));
+    }
+    finish(&disk, hist, violations, commits)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replaying a recorded operation log to get the crash state at every op.
+
+/// Steps through an op log, producing the crash state after each op.
+pub struct Replayer {
+    pub st: CrashState,
+}
+
+impl Replayer {
+    pub fn new(image: Vec<u8>) -> Replayer {
+        Replayer {
+            st: CrashState {
+                dir_synced: !image.is_empty(),
+                durable: image.clone(),
+                current: image,
+                pending: Vec::new(),
+                ops: 0,
+            },
+        }
+    }
+
+    pub fn step(&mut self, op: &(LogOp, OpResult)) {
+        let st = &mut self.st;
+        st.ops += 1;
+        match &op.0 {
+            LogOp::Write { off, data, fate } => {
+                if !data.is_empty() {
+                    apply_write(&mut st.current, *off, data);
+                    st.pending.push(Pending::Write {
+                        off: *off,
+                        data: data.clone(),
+                        fate: *fate,
+                    });
+                }
+            }
+            LogOp::SetLen(n) => {
+                if op.1 == OpResult::Ok {
+                    st.current.resize(*n as usize, 0);
+                    st.pending.push(Pending::SetLen(*n));
+                }
+            }
+            LogOp::Sync => {
+                if op.1 == OpResult::Ok {
+                    let p = std::mem::take(&mut st.pending);
+                    apply_pending(&mut st.durable, &p);
+                    st.durable.resize(st.current.len(), 0);
+                }
+            }
+            LogOp::SyncDir => st.dir_synced = true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bounded exhaustive tier.
+
+/// One configuration of the exhaustive tier.
+#[derive(Clone, Debug)]
+pub struct ExhCfg {
+    pub workload: usize,
+    pub page_size: usize,
+    pub media: Media,
+    pub no_sync: bool,
+    /// Enumerate all 2^n old/new sector subsets when the window has at most this many sectors.
+    pub subset_limit: usize,
+    /// Random F3 images per crash point otherwise.
+    pub reorder_samples: usize,
+    /// Random F4 images per crash point.
+    pub torn_samples: usize,
+    /// Run the probe commit (with a crash inside it) on every n-th image.
+    pub probe_every: usize,
+    pub seed: u64,
+}
+
+impl ExhCfg {
+    pub fn describe(&self) -> String {
+        format!(
+            "workload={} page={} sector={} psow={} atomic={} no_sync={} seed={:#x}",
+            crate::workload::fixed(self.page_size)[self.workload].name,
+            self.page_size,
+            self.media.sector,
+            self.media.psow,
+            self.media.sector_atomic,
+            self.no_sync,
+            self.seed
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Distinct crash images opened and checked.
+    pub images: u64,
+    /// Crash points (I/O ops) covered.
+    pub crash_points: u64,
+    /// Images where damage was detected and reported (Detect mode).
+    pub detected: u64,
+    pub violations: Vec<String>,
+    /// Digest of the op log, images and verdicts (determinism).
+    pub digest: u64,
+}
+
+impl Report {
+    pub fn merge(&mut self, o: Report) {
+        self.images += o.images;
+        self.crash_points += o.crash_points;
+        self.detected += o.detected;
+        self.violations.extend(o.violations);
+        self.digest ^= o.digest;
+    }
+}
+
+struct CommitRec {
+    start: u64,
+    end: u64,
+    txid: u64,
+    state: State,
+}
+
+/// Record a clean run of a fixed workload, then crash at every op with every mode.
+pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
+    let mut rep = Report::default();
+    let mut dig = Digest::default();
+    let opts = OpenOpts {
+        page_size: cfg.page_size,
+        no_sync: cfg.no_sync,
+    };
+    let wl = &crate::workload::fixed(cfg.page_size)[cfg.workload].commits;
+    let disk = Arc::new(SimDisk::new(
+        Vec::new(),
+        cfg.media,
+        FaultPlan::default(),
+        cfg.seed,
+    ));
+    disk.record_log(true);
+    let ctx = cfg.describe();
+    let db = match catch(|| engine.open(disk.clone(), &opts)) {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => {
+            rep.violations.push(format!("[{ctx}] create failed: {e}"));
+            return rep;
+        }
+        Err(p) => {
+            rep.violations.push(format!("[{ctx}] panic in create: {p}"));
+            return rep;
+        }
+    };
+    let created_at = disk.ops();
+    let mut recs = Vec::new();
+    let mut state = State::default();
+    for ops in wl {
+        let start = disk.ops();
+        state.apply_all(ops);
+        match catch(|| db.commit(ops)) {
+            Ok(Ok(txid)) => recs.push(CommitRec {
+                start,
+                end: disk.ops(),
+                txid,
+                state: state.clone(),
+            }),
+            Ok(Err(e)) => {
+                rep.violations
+                    .push(format!("[{ctx}] clean commit failed: {e}"));
+                return rep;
+            }
+            Err(p) => {
+                rep.violations
+                    .push(format!("[{ctx}] panic in clean commit: {p}"));
+                return rep;
+            }
+        }
+    }
+    if let Err(p) = catch(move || drop(db)) {
+        rep.violations.push(format!("[{ctx}] panic in close: {p}"));
+        return rep;
+    }
+    let log = disk.take_log();
+    dig.u64(disk.digest());
+    let strict = if cfg.media.psow {
+        Strictness::Full
+    } else {
+        Strictness::Detect
+    };
+    let probe_ops = vec![
+        Op::CreateBucket(vec![b"probe".to_vec()]),
+        Op::Put(
+            vec![b"probe".to_vec()],
+            b"p".to_vec(),
+            crate::workload::val(99, cfg.page_size / 2),
+        ),
+    ];
+    let mut rng = Rng::new(cfg.seed);
+    let mut rp = Replayer::new(Vec::new());
+    let mut n_img = 0usize;
+    for k in 0..=log.len() {
+        if k > 0 {
+            rp.step(&log[k - 1]);
+        }
+        let k = k as u64;
+        rep.crash_points += 1;
+        // The history as of a crash after op k.
+        let mut hist = History::new();
+        hist.created = k > created_at;
+        for r in &recs {
+            if k <= r.start {
+                break;
+            }
+            let label = if k > r.end {
+                if cfg.no_sync {
+                    Label::NoSyncAck
+                } else {
+                    Label::DurableAck
+                }
+            } else {
+                Label::InFlight
+            };
+            hist.push(r.state.clone(), label, Some(r.txid));
+        }
+        let st = &rp.st;
+        let w = Window::new(st, cfg.media);
+        let mut images: Vec<(Mode, Vec<u8>)> = vec![(Mode::Process, w.process())];
+        for j in 0..=st.pending.len() {
+            images.push((Mode::Prefix, w.prefix(j, Fill::Zeros)));
+            images.push((Mode::Prefix, w.prefix(j, Fill::Garbage(rng.next_u64()))));
+        }
+        match w.all_subsets(cfg.subset_limit, &mut rng) {
+            Some(all) => images.extend(all.into_iter().map(|i| (Mode::Reorder, i))),
+            None => {
+                for _ in 0..cfg.reorder_samples {
+                    images.push((Mode::Reorder, w.random(Mode::Reorder, &mut rng)));
+                }
+            }
+        }
+        if !st.pending.is_empty() {
+            for _ in 0..cfg.torn_samples {
+                images.push((Mode::Torn, w.random(Mode::Torn, &mut rng)));
+            }
+        }
+        if !st.dir_synced {
+            images.push((Mode::Reorder, Vec::new()));
+        }
+        let mut seen = HashSet::new();
+        for (mode, img) in images {
+            if !seen.insert(hash_bytes(&img)) {
+                continue;
+            }
+            n_img += 1;
+            rep.images += 1;
+            dig.u64(hash_bytes(&img));
+            let probe =
+                (cfg.probe_every > 0 && n_img % cfg.probe_every == 0).then_some(&probe_ops[..]);
+            let crash_probe = Some(1 + rng.below(6));
+            let img_len = img.len();
+            // no_sync promises survival of process crashes only (I7 after a power cut).
+            let strict = if cfg.no_sync && mode != Mode::Process {
+                Strictness::DetectAnyCommit
+            } else {
+                strict
+            };
+            let v = verify(
+                engine,
+                img,
+                cfg.media,
+                opts,
+                &hist,
+                strict,
+                probe,
+                crash_probe,
+                rng.next_u64(),
+            );
+            dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
+            if v.detected {
+                rep.detected += 1;
+            }
+            if let Some(m) = v.violation {
+                rep.violations.push(format!(
+                    "[{ctx}] crash after op {k}/{} ({mode}, {} unsynced ops, image {img_len} bytes): {m}",
+                    log.len(),
+                    st.pending.len()
+                ));
+            }
+        }
+    }
+    rep.digest = dig.finish();
+    rep
+}
+
+/// The I/O-error sweep (SQLite's ioerr loop): fail the n-th write, set_len and sync (F7, F8),
+/// and run out of space at every size the file passes through; check that the error reaches the
+/// caller (I8), that the handle is poisoned (I3), and that every crash image afterwards
+/// recovers to an allowed state.
+pub fn ioerr_sweep(
+    engine: &dyn Engine,
+    workload: usize,
+    page_size: usize,
+    media: Media,
+    seed: u64,
+) -> Report {
+    let mut rep = Report::default();
+    let mut dig = Digest::default();
+    let opts = OpenOpts {
+        page_size,
+        no_sync: false,
+    };
+    let wl = crate::workload::fixed(page_size).swap_remove(workload);
+    // A clean run to count the calls.
+    let clean = live(
+        engine,
+        Vec::new(),
+        media,
+        opts,
+        FaultPlan::default(),
+        History::new(),
+        seed,
+        &mut |_, i| wl.commits.get(i).cloned(),
+    );
+    rep.violations.extend(clean.violations);
+    let (writes, set_lens, syncs) = clean.counts;
+    let max_len = clean.crash.current.len() as u64;
+    let mut plans = Vec::new();
+    for n in 1..=writes {
+        plans.push(FaultPlan {
+            fail_write: Some((n, false)),
+            ..FaultPlan::default()
+        });
+        plans.push(FaultPlan {
+            fail_write: Some((n, true)),
+            ..FaultPlan::default()
+        });
+    }
+    for n in 1..=syncs {
+        plans.push(FaultPlan {
+            fail_sync: Some(n),
+            ..FaultPlan::default()
+        });
+    }
+    for n in 1..=set_lens {
+        plans.push(FaultPlan {
+            fail_set_len: Some((n, false)),
+            ..FaultPlan::default()
+        });
+    }
+    let step = (page_size as u64).max(1);
+    let mut cap = 0;
+    while cap < max_len {
+        plans.push(FaultPlan {
+            capacity: Some(cap),
+            ..FaultPlan::default()
+        });
+        cap += step;
+    }
+    let mut rng = Rng::new(seed ^ 0x10e5);
+    for plan in plans {
+        let desc = format!(
+            "ioerr workload={} page={page_size} sector={} plan={plan:?} seed={seed:#x}",
+            wl.name, media.sector
+        );
+        let lt = live(
+            engine,
+            Vec::new(),
+            media,
+            opts,
+            plan,
+            History::new(),
+            rng.next_u64(),
+            &mut |_, i| wl.commits.get(i).cloned(),
+        );
+        dig.u64(lt.digest);
+        for v in &lt.violations {
+            rep.violations.push(format!("[{desc}] {v}"));
+        }
+        rep.crash_points += 1;
+        // The machine goes down after the failure: check each crash mode.
+        let w = Window::new(&lt.crash, media);
+        let mut seen = HashSet::new();
+        for mode in Mode::ALL {
+            for _ in 0..if mode == Mode::Process { 1 } else { 3 } {
+                let img = w.random(mode, &mut rng);
+                if !seen.insert(hash_bytes(&img)) {
+                    continue;
+                }
+                rep.images += 1;
+                let v = verify(
+                    engine,
+                    img,
+                    media,
+                    opts,
+                    &lt.hist,
+                    Strictness::Full,
+                    None,
+                    None,
+                    rng.next_u64(),
+                );
+                dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
+                if let Some(m) = v.violation {
+                    rep.violations
+                        .push(format!("[{desc}] after the error, {mode} crash: {m}"));
+                }
+            }
+        }
+    }
+    // Read errors during open of the finished database (F8 reads): a typed error or the
+    // right data.
+    for n in 1..=4 {
+        let plan = FaultPlan {
+            fail_view: Some((n, n % 2 == 0)),
+            ..FaultPlan::default()
+        };
+        let disk = Arc::new(SimDisk::new(clean.crash.current.clone(), media, plan, seed));
+        rep.images += 1;
+        match catch(|| engine.open(disk.clone(), &opts)) {
+            Err(p) => rep
+                .violations
+                .push(format!("[read error {n}] I7: panic in open: {p}")),
+            Ok(Err(e)) if e.kind == ErrKind::Io => {}
+            Ok(Err(e)) => rep.violations.push(format!(
+                "[read error {n}] open failed with {e}, expected an I/O error"
+            )),
+            Ok(Ok(db)) => {
+                let v = crate::oracle::check_open(&*db, &clean.hist, Strictness::Detect);
+                if let Some(m) = v.violation {
+                    rep.violations.push(format!("[read error {n}] {m}"));
+                }
+                drop(catch(move || drop(db)));
+            }
+        }
+    }
+    rep.digest = dig.finish();
+    rep
+}

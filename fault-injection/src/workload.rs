@@ -1,0 +1,213 @@
+//! Workloads: the fixed small ones of the bounded exhaustive tier, and seeded random ones for
+//! the torture runner.
+
+use crate::model::{Op, Path, State};
+use crate::rng::Rng;
+
+fn b(name: &str) -> Path {
+    name.split('/').map(|s| s.as_bytes().to_vec()).collect()
+}
+
+fn k(name: &str) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
+
+/// A value of `n` bytes whose content depends on `tag`, so values of different commits differ.
+pub fn val(tag: u64, n: usize) -> Vec<u8> {
+    let mut r = Rng::new(tag.wrapping_mul(0x9E37_79B9) ^ n as u64);
+    r.bytes(n)
+}
+
+/// A named small workload for the exhaustive tier: a few commits over a small key alphabet.
+pub struct Fixed {
+    pub name: &'static str,
+    pub commits: Vec<Vec<Op>>,
+}
+
+/// The exhaustive tier's workloads for page size `p`: empty, small, page-sized and overflow
+/// values; a split-forcing insert, a merge-forcing delete, delete-everything, bucket deletion,
+/// nested buckets, file growth, and re-insertion after deletion (resurrection check).
+pub fn fixed(p: usize) -> Vec<Fixed> {
+    let small = |t| val(t, 12);
+    let page = |t| val(t, p - p / 8);
+    let third = |t| val(t, p / 3);
+    let over = |t, n: usize| val(t, n * p + p / 2);
+    let bb = b("b");
+    let put = |path: &Path, key: &str, v: Vec<u8>| Op::Put(path.clone(), k(key), v);
+    let del = |path: &Path, key: &str| Op::Delete(path.clone(), k(key));
+    vec![
+        Fixed {
+            name: "basic",
+            commits: vec![
+                vec![
+                    Op::CreateBucket(bb.clone()),
+                    put(&bb, "k1", small(1)),
+                    put(&bb, "k2", Vec::new()),
+                    put(&bb, "k3", page(3)),
+                ],
+                vec![
+                    put(&bb, "k4", over(4, 2)),
+                    del(&bb, "k1"),
+                    put(&bb, "k2", small(22)),
+                ],
+                vec![del(&bb, "k2"), del(&bb, "k3"), del(&bb, "k4")],
+            ],
+        },
+        Fixed {
+            name: "split-merge",
+            commits: vec![
+                (1..=8)
+                    .map(|i| put(&bb, &format!("k{i}"), third(10 + i)))
+                    .fold(vec![Op::CreateBucket(bb.clone())], |mut v, o| {
+                        v.push(o);
+                        v
+                    }),
+                (1..=7).map(|i| del(&bb, &format!("k{i}"))).collect(),
+                vec![Op::DeleteBucket(bb.clone()), Op::CreateBucket(b("c"))],
+            ],
+        },
+        Fixed {
+            name: "growth-nested",
+            commits: vec![
+                vec![
+                    Op::CreateBucket(bb.clone()),
+                    Op::CreateBucket(b("b/n")),
+                    put(&b("b/n"), "k1", over(31, 4)),
+                ],
+                vec![
+                    put(&bb, "k2", over(32, 3)),
+                    put(&b("b/n"), "k1", Vec::new()),
+                ],
+                vec![Op::DeleteBucket(b("b/n")), put(&bb, "k1", page(33))],
+            ],
+        },
+        Fixed {
+            name: "resurrect",
+            commits: vec![
+                vec![
+                    Op::CreateBucket(bb.clone()),
+                    put(&bb, "k1", small(41)),
+                    put(&bb, "k2", small(42)),
+                    put(&bb, "k3", page(43)),
+                ],
+                vec![del(&bb, "k1"), del(&bb, "k2"), del(&bb, "k3")],
+                vec![put(&bb, "k1", small(44)), put(&bb, "k2", third(45))],
+            ],
+        },
+    ]
+}
+
+/// Parameters of a random workload (drawn per seed: swarm testing).
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub page: usize,
+    pub keys: usize,
+    pub max_value: usize,
+    pub max_ops: usize,
+    pub p_large: f64,
+    pub max_depth: usize,
+}
+
+impl Params {
+    pub fn draw(rng: &mut Rng, page: usize) -> Params {
+        Params {
+            page,
+            keys: *rng.pick(&[4usize, 16, 64, 256]),
+            max_value: *rng.pick(&[64usize, 4 * page, 100_000]),
+            max_ops: *rng.pick(&[2usize, 6, 20]),
+            p_large: *rng.pick(&[0.0, 0.05, 0.15]),
+            max_depth: *rng.pick(&[1usize, 2, 3]),
+        }
+    }
+}
+
+fn rand_value(rng: &mut Rng, p: &Params) -> Vec<u8> {
+    let page = p.page;
+    let n = match rng.below(100) {
+        0..=9 => 0,
+        10..=54 => 1 + rng.below_usize(64),
+        55..=74 => 64 + rng.below_usize(page / 2),
+        75..=84 => page - 64 + rng.below_usize(128),
+        _ => {
+            if rng.chance(p.p_large) {
+                rng.below_usize(p.max_value + 1)
+            } else {
+                page + rng.below_usize(3 * page)
+            }
+        }
+    };
+    rng.bytes(n.min(p.max_value))
+}
+
+fn rand_key(rng: &mut Rng, p: &Params) -> Vec<u8> {
+    let i = rng.below_usize(p.keys);
+    let mut key = format!("k{i:04}").into_bytes();
+    if i % 13 == 7 {
+        // A few long keys (same key always long, so the alphabet stays small).
+        key.resize(64 + (i * 37) % (p.page / 4).max(64), b'x');
+    }
+    key
+}
+
+/// One random commit, valid for `state` (all ops target existing buckets).
+pub fn random_commit(rng: &mut Rng, state: &State, p: &Params) -> Vec<Op> {
+    let mut st = state.clone();
+    let n = 1 + rng.below_usize(p.max_ops);
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        let buckets = st.bucket_paths();
+        let op = if buckets.is_empty() || rng.chance(0.04) {
+            // Create a bucket, top-level or nested.
+            let mut path = if !buckets.is_empty() && rng.chance(0.5) {
+                rng.pick(&buckets).clone()
+            } else {
+                Vec::new()
+            };
+            if path.len() >= p.max_depth {
+                path.truncate(p.max_depth - 1);
+            }
+            path.push(format!("b{}", rng.below(4)).into_bytes());
+            Op::CreateBucket(path)
+        } else {
+            let path = rng.pick(&buckets).clone();
+            match rng.below(100) {
+                0..=54 => Op::Put(path, rand_key(rng, p), rand_value(rng, p)),
+                55..=79 => {
+                    let bucket = st.at(&path).unwrap();
+                    let key = if !bucket.kv.is_empty() && rng.chance(0.8) {
+                        let i = rng.below_usize(bucket.kv.len());
+                        bucket.kv.keys().nth(i).unwrap().clone()
+                    } else {
+                        rand_key(rng, p)
+                    };
+                    Op::Delete(path, key)
+                }
+                80..=87 => {
+                    // Delete everything in the bucket (merges), as separate ops.
+                    let keys: Vec<Vec<u8>> = st.at(&path).unwrap().kv.keys().cloned().collect();
+                    for key in keys {
+                        let o = Op::Delete(path.clone(), key);
+                        st.apply(&o);
+                        ops.push(o);
+                    }
+                    continue;
+                }
+                88..=91 => Op::DeleteBucket(path),
+                _ => {
+                    // Overwrite an existing key with a new value.
+                    let bucket = st.at(&path).unwrap();
+                    if bucket.kv.is_empty() {
+                        Op::Put(path, rand_key(rng, p), rand_value(rng, p))
+                    } else {
+                        let i = rng.below_usize(bucket.kv.len());
+                        let key = bucket.kv.keys().nth(i).unwrap().clone();
+                        Op::Put(path, key, rand_value(rng, p))
+                    }
+                }
+            }
+        };
+        st.apply(&op);
+        ops.push(op);
+    }
+    ops
+}
