@@ -32,13 +32,13 @@ pub fn kill_ops(seed: u64, i: u64) -> Vec<Op> {
         format!("c{i:06}").into_bytes(),
         r.bytes(size),
     ));
-    if i % 4 == 0 && i > 3 {
+    if i.is_multiple_of(4) && i > 3 {
         ops.push(Op::Delete(
             data.clone(),
             format!("c{:06}", i - 3).into_bytes(),
         ));
     }
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         let n = r.below_usize(3000);
         ops.push(Op::Put(data, b"hot".to_vec(), r.bytes(n)));
     }

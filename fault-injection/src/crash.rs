@@ -205,9 +205,9 @@ impl<'a> Window<'a> {
                     img[start..end].copy_from_slice(&c);
                 }
                 Choice::Garbage => {
-                    for i in start..end {
-                        if !self.media.psow || info.mask[i - start] {
-                            img[i] = rng.next_u64() as u8;
+                    for (j, b) in img[start..end].iter_mut().enumerate() {
+                        if !self.media.psow || info.mask[j] {
+                            *b = rng.next_u64() as u8;
                         }
                     }
                 }
@@ -219,14 +219,13 @@ impl<'a> Window<'a> {
                 } => {
                     let lowc = version(low).to_vec();
                     let highc = version(high).to_vec();
-                    for i in start..end {
-                        let j = i - start;
+                    for (j, out) in img[start..end].iter_mut().enumerate() {
                         let from_low = j < at;
                         let mut b = if from_low { lowc[j] } else { highc[j] };
                         if garble_low == Some(from_low) && (!self.media.psow || info.mask[j]) {
                             b = rng.next_u64() as u8;
                         }
-                        img[i] = b;
+                        *out = b;
                     }
                 }
             }

@@ -529,11 +529,11 @@ impl Storage for SimDisk {
             let s = self.media.sector;
             let mut cur = std::mem::take(&mut g.current);
             for (sector, dropped) in choices {
-                if dropped {
+                if dropped && (sector as usize * s) < cur.len() {
                     let start = sector as usize * s;
                     let end = (start + s).min(cur.len());
-                    for i in start..end {
-                        cur[i] = img.get(i).copied().unwrap_or(0);
+                    for (i, b) in cur[start..end].iter_mut().enumerate() {
+                        *b = img.get(start + i).copied().unwrap_or(0);
                     }
                 }
             }

@@ -181,7 +181,9 @@ pub fn scan_db(db: &Db) -> Result<State, Error> {
 
 impl EngineDb for DeadboltDb {
     fn commit(&self, ops: &[Op]) -> Result<u64, EngErr> {
-        Ok(commit_ops(&self.0, ops)?)
+        commit_ops(&self.0, ops)?;
+        // The txid the commit really got (a commit that changed nothing keeps the old one).
+        Ok(self.0.stats().txid)
     }
 
     fn scan(&self) -> Result<State, EngErr> {
@@ -211,11 +213,17 @@ impl EngineDb for DeadboltDb {
     }
 
     fn rolled_back(&self) -> Option<String> {
-        self.0
-            .recovery()
-            .rolled_back
+        let r = self.0.recovery();
+        // A rolled-back commit, or a meta slot that could not be decoded (which may have
+        // held a newer commit): either way open says data may have been lost.
+        r.rolled_back
             .as_ref()
             .map(|r| format!("txid {}: {}", r.txid, r.reason))
+            .or_else(|| {
+                r.damaged_meta
+                    .as_ref()
+                    .map(|d| format!("damaged meta: {d}"))
+            })
     }
 }
 
@@ -370,9 +378,12 @@ impl ToyDb {
         let meta = meta_bytes(txid, off, blob.len() as u64, crate::rng::hash_bytes(&blob));
         let slot = (txid % 2) * SLOT;
         if self.bug == ToyBug::MetaBeforeData {
+            // The meta is made durable first; the data follows, and the commit's one sync has
+            // already happened (the engine acknowledges with the data still in the page cache).
             self.s.write_at(slot, &meta).map_err(io)?;
             self.s.sync_data().map_err(io)?;
             self.s.write_at(off, &blob).map_err(io)?;
+            return Ok(());
         } else {
             self.s.write_at(off, &blob).map_err(io)?;
             self.s.write_at(slot, &meta).map_err(io)?;
@@ -461,7 +472,7 @@ impl Engine for Toy {
         let mut cands: Vec<(u64, u64, u64, u64)> = (0..2)
             .filter_map(|i| parse_meta(bytes.get((i * SLOT) as usize..)?))
             .collect();
-        cands.sort_by(|a, b| b.0.cmp(&a.0));
+        cands.sort_by_key(|c| std::cmp::Reverse(c.0));
         if cands.is_empty() {
             return Err(EngErr {
                 kind: ErrKind::InvalidFile,

@@ -150,6 +150,14 @@ enum Cmd {
         #[arg(long)]
         twice: bool,
     },
+    /// Tier 1 outside `cargo test`: the bounded exhaustive matrix (optionally filtered).
+    Exhaustive {
+        /// Only configurations whose description contains this text.
+        #[arg(long, default_value = "")]
+        filter: String,
+        #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
+        engine: EngineArg,
+    },
     /// (internal) A worker process of `torture`.
     #[command(hide = true)]
     Worker {
@@ -237,7 +245,47 @@ fn main() -> ExitCode {
             millis,
             engine,
         } => worker(seed, start, stride, end, millis, engine),
+        Cmd::Exhaustive { filter, engine } => exhaustive(&filter, engine),
         Cmd::Child { path, seed } => fault_injection::child::run(&path, seed),
+    }
+}
+
+fn exhaustive(filter: &str, engine: EngineArg) -> ExitCode {
+    let e = engine.engine();
+    let t = Instant::now();
+    let mut total = fault_injection::run::Report::default();
+    for cfg in fault_injection::run::ci_matrix() {
+        if !cfg.describe().contains(filter) {
+            continue;
+        }
+        let t1 = Instant::now();
+        let r = fault_injection::run::exhaustive(&*e, &cfg);
+        println!(
+            "{}: {} crash points, {} images, {} detected, {} violations, {:.2}s",
+            cfg.describe(),
+            r.crash_points,
+            r.images,
+            r.detected,
+            r.violations.len(),
+            t1.elapsed().as_secs_f64()
+        );
+        for v in r.violations.iter().take(5) {
+            println!("  VIOLATION {v}");
+        }
+        total.merge(r);
+    }
+    println!(
+        "exhaustive: {} crash points, {} crash images checked, {} detected, in {:.1}s, {} violations",
+        total.crash_points,
+        total.images,
+        total.detected,
+        t.elapsed().as_secs_f64(),
+        total.violations.len()
+    );
+    if total.violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -320,6 +320,12 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
         Err(p) => return Verdict::bad(format!("I7: panic in recovery(): {p}")),
     };
     let rolled_back = catch(|| db.rolled_back()).unwrap_or(None);
+    if std::env::var_os("FI_TRACE").is_some() {
+        eprintln!(
+            "verify: recovered txid {txid}, rolled back {rolled_back:?}, keys {}",
+            scanned.key_count()
+        );
+    }
     let lo = hist.lo();
     let hi = hist.entries.len() - 1;
     // The commit the engine says it recovered, if we know its id.
@@ -345,8 +351,11 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
     };
     let Some(j) = matched else {
         return Verdict::bad(format!(
-            "I2: recovered state (txid {txid}) equals no commit prefix; vs last allowed #{hi}: {}",
-            hist.entries[hi].state.diff(&scanned)
+            "I2: recovered state (txid {txid}) equals no commit prefix; vs last allowed #{hi}: {}; history {:?}; found buckets {:?} keys {}",
+            hist.entries[hi].state.diff(&scanned),
+            hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>(),
+            scanned.bucket_paths().iter().map(|p| p.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>().join("/")).collect::<Vec<_>>(),
+            scanned.key_count()
         ));
     };
     if j < lo {
