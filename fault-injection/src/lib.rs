@@ -11,6 +11,7 @@
 //! Everything derives from one `u64` seed.
 
 pub mod child;
+pub mod crafted;
 pub mod crash;
 pub mod disk;
 pub mod engine;

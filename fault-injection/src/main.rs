@@ -158,6 +158,12 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
         engine: EngineArg,
     },
+    /// F15: craft a self-referencing branch page with valid checksums and check that the
+    /// engine reports corruption (exit 0) instead of descending forever.
+    CraftedCycle {
+        #[arg(long, default_value_t = 1024)]
+        page_size: usize,
+    },
     /// (internal) A worker process of `torture`.
     #[command(hide = true)]
     Worker {
@@ -246,6 +252,18 @@ fn main() -> ExitCode {
             engine,
         } => worker(seed, start, stride, end, millis, engine),
         Cmd::Exhaustive { filter, engine } => exhaustive(&filter, engine),
+        Cmd::CraftedCycle { page_size } => {
+            match fault_injection::crafted::crafted_cycle_check(page_size) {
+                Ok(m) => {
+                    println!("detected: {m}");
+                    ExitCode::SUCCESS
+                }
+                Err(m) => {
+                    println!("VIOLATION: {m}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Child { path, seed } => fault_injection::child::run(&path, seed),
     }
 }
