@@ -210,6 +210,12 @@ pub fn verify(
         Ok(Ok(db)) => db,
     };
     let v = check_open(&*db, hist, strict);
+    if v.violation.is_some() {
+        if let Some(path) = std::env::var_os("FI_DUMP_IMAGE") {
+            // Debug aid: keep the image that produced the violation.
+            let _ = std::fs::write(path, disk.durable());
+        }
+    }
     if v.violation.is_some() || v.detected {
         return v;
     }
@@ -342,8 +348,9 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
                     hist.entries.iter().map(|e| (e.label, e.txid)).collect::<Vec<_>>()
                 ),
                 None => format!(
-                    "I2/I7: recovered txid {txid} (commit #{j}) but the data matches no commit: {}",
-                    hist.entries[j].state.diff(&scanned)
+                    "I2/I7: recovered txid {txid} (commit #{j}) but the data matches no commit: {}; history {:?}",
+                    hist.entries[j].state.diff(&scanned),
+                    hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>()
                 ),
             });
         }
