@@ -287,6 +287,7 @@ impl<'tx> Cursor<'tx> {
     }
 
     /// Move to the next entry.
+    #[allow(clippy::should_implement_trait)] // bbolt's name; fallible, so not an Iterator
     pub fn next(&mut self) -> Result<Option<Entry<'tx>>> {
         match self.state {
             State::Unset | State::BeforeStart => return self.first(),

@@ -661,7 +661,7 @@ impl Db {
             }
         };
         candidates.retain(|m| m.page_size as usize == page_size);
-        candidates.sort_by(|a, b| b.txid.cmp(&a.txid));
+        candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
         let inner_probe = DbInner {
             storage: storage.clone(),
             opts: opts.clone(),

@@ -30,6 +30,9 @@ pub(crate) enum Loc<'a> {
     Node(NodeId),
 }
 
+/// A leaf element as read: key, value, and whether it is a nested bucket.
+pub(crate) type Item<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, bool);
+
 /// One bucket opened in the write transaction.
 pub(crate) struct BState {
     pub parent: Option<usize>,
@@ -307,11 +310,7 @@ impl<'db> Tx<'db> {
     }
 
     /// Key, value and bucket flag of leaf element `i`.
-    pub(crate) fn loc_item<'a>(
-        &'a self,
-        loc: Loc<'a>,
-        i: usize,
-    ) -> Result<(Cow<'a, [u8]>, Cow<'a, [u8]>, bool)> {
+    pub(crate) fn loc_item<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<Item<'a>> {
         match loc {
             Loc::Page(p) => {
                 let it = p.leaf_item(i)?;

@@ -39,17 +39,28 @@ const P: usize = 1024;
 /// bucket so that "b"'s pages are older than the last commit.
 fn build() -> Vec<u8> {
     let s = Arc::new(MemStorage::new());
-    let db = Db::open_storage(s.clone(), Options { page_size: P, ..Options::default() }).unwrap();
+    let db = Db::open_storage(
+        s.clone(),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     db.update(|tx| {
         let b = tx.create_bucket(b"b")?;
         for i in 0..3000u32 {
-            b.put(format!("key-{i:06}").as_bytes(), format!("value-{i}").as_bytes())?;
+            b.put(
+                format!("key-{i:06}").as_bytes(),
+                format!("value-{i}").as_bytes(),
+            )?;
         }
         Ok::<_, Error>(())
     })
     .unwrap();
     for i in 0..2 {
-        db.update(|tx| tx.create_bucket_if_not_exists(b"other")?.put(b"n", &[i]).map_err(Error::from)).unwrap();
+        db.update(|tx| tx.create_bucket_if_not_exists(b"other")?.put(b"n", &[i]))
+            .unwrap();
     }
     assert!(db.stats().depth >= 1);
     drop(db);
@@ -57,7 +68,13 @@ fn build() -> Vec<u8> {
 }
 
 fn open(img: Vec<u8>) -> deadbolt::Result<Db> {
-    Db::open_storage(Arc::new(MemStorage::from_bytes(img)), Options { page_size: P, ..Options::default() })
+    Db::open_storage(
+        Arc::new(MemStorage::from_bytes(img)),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
 }
 
 /// Walk bucket "b" forwards and backwards; return the first error.
@@ -86,7 +103,10 @@ fn bucket_root(img: &[u8]) -> (Meta, usize, u64, Ref) {
 fn expect_corruption(r: Result<usize, Error>, want: &str) -> u64 {
     match r {
         Err(Error::Corruption { page, detail }) => {
-            assert!(detail.contains(want), "expected '{want}', got '{detail}' at page {page}");
+            assert!(
+                detail.contains(want),
+                "expected '{want}', got '{detail}' at page {page}"
+            );
             page
         }
         other => panic!("expected corruption ({want}), got {other:?}"),
@@ -116,14 +136,22 @@ fn branch_pointing_at_freelist_page() {
     let db = open(img).unwrap();
     let base = CUR.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
-    let page = expect_corruption(walk(&db), "expected a branch or leaf page, found type 4 (freelist)");
+    let page = expect_corruption(
+        walk(&db),
+        "expected a branch or leaf page, found type 4 (freelist)",
+    );
     assert_eq!(page, fl.pgid);
     let grew = PEAK.load(Ordering::Relaxed) - base;
     assert!(grew < 256 << 10, "iteration allocated {grew} bytes");
     // The integrity check reports it too, with the bucket path.
     let rep = db.check().unwrap();
     assert!(!rep.is_ok());
-    assert!(rep.problems.iter().any(|p| p.page == fl.pgid && p.path == vec![b"b".to_vec()]), "{rep}");
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.page == fl.pgid && p.path == vec![b"b".to_vec()]),
+        "{rep}"
+    );
 }
 
 /// The same pointer change without recomputing checksums: caught at the parent's record.
@@ -182,7 +210,11 @@ fn branch_pointing_at_own_ancestor() {
 fn branch_pointing_past_eof() {
     let mut img = build();
     let (m, hdr, leaf, root) = bucket_root(&img);
-    let r = Ref { pgid: m.hwm + 1000, txid: root.txid, crc: 0 };
+    let r = Ref {
+        pgid: m.hwm + 1000,
+        txid: root.txid,
+        crc: 0,
+    };
     put_ref(&mut img, branch_elem(P, root.pgid, 2), r);
     reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
     let db = open(img).unwrap();
@@ -197,14 +229,24 @@ fn absurd_counts_and_offsets() {
     let (m, hdr, leaf, root) = bucket_root(&img0);
     let child = ref_at(&img0, branch_elem(P, root.pgid, 0));
     // Damage the bucket root page itself in several ways.
-    for (i, patch) in [(6usize, vec![0xff, 0xff]), (32 + 20, vec![0xff, 0xff, 0xff, 0x7f]), (32 + 24, vec![0, 0, 0, 0])].into_iter().enumerate() {
+    for (i, patch) in [
+        (6usize, vec![0xff, 0xff]),
+        (32 + 20, vec![0xff, 0xff, 0xff, 0x7f]),
+        (32 + 24, vec![0, 0, 0, 0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut img = img0.clone();
         let at = root.pgid as usize * P + patch.0;
         img[at..at + patch.1.len()].copy_from_slice(&patch.1);
         reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
         let db = open(img).unwrap();
         let r = walk(&db);
-        assert!(matches!(r, Err(Error::Corruption { .. })), "case {i}: {r:?}");
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "case {i}: {r:?}"
+        );
     }
     let _ = child;
 }
@@ -237,11 +279,20 @@ fn newest_meta_damaged_falls_back() {
 #[test]
 fn stale_page_is_detected() {
     let s = Arc::new(MemStorage::new());
-    let db = Db::open_storage(s.clone(), Options { page_size: P, ..Options::default() }).unwrap();
-    db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"old").map_err(Error::from)).unwrap();
+    let db = Db::open_storage(
+        s.clone(),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"old"))
+        .unwrap();
     let before = s.to_bytes();
-    db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", b"new").map_err(Error::from)).unwrap();
-    db.update(|tx| tx.create_bucket(b"c").map(|_| ()).map_err(Error::from)).unwrap();
+    db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", b"new"))
+        .unwrap();
+    db.update(|tx| tx.create_bucket(b"c").map(|_| ())).unwrap();
     drop(db);
     let mut img = s.to_bytes();
     let m = newest_meta(&img, P);
@@ -249,18 +300,31 @@ fn stale_page_is_detected() {
     let r = ref_at(&img, hdr);
     // Find where "old" lived: any leaf page of `before` holding the value, and put that old
     // page image at the new page's place with its own id (a write that never happened).
-    let old_pg = (2..before.len() / P).find(|&i| page_type(&before, P, i as u64) == 3 && before[i * P..i * P + P].windows(3).any(|w| w == b"old")).unwrap();
+    let old_pg = (2..before.len() / P)
+        .find(|&i| {
+            page_type(&before, P, i as u64) == 3
+                && before[i * P..i * P + P].windows(3).any(|w| w == b"old")
+        })
+        .unwrap();
     let mut old = before[old_pg * P..old_pg * P + P].to_vec();
     put_u64(&mut old, 8, r.pgid);
     let c = crc32fast::hash(&old[4..]);
     put_u32(&mut old, 0, c);
     img[r.pgid as usize * P..r.pgid as usize * P + P].copy_from_slice(&old);
     let db = open(img).unwrap();
-    let got = db.view(|tx| tx.bucket(b"b")?.unwrap().get(b"k").map(|v| v.map(|v| v.to_vec())));
+    let got = db.view(|tx| {
+        tx.bucket(b"b")?
+            .unwrap()
+            .get(b"k")
+            .map(|v| v.map(|v| v.to_vec()))
+    });
     match got {
         Err(Error::Corruption { page, detail }) => {
             assert_eq!(page, r.pgid);
-            assert!(detail.contains("txid") || detail.contains("checksum"), "{detail}");
+            assert!(
+                detail.contains("txid") || detail.contains("checksum"),
+                "{detail}"
+            );
         }
         other => panic!("stale data served: {other:?}"),
     }

@@ -263,7 +263,6 @@ fn run(seed: u64) {
                 }
             }
             if std::env::var("DEADBOLT_COMMIT_EACH").is_ok() {
-                drop(b);
                 tx.commit().unwrap();
                 let r = db.check().unwrap();
                 if !r.is_ok() {

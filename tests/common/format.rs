@@ -23,7 +23,11 @@ pub struct Ref {
 }
 
 pub fn ref_at(b: &[u8], off: usize) -> Ref {
-    Ref { pgid: u64_at(b, off), txid: u64_at(b, off + 8), crc: u32_at(b, off + 16) }
+    Ref {
+        pgid: u64_at(b, off),
+        txid: u64_at(b, off + 8),
+        crc: u32_at(b, off + 16),
+    }
 }
 pub fn put_ref(b: &mut [u8], off: usize, r: Ref) {
     put_u64(b, off, r.pgid);
@@ -47,7 +51,13 @@ pub fn newest_meta(img: &[u8], p: usize) -> Meta {
         if crc32fast::hash(&b[4..]) != u32_at(b, 0) {
             continue;
         }
-        let m = Meta { slot, txid: u64_at(b, 56), hwm: u64_at(b, 72), root: ref_at(b, 80), freelist: ref_at(b, 104) };
+        let m = Meta {
+            slot,
+            txid: u64_at(b, 56),
+            hwm: u64_at(b, 72),
+            root: ref_at(b, 80),
+            freelist: ref_at(b, 104),
+        };
         if best.as_ref().is_none_or(|x| m.txid > x.txid) {
             best = Some(m);
         }
@@ -73,15 +83,32 @@ pub fn page_type(img: &[u8], p: usize, pgid: u64) -> u8 {
     img[pgid as usize * p + 4]
 }
 pub fn count(img: &[u8], p: usize, pgid: u64) -> usize {
-    u16::from_le_bytes(img[pgid as usize * p + 6..pgid as usize * p + 8].try_into().unwrap()) as usize
+    u16::from_le_bytes(
+        img[pgid as usize * p + 6..pgid as usize * p + 8]
+            .try_into()
+            .unwrap(),
+    ) as usize
 }
 
 /// Leaf element `i` of page `pgid`: (flags, key range, value range) as absolute offsets.
-pub fn leaf_elem(img: &[u8], p: usize, pgid: u64, i: usize) -> (u8, std::ops::Range<usize>, std::ops::Range<usize>) {
+pub fn leaf_elem(
+    img: &[u8],
+    p: usize,
+    pgid: u64,
+    i: usize,
+) -> (u8, std::ops::Range<usize>, std::ops::Range<usize>) {
     let base = pgid as usize * p;
     let e = base + 32 + 16 * i;
-    let (ko, kl, vl) = (u32_at(img, e + 4) as usize, u32_at(img, e + 8) as usize, u32_at(img, e + 12) as usize);
-    (img[e], base + ko..base + ko + kl, base + ko + kl..base + ko + kl + vl)
+    let (ko, kl, vl) = (
+        u32_at(img, e + 4) as usize,
+        u32_at(img, e + 8) as usize,
+        u32_at(img, e + 12) as usize,
+    );
+    (
+        img[e],
+        base + ko..base + ko + kl,
+        base + ko + kl..base + ko + kl + vl,
+    )
 }
 
 /// Offset of branch element `i` of page `pgid` (its ChildRef fields start there).
@@ -93,7 +120,11 @@ pub fn branch_elem(p: usize, pgid: u64, i: usize) -> usize {
 /// offset of its header value (ChildRef at +0) and the root leaf's page id.
 pub fn top_bucket_header(img: &[u8], p: usize, meta: &Meta, name: &[u8]) -> (usize, u64) {
     let root = meta.root.pgid;
-    assert_eq!(page_type(img, p, root), 3, "root bucket tree is a single leaf in these tests");
+    assert_eq!(
+        page_type(img, p, root),
+        3,
+        "root bucket tree is a single leaf in these tests"
+    );
     for i in 0..count(img, p, root) {
         let (_, k, v) = leaf_elem(img, p, root, i);
         if &img[k] == name {
@@ -105,7 +136,14 @@ pub fn top_bucket_header(img: &[u8], p: usize, meta: &Meta, name: &[u8]) -> (usi
 
 /// After changing the span at `pgid` (a bucket's root page, child of the root leaf which holds
 /// its header at `header_off`): reseal it, the root leaf and the newest meta.
-pub fn reseal_up(img: &mut [u8], p: usize, pgid: u64, header_off: usize, root_leaf: u64, meta_slot: usize) {
+pub fn reseal_up(
+    img: &mut [u8],
+    p: usize,
+    pgid: u64,
+    header_off: usize,
+    root_leaf: u64,
+    meta_slot: usize,
+) {
     let c = reseal(img, p, pgid);
     put_u32(img, header_off + 16, c);
     let c = reseal(img, p, root_leaf);
