@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::freelist::{decode_record, FreeState, RunSet, KIND_FULL, MAX_CHAIN};
 use crate::meta::{valid_page_size, Meta, MAX_PAGE, MIN_PAGE};
+use crate::mvcc::{Arc, Registry};
 use crate::page::{max_overflow, span_crc, BucketHeader, ChildRef, Header, Page, PageType};
 use crate::storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 use crate::tx::Tx;
@@ -161,12 +162,6 @@ pub(crate) struct Snapshot {
     pub view: Arc<dyn View>,
 }
 
-pub(crate) struct Shared {
-    pub current: Arc<Snapshot>,
-    /// Live read transactions by snapshot txid.
-    pub readers: BTreeMap<u64, usize>,
-}
-
 /// State owned by the single writer.
 pub(crate) struct Writer {
     pub free: FreeState,
@@ -236,11 +231,12 @@ pub(crate) struct DbInner {
     pub storage: Arc<dyn Storage>,
     pub opts: Options,
     pub page_size: usize,
-    pub shared: Mutex<Shared>,
+    pub shared: Registry<Snapshot>,
     pub writer: Mutex<Writer>,
     pub verified: Verified,
     pub counters: Counters,
     pub recovery: Recovery,
+    pub batcher: crate::batch::Batcher,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
@@ -666,8 +662,8 @@ impl Db {
             storage: storage.clone(),
             opts: opts.clone(),
             page_size,
-            shared: Mutex::new(Shared {
-                current: Arc::new(Snapshot {
+            shared: Registry::new(
+                Snapshot {
                     meta: candidates.first().copied().unwrap_or(Meta {
                         page_size: page_size as u32,
                         flags: 0,
@@ -678,9 +674,9 @@ impl Db {
                         freelist: ChildRef::EMPTY,
                     }),
                     view: view.clone(),
-                }),
-                readers: BTreeMap::new(),
-            }),
+                },
+                0,
+            ),
             writer: Mutex::new(Writer {
                 free: FreeState::default(),
                 last_synced: 0,
@@ -691,6 +687,7 @@ impl Db {
             verified: Verified::new(),
             counters: Counters::default(),
             recovery: Recovery::default(),
+            batcher: crate::batch::Batcher::default(),
         };
         let mut chosen = None;
         let mut rolled_back = None;
@@ -736,7 +733,7 @@ impl Db {
                 Some(damaged.join("; "))
             },
         };
-        inner.shared.get_mut().current = Arc::new(Snapshot { meta, view });
+        inner.shared.publish(Snapshot { meta, view }, meta.txid);
         {
             let w = inner.writer.get_mut();
             w.free = free;
@@ -790,7 +787,7 @@ impl Db {
             return Err(e.into());
         }
         self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        w.last_synced = self.inner.shared.lock().current.meta.txid;
+        w.last_synced = self.inner.shared.current().1;
         w.unsynced = false;
         Ok(())
     }
@@ -808,10 +805,8 @@ impl Db {
     /// Counters and facts about the newest snapshot.
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
-        let (snap, readers) = {
-            let s = i.shared.lock();
-            (s.current.clone(), s.readers.values().sum::<usize>() as u64)
-        };
+        let (snap, _) = i.shared.current();
+        let readers = i.shared.readers();
         // Never blocks on the writer: these are published at the end of each commit.
         let c = &i.counters;
         let (free, pending, chain, file_len) = (

@@ -9,12 +9,14 @@
 pub mod error;
 pub mod storage;
 
+mod batch;
 mod bucket;
 mod check;
 mod cursor;
 mod db;
 mod freelist;
 mod meta;
+mod mvcc;
 mod node;
 mod ops;
 mod page;

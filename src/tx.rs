@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
@@ -17,6 +16,7 @@ use crate::freelist::{
     encode_record, record_size, Record, RunSet, CHAIN_COMPACT, KIND_DELTA, KIND_FULL,
 };
 use crate::meta::Meta;
+use crate::mvcc::{reusable_upto, Arc};
 use crate::node::{
     branch_entry_size, leaf_entry_size, split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId,
 };
@@ -73,12 +73,7 @@ pub struct Tx<'db> {
 impl<'db> Tx<'db> {
     pub(crate) fn new_read(db: &'db Db) -> Tx<'db> {
         let inner = &db.inner;
-        let snap = {
-            let mut s = inner.shared.lock();
-            let snap = s.current.clone();
-            *s.readers.entry(snap.meta.txid).or_insert(0) += 1;
-            snap
-        };
+        let (snap, _) = inner.shared.begin_read();
         Tx {
             db: inner,
             snap,
@@ -98,13 +93,8 @@ impl<'db> Tx<'db> {
         if let Some(why) = &guard.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
-        let (snap, oldest) = {
-            let s = inner.shared.lock();
-            (s.current.clone(), s.readers.keys().next().copied())
-        };
-        // Pages freed by commit k are visible to snapshots older than k: reusable once every
-        // live reader is at k or later and commit k is durable.
-        let upto = oldest.unwrap_or(u64::MAX).min(guard.last_synced);
+        let (snap, _) = inner.shared.current();
+        let upto = reusable_upto(inner.shared.oldest_reader(), guard.last_synced);
         guard.free.release(upto)?;
         inner.counters.publish(&guard);
         let root = if snap.meta.root.is_empty() {
@@ -907,7 +897,7 @@ impl<'db> Tx<'db> {
                         return Err(e.into());
                     }
                 };
-                db.shared.lock().current = Arc::new(Snapshot { meta, view });
+                db.shared.publish(Snapshot { meta, view }, meta.txid);
                 db.counters.commits.fetch_add(1, Ordering::Relaxed);
                 let r = shrink(db, &mut guard, &meta);
                 db.counters.publish(&guard);
@@ -943,20 +933,21 @@ fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     {
         return Ok(());
     }
-    let s = db.shared.lock();
-    if s.readers.keys().next().is_some_and(|&t| t < meta.txid) {
-        return Ok(());
-    }
-    db.storage.set_len(target)?;
-    wr.file_len = target;
-    let view = db.storage.view()?;
-    let mut s = s;
-    let cur = s.current.clone();
-    s.current = Arc::new(Snapshot {
-        meta: cur.meta,
-        view,
+    let mut result = Ok(());
+    let shrunk = db.shared.publish_if_no_older_readers(meta.txid, || {
+        let r = db.storage.set_len(target).and_then(|_| db.storage.view());
+        match r {
+            Ok(view) => Some(Snapshot { meta: *meta, view }),
+            Err(e) => {
+                result = Err(e.into());
+                None
+            }
+        }
     });
-    Ok(())
+    if shrunk {
+        wr.file_len = target;
+    }
+    result
 }
 
 struct Commit<'t, 'db> {
@@ -1222,14 +1213,7 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.reader {
             self.reader = false;
-            let mut s = self.db.shared.lock();
-            let t = self.snap.meta.txid;
-            if let Some(n) = s.readers.get_mut(&t) {
-                *n -= 1;
-                if *n == 0 {
-                    s.readers.remove(&t);
-                }
-            }
+            self.db.shared.end_read(self.snap.meta.txid);
         }
         self.closed.set(true);
     }
