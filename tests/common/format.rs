@@ -150,3 +150,80 @@ pub fn reseal_up(
     put_u32(img, meta_slot * p + 80 + 16, c);
     reseal(img, p, meta_slot as u64);
 }
+
+/// Where each reachable span's ChildRef lives: page id -> (absolute offset of the ref, page
+/// holding it; the meta slot for the roots). Walks a healthy image only.
+pub fn parents(img: &[u8], p: usize) -> (Meta, std::collections::HashMap<u64, (usize, u64)>) {
+    let m = newest_meta(img, p);
+    let mut map = std::collections::HashMap::new();
+    let slot = m.slot as u64;
+    let mut stack = Vec::new();
+    if m.root.pgid != 0 {
+        map.insert(m.root.pgid, (m.slot * p + 80, slot));
+        stack.push(m.root.pgid);
+    }
+    if m.freelist.pgid != 0 {
+        map.insert(m.freelist.pgid, (m.slot * p + 104, slot));
+        let mut f = m.freelist.pgid;
+        loop {
+            let prev = ref_at(img, f as usize * p + 48);
+            if prev.pgid == 0 {
+                break;
+            }
+            map.insert(prev.pgid, (f as usize * p + 48, f));
+            f = prev.pgid;
+        }
+    }
+    while let Some(pg) = stack.pop() {
+        let n = count(img, p, pg);
+        match page_type(img, p, pg) {
+            2 => {
+                for i in 0..n {
+                    let off = branch_elem(p, pg, i);
+                    let c = u64_at(img, off);
+                    map.insert(c, (off, pg));
+                    stack.push(c);
+                }
+            }
+            3 => {
+                for i in 0..n {
+                    let (flags, _, v) = leaf_elem(img, p, pg, i);
+                    if flags == 1 {
+                        let r = ref_at(img, v.start);
+                        if r.pgid != 0 {
+                            map.insert(r.pgid, (v.start, pg));
+                            stack.push(r.pgid);
+                        }
+                    }
+                }
+            }
+            t => panic!("unexpected page type {t} at {pg}"),
+        }
+    }
+    (m, map)
+}
+
+/// Recompute the checksum of `pgid` and of every span above it up to (and including) the meta,
+/// so that a change to `pgid` is consistent with every checksum on its path.
+pub fn reseal_chain(
+    img: &mut [u8],
+    p: usize,
+    pgid: u64,
+    parents: &std::collections::HashMap<u64, (usize, u64)>,
+) {
+    let mut cur = pgid;
+    for _ in 0..200 {
+        let c = reseal(img, p, cur);
+        match parents.get(&cur) {
+            Some(&(off, parent)) => {
+                put_u32(img, off + 16, c);
+                if parent < 2 {
+                    reseal(img, p, parent);
+                    return;
+                }
+                cur = parent;
+            }
+            None => return,
+        }
+    }
+}
