@@ -1,0 +1,332 @@
+//! Damage the corpus does not contain, made by patching copies of corpus files at computed
+//! offsets: each gives its precise diagnosis, and salvage still reads the rest.
+
+mod bolt_common;
+
+use std::ops::Bound;
+
+use bolt_common::*;
+use deadbolt::bolt::format::{fnv1a64, u16_at, u32_at, u64_at};
+use deadbolt::bolt::{self, BoltFile, ImportOptions, Severity, Verdict, Walker};
+use deadbolt::Error;
+
+const PS: usize = 4096;
+
+fn put_u16(img: &mut [u8], off: usize, v: u16) {
+    img[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u32(img: &mut [u8], off: usize, v: u32) {
+    img[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(img: &mut [u8], off: usize, v: u64) {
+    img[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Offset of leaf element `i` of the page at `page_off`, and its key.
+fn leaf_elem(img: &[u8], page_off: usize, i: usize) -> (usize, Vec<u8>) {
+    let e = page_off + 16 + 16 * i;
+    let pos = u32_at(img, e + 4).unwrap() as usize;
+    let ksize = u32_at(img, e + 8).unwrap() as usize;
+    (e, img[e + pos..e + pos + ksize].to_vec())
+}
+
+/// The leaf element (in page `page`) whose key is `key`: its element offset.
+fn find_leaf_elem(img: &[u8], page: usize, ps: usize, key: &[u8]) -> usize {
+    let off = page * ps;
+    let count = u16_at(img, off + 10).unwrap() as usize;
+    (0..count)
+        .map(|i| leaf_elem(img, off, i))
+        .find(|(_, k)| k == key)
+        .unwrap_or_else(|| panic!("key {key:?} not on page {page}"))
+        .0
+}
+
+fn problems(r: &bolt::BoltReport) -> String {
+    r.problems.iter().map(|p| format!("{p}\n")).collect()
+}
+
+fn has_damage(r: &bolt::BoltReport, page: u64, needle: &str) -> bool {
+    r.problems
+        .iter()
+        .any(|p| p.severity == Severity::Damage && p.page == page && p.detail.contains(needle))
+}
+
+fn salvage_model(img: &[u8]) -> (Model, Vec<bolt::LostRange>) {
+    let f = BoltFile::open_outcome(img, true).file.unwrap();
+    let mut w = Walker::new(f, true);
+    let m = model_from_walker(&mut w).unwrap();
+    let lost = w
+        .problems()
+        .items
+        .iter()
+        .filter_map(|p| p.lost.clone())
+        .collect();
+    (m, lost)
+}
+
+#[test]
+fn freelist_count_escape_is_read() {
+    // b_one_bucket: freelist page 5 lists 2 ids. Rewrite it in the 0xFFFF form.
+    let mut img = read_db("b_one_bucket");
+    let off = 5 * PS;
+    assert_eq!(u16_at(&img, off + 10), Some(2));
+    let ids = [
+        u64_at(&img, off + 16).unwrap(),
+        u64_at(&img, off + 24).unwrap(),
+    ];
+    put_u16(&mut img, off + 10, 0xFFFF);
+    put_u64(&mut img, off + 16, 2);
+    put_u64(&mut img, off + 24, ids[0]);
+    put_u64(&mut img, off + 32, ids[1]);
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.verdict(), Verdict::Healthy, "{r}");
+    assert!(r.freelist.count_stored_in_first_element);
+    assert_eq!(r.freelist.count, 2);
+    assert_eq!(r.census.free_listed, 2);
+
+    // An escaped count larger than the page can hold is refused, not allocated.
+    put_u64(&mut img, off + 16, u64::MAX / 8);
+    let r = bolt::check_bytes(&img);
+    assert!(has_damage(&r, 5, "freelist claims"), "{}", problems(&r));
+}
+
+#[test]
+fn freelist_entries_are_validated() {
+    let mut img = read_db("j_docker_volumes");
+    // Freelist page 438 lists [427 432 439 440 441]: list a live page (the bucket root 436),
+    // a duplicate and an id past the high-water mark.
+    let off = 438 * PS;
+    put_u64(&mut img, off + 16, 436);
+    put_u64(&mut img, off + 24, 436);
+    put_u64(&mut img, off + 32, 9999);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 436, "on the freelist but reachable"),
+        "{}",
+        problems(&r)
+    );
+    assert!(has_damage(&r, 438, "listed twice"), "{}", problems(&r));
+    assert!(
+        has_damage(&r, 438, "outside [2, high-water mark 442)"),
+        "{}",
+        problems(&r)
+    );
+    // The tree itself is intact: strict reading still works.
+    assert_eq!(model_from_bolt(&img).unwrap().kv_total(), 5000);
+}
+
+#[test]
+fn page_size_probe_finds_meta_1_of_a_16k_file() {
+    let mut img = read_db("h_pagesize_16k");
+    img[72] ^= 0xff; // meta 0 checksum
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.page_size, Some(16384), "{r}");
+    assert_eq!(r.active_meta, Some(1));
+    assert!(r.is_ok(), "{r}");
+    // Meta 1 is the state before the last commit: readable without damage.
+    let f = BoltFile::open(&img).unwrap();
+    assert_eq!(f.page_size, 16384);
+    model_from_bolt(&img).unwrap();
+}
+
+#[test]
+fn meta_with_valid_checksum_but_impossible_root_is_passed_over() {
+    let mut img = read_db("j_docker_volumes");
+    // Meta 0 (txid 5602): root past the high-water mark, checksum recomputed so it validates.
+    put_u64(&mut img, 16 + 16, 5000);
+    let sum = fnv1a64(&img[16..72]);
+    put_u64(&mut img, 72, sum);
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.active_meta, Some(1), "{r}");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.page == 0 && p.detail.contains("passed over")),
+        "{}",
+        problems(&r)
+    );
+}
+
+#[test]
+fn truncated_file_reports_pages_past_the_end_and_salvages_the_rest() {
+    let mut img = read_db("j_docker_volumes");
+    img.truncate(256 * PS); // high-water mark is 442
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.verdict(), Verdict::Damaged);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.page == 0 && p.detail.contains("truncated file")),
+        "{}",
+        problems(&r)
+    );
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| p.detail.contains("beyond the end of the file (256 pages)")));
+    // Meta 0 is at page 0; its root bucket leaf 437 is past the end: nothing is readable,
+    // and the whole root is reported lost.
+    let (m, lost) = salvage_model(&img);
+    assert_eq!(m.kv_total(), 0);
+    assert!(lost.iter().any(|l| l.is_whole_bucket()));
+}
+
+#[test]
+fn branch_pointing_at_itself_is_a_cycle() {
+    let mut img = read_db("j_docker_volumes");
+    // Root branch 436, element 0's child -> 436.
+    put_u64(&mut img, 436 * PS + 16 + 8, 436);
+    let r = bolt::check_bytes(&img);
+    assert!(has_damage(&r, 436, "cycle: page 436"), "{}", problems(&r));
+    match model_from_bolt(&img) {
+        Err(Error::Corruption { page: 436, .. }) => {}
+        other => panic!("{:?}", other.map(|m| m.kv_total())),
+    }
+    // The lost range starts at the bucket's first key (element 0 of the root).
+    let (_, lost) = salvage_model(&img);
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].from, Bound::Unbounded);
+}
+
+#[test]
+fn page_shared_by_two_buckets_is_reported() {
+    // c_nested: make bucket "alpha" share bucket "zeta"'s root page 6.
+    let mut img = read_db("c_nested");
+    let m = manifest("c_nested");
+    let root = u64_of(&m["metas"][0]["root_pgid"]) as usize; // active meta 0
+    let e = find_leaf_elem(&img, root, PS, b"alpha");
+    let pos = u32_at(&img, e + 4).unwrap() as usize;
+    let v = e + pos + 5;
+    assert_eq!(u64_at(&img, v), Some(155));
+    put_u64(&mut img, v, 6);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 6, "referenced more than once"),
+        "{}",
+        problems(&r)
+    );
+    let p = r.problems.iter().find(|p| p.page == 6).unwrap();
+    assert_eq!(p.path, vec![b"zeta".to_vec()]);
+    assert!(p.lost.as_ref().unwrap().is_whole_bucket());
+}
+
+#[test]
+fn top_level_plain_pair_and_bad_element_flags() {
+    let mut img = read_db("b_one_bucket");
+    // Root leaf page 4 holds the inline bucket "bucket": clear its bucket flag.
+    let e = find_leaf_elem(&img, 4, PS, b"bucket");
+    put_u32(&mut img, e, 0);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 4, "plain key/value pair"),
+        "{}",
+        problems(&r)
+    );
+    put_u32(&mut img, e, 0x8001);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 4, "unknown element flags 0x8001"),
+        "{}",
+        problems(&r)
+    );
+}
+
+#[test]
+fn inline_bucket_damage() {
+    let orig = read_db("b_one_bucket");
+    let e = find_leaf_elem(&orig, 4, PS, b"bucket");
+    let pos = u32_at(&orig, e + 4).unwrap() as usize;
+    let value = e + pos + 6;
+    // Inline page flags -> branch.
+    let mut img = orig.clone();
+    put_u16(&mut img, value + 16 + 8, 1);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 4, "inline bucket page has type branch"),
+        "{}",
+        problems(&r)
+    );
+    let (m, lost) = salvage_model(&img);
+    assert_eq!(
+        m.bucket_total(),
+        1,
+        "the bucket exists, its content is lost"
+    );
+    assert_eq!(lost[0].path, vec![b"bucket".to_vec()]);
+    // Inline element count larger than the value holds.
+    let mut img = orig.clone();
+    put_u16(&mut img, value + 16 + 10, 500);
+    let r = bolt::check_bytes(&img);
+    assert!(has_damage(&r, 4, "500 elements need"), "{}", problems(&r));
+    // A key whose pos runs out of the inline page: only that element is lost.
+    let mut img = orig.clone();
+    put_u32(&mut img, value + 16 + 16 + 16 * 3 + 4, 0xFFFF_FF00);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 4, "leaf element 3: key at pos"),
+        "{}",
+        problems(&r)
+    );
+    let (m, lost) = salvage_model(&img);
+    assert_eq!(m.children[0].kvs.len(), 9);
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].from, Bound::Excluded(b"key02".to_vec()));
+    assert_eq!(lost[0].to, Bound::Excluded(b"key04".to_vec()));
+    // Bucket header shorter than 16 bytes.
+    let mut img = orig.clone();
+    put_u32(&mut img, e + 12, 8);
+    let r = bolt::check_bytes(&img);
+    assert!(has_damage(&r, 4, "header of 8 bytes"), "{}", problems(&r));
+}
+
+#[test]
+fn keys_out_of_order_are_skipped() {
+    let mut img = read_db("b_one_bucket");
+    let at = img.windows(5).position(|w| w == b"key05").unwrap();
+    img[at + 4] = b'0'; // "key05" -> "key00": a duplicate, out of order
+    let r = bolt::check_bytes(&img);
+    assert!(
+        has_damage(&r, 4, "not greater than the previous key"),
+        "{}",
+        problems(&r)
+    );
+    let (m, _) = salvage_model(&img);
+    assert_eq!(m.children[0].kvs.len(), 9);
+}
+
+#[test]
+fn import_refuses_to_overwrite_an_existing_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = deadbolt::Db::open(dir.path().join("x.deadbolt")).unwrap();
+    db.update(|tx| tx.create_bucket(b"bucket").map(|_| ()))
+        .unwrap();
+    let r = bolt::import_file(
+        &db_path("b_one_bucket"),
+        &db,
+        &ImportOptions::default(),
+        &mut |_, _| {},
+    );
+    assert!(matches!(r, Err(Error::BucketExists)), "{r:?}");
+}
+
+#[test]
+fn missing_or_tiny_files() {
+    assert!(bolt::check_file("/nonexistent/bolt.db".as_ref()).is_err());
+    for len in [0usize, 10, 79] {
+        let img = read_db("a_empty")[..len].to_vec();
+        let r = bolt::check_bytes(&img);
+        assert_eq!(r.verdict(), Verdict::Unreadable, "{len}: {r}");
+        assert!(BoltFile::open(&img).is_err());
+    }
+    // A valid meta 0 but the pages it names are gone.
+    for len in [80usize, 4096, 8191] {
+        let img = read_db("a_empty")[..len].to_vec();
+        let r = bolt::check_bytes(&img);
+        assert_eq!(r.verdict(), Verdict::Damaged, "{len}: {r}");
+        assert!(model_from_bolt(&img).is_err());
+    }
+    // Just the two metas plus empty pages: the metas point past the end.
+    let img = read_db("a_empty")[..2 * PS].to_vec();
+    let r = bolt::check_bytes(&img);
+    assert_ne!(r.verdict(), Verdict::Healthy, "{r}");
+}
