@@ -32,6 +32,14 @@ impl Rng {
     }
 }
 
+/// splitmix64 finalizer: every input bit affects every output bit.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -207,8 +215,7 @@ fn mutated_corpus_files_are_handled() {
         let hwm = u64_of(&m["pages"]["high_water_pgid"]);
         let orig = read_db(name);
         for case in 0..cases {
-            let case_seed =
-                seed ^ ((fi as u64) << 48) ^ case.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let case_seed = splitmix(splitmix(splitmix(seed) ^ fi as u64) ^ case) | 1;
             let mut rng = Rng(case_seed);
             let mut img = orig.clone();
             let mut what = Vec::new();

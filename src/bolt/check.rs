@@ -278,7 +278,7 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
     report.txid = file.txid;
     report.high_water_pgid = file.high_water;
 
-    let mut walker = Walker::new(file, true);
+    let mut walker = Walker::diagnose(file);
     // Salvage mode records problems instead of failing, so this only ends at the end of the
     // tree; each call consumes at least one element or page of the file.
     while let Ok(Some(_)) = walker.next_event() {}

@@ -164,10 +164,11 @@ pub fn import_bytes(
         });
     };
     let meta_problems: Vec<BoltProblem> = out.problems;
-    let total = if check.active_meta == Some(file.active_meta) {
+    let total = if !opts.salvage {
         check.walk.kv_pairs + check.walk.buckets
     } else {
-        // The check could not use this meta (salvage through an unverified one): count first.
+        // Salvage may read more than the diagnosis (recovered pages) or through a meta the
+        // diagnosis could not use: count with the same walk first.
         let mut w = Walker::new(file, true);
         while let Ok(Some(_)) = w.next_event() {}
         w.stats().kv_pairs + w.stats().buckets

@@ -637,6 +637,44 @@ fn leaf_elem(data: &[u8], i: usize) -> std::result::Result<(u32, &[u8], &[u8]), 
     Ok((flags, key, value))
 }
 
+/// Whether page `data` with `count` elements forms a valid page of type `t` (branch or leaf)
+/// whose keys are strictly increasing inside `[lo, hi)` (and, for a branch, whose children are
+/// page ids in `[2, high_water)`). Bounded by `count`, which fits the page.
+fn parses_as(
+    data: &[u8],
+    count: u16,
+    t: u16,
+    lo: Bound<&[u8]>,
+    hi: Bound<&[u8]>,
+    high_water: u64,
+) -> bool {
+    let Ok(count) = elements_fit(data, count) else {
+        return false;
+    };
+    if count == 0 {
+        return false;
+    }
+    let mut prev: Option<&[u8]> = None;
+    for i in 0..count {
+        let key = if t == FLAG_LEAF {
+            match leaf_elem(data, i) {
+                Ok((flags, key, _)) if flags & !LEAF_FLAG_BUCKET == 0 => key,
+                _ => return false,
+            }
+        } else {
+            match branch_elem(data, i) {
+                Ok((key, child)) if (2..high_water).contains(&child) => key,
+                _ => return false,
+            }
+        };
+        if key.is_empty() || prev.is_some_and(|p| key <= p) || !above(lo, key) || !below(hi, key) {
+            return false;
+        }
+        prev = Some(key);
+    }
+    true
+}
+
 /// Counters of one walk.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalkStats {
@@ -670,6 +708,9 @@ type KeyRange<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
 struct Ctx<'a> {
     file: BoltFile<'a>,
     salvage: bool,
+    /// Read pages with a damaged type field when their elements form a valid page of the
+    /// expected type (salvage only).
+    recover: bool,
     /// Pages of valid branch/leaf nodes reached (with their overflow spans).
     tree: PageSet,
     /// Pages referenced from the tree but rejected.
@@ -759,6 +800,9 @@ struct BucketCursor<'a> {
     started: bool,
     stack: Vec<Frame<'a>>,
     last_key: Option<&'a [u8]>,
+    /// Depth (stack length) of the first leaf reached: bbolt trees are balanced, so every leaf
+    /// of this bucket is at this depth.
+    leaf_depth: Option<usize>,
 }
 
 fn above(b: Bound<&[u8]>, key: &[u8]) -> bool {
@@ -784,6 +828,7 @@ impl<'a> BucketCursor<'a> {
             started: false,
             stack: Vec::new(),
             last_key: None,
+            leaf_depth: None,
         }
     }
 
@@ -824,17 +869,59 @@ impl<'a> BucketCursor<'a> {
                 return ctx.fault(id, format!("{d} ({from})"), lost);
             }
         };
-        if h.flags != FLAG_BRANCH && h.flags != FLAG_LEAF {
-            ctx.rejected.insert(id);
-            return ctx.fault(
-                id,
-                format!(
-                    "invalid page type {} (flags {:#06x}) where a branch or leaf page was expected ({from})",
-                    page_type_name(h.flags),
-                    h.flags
-                ),
-                lost,
+        let mut flags = h.flags;
+        if flags != FLAG_BRANCH && flags != FLAG_LEAF {
+            let base = format!(
+                "invalid page type {} (flags {:#06x}) where a branch or leaf page was expected ({from})",
+                page_type_name(h.flags),
+                h.flags
             );
+            // A flags value that is no page type at all may be a damaged field over intact
+            // elements. When the tree's leaf depth tells which type belongs here and the
+            // elements form a valid page of that type within this key range, salvage reads it.
+            // Meta and freelist pages are other structures and never read as tree pages.
+            let expected = self.leaf_depth.map(|d| {
+                if self.stack.len() + 1 == d {
+                    FLAG_LEAF
+                } else {
+                    FLAG_BRANCH
+                }
+            });
+            let fits = expected
+                .filter(|_| h.flags != FLAG_META && h.flags != FLAG_FREELIST)
+                .filter(|&t| parses_as(data, h.count, t, lo, hi, ctx.file.high_water));
+            match fits {
+                Some(t) if ctx.recover => {
+                    ctx.problems.push(BoltProblem {
+                        severity: Severity::Damage,
+                        page: id,
+                        path: ctx.owned_path(),
+                        detail: format!(
+                            "{base}; its {} elements form a valid {} page within the expected key range, so salvage read it as one (contents unverified)",
+                            h.count,
+                            page_type_name(t)
+                        ),
+                        lost: None,
+                    });
+                    flags = t;
+                }
+                Some(t) => {
+                    ctx.rejected.insert(id);
+                    return ctx.fault(
+                        id,
+                        format!(
+                            "{base}; its {} elements form a valid {} page, so salvage can recover them",
+                            h.count,
+                            page_type_name(t)
+                        ),
+                        lost,
+                    );
+                }
+                None => {
+                    ctx.rejected.insert(id);
+                    return ctx.fault(id, base, lost);
+                }
+            }
         }
         let span_end = id + 1 + u64::from(h.overflow);
         if (id..span_end).any(|p| ctx.tree.contains(p)) {
@@ -859,7 +946,7 @@ impl<'a> BucketCursor<'a> {
                 );
             }
         };
-        let leaf = h.flags == FLAG_LEAF;
+        let leaf = flags == FLAG_LEAF;
         if !leaf && count == 0 {
             ctx.rejected.insert(id);
             return ctx.fault(
@@ -873,6 +960,9 @@ impl<'a> BucketCursor<'a> {
         }
         if leaf {
             ctx.stats.leaf_pages += 1;
+            if self.leaf_depth.is_none() {
+                self.leaf_depth = Some(self.stack.len() + 1);
+            }
         } else {
             ctx.stats.branch_pages += 1;
         }
@@ -1181,11 +1271,23 @@ impl<'a> Walker<'a> {
     /// damaged parts skipped; otherwise the first problem ends the walk with
     /// [`Error::Corruption`].
     pub fn new(file: BoltFile<'a>, salvage: bool) -> Walker<'a> {
+        Self::with_mode(file, salvage, salvage)
+    }
+
+    /// A walk for diagnosis: records problems like salvage, but reads nothing that strict
+    /// reading would not (no page with a damaged type field is recovered), so its lost ranges
+    /// are what strict reading cannot reach.
+    pub fn diagnose(file: BoltFile<'a>) -> Walker<'a> {
+        Self::with_mode(file, true, false)
+    }
+
+    fn with_mode(file: BoltFile<'a>, salvage: bool, recover: bool) -> Walker<'a> {
         Walker {
             cursors: vec![BucketCursor::new(Root::Page(file.root_pgid))],
             ctx: Ctx {
                 file,
                 salvage,
+                recover,
                 tree: PageSet::new(file.limit),
                 rejected: PageSet::new(file.limit),
                 path: Vec::new(),
