@@ -264,6 +264,18 @@ impl DbInner {
         r: &ChildRef,
         want: Want,
     ) -> Result<(Header, &'a [u8])> {
+        self.load_span_opt(bytes, hwm, r, want, false)
+    }
+
+    /// [`DbInner::load_span`], verifying even a page already verified when `force` is set.
+    pub(crate) fn load_span_opt<'a>(
+        &self,
+        bytes: &'a [u8],
+        hwm: u64,
+        r: &ChildRef,
+        want: Want,
+        force: bool,
+    ) -> Result<(Header, &'a [u8])> {
         let p = self.page_size as u64;
         let bad = |d: String| Error::corrupt(r.pgid, d);
         if r.pgid < 2 || r.pgid >= hwm {
@@ -307,7 +319,7 @@ impl DbInner {
             .zip(usize::try_from(span_len).ok())
             .and_then(|(o, l)| bytes.get(o..o.checked_add(l)?))
             .ok_or_else(|| bad("page span lies past the end of the file".into()))?;
-        if self.opts.verify_every_access || !self.verified.is(r.pgid) {
+        if force || self.opts.verify_every_access || !self.verified.is(r.pgid) {
             let crc = span_crc(span);
             let expect = if no_parent_check { h.crc } else { r.crc };
             if crc != expect || crc != h.crc {

@@ -11,11 +11,13 @@ pub mod error;
 pub mod storage;
 
 mod bucket;
+mod check;
 mod cursor;
 mod db;
 mod freelist;
 mod meta;
 mod node;
+mod ops;
 mod page;
 mod tx;
 
