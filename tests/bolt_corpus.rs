@@ -433,6 +433,9 @@ fn import_healthy(name: &str, opts: &ImportOptions) {
     assert!(r.is_complete(), "{name}: {r}");
     let got = model_from_deadbolt(&db);
     compare_with_manifest(&got, &m["content"], &format!("{name} imported"));
+    // The engine's own integrity check of the new database.
+    let chk = db.check().unwrap();
+    assert!(chk.is_ok(), "{name}: deadbolt check after import: {:?}", chk.problems);
     let src = model_from_bolt(&before).unwrap();
     assert_eq!(
         got,
