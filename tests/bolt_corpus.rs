@@ -435,7 +435,11 @@ fn import_healthy(name: &str, opts: &ImportOptions) {
     compare_with_manifest(&got, &m["content"], &format!("{name} imported"));
     // The engine's own integrity check of the new database.
     let chk = db.check().unwrap();
-    assert!(chk.is_ok(), "{name}: deadbolt check after import: {:?}", chk.problems);
+    assert!(
+        chk.is_ok(),
+        "{name}: deadbolt check after import: {:?}",
+        chk.problems
+    );
     let src = model_from_bolt(&before).unwrap();
     assert_eq!(
         got,
@@ -558,4 +562,40 @@ fn salvage_import_recovers_the_readable_part() {
     assert!(r.meta_unverified && r.source_txid == 5602, "{r}");
     assert!(!r.is_complete());
     assert_eq!(model_from_deadbolt(&db), base.without_pgids());
+}
+
+#[test]
+fn import_into_databases_with_other_page_sizes() {
+    for page_size in [1024usize, 16384, 65536] {
+        for name in ["k_binary_edge", "e_large_values", "c_nested"] {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = deadbolt::Options {
+                page_size,
+                ..deadbolt::Options::default()
+            };
+            let db = deadbolt::Db::open_with(dir.path().join("x.deadbolt"), opts).unwrap();
+            let r = bolt::import_file(
+                &db_path(name),
+                &db,
+                &ImportOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap_or_else(|e| panic!("{name} into {page_size}: {e}"));
+            assert!(r.is_complete());
+            let got = model_from_deadbolt(&db);
+            compare_with_manifest(
+                &got,
+                &manifest(name)["content"],
+                &format!("{name} into {page_size}"),
+            );
+            drop(db);
+            // Reopen: the import is durable and still exact.
+            let db = deadbolt::Db::open(dir.path().join("x.deadbolt")).unwrap();
+            assert_eq!(
+                model_from_deadbolt(&db),
+                got,
+                "{name} into {page_size} after reopen"
+            );
+        }
+    }
 }

@@ -155,7 +155,7 @@ impl MetaInfo {
             ));
             return m;
         };
-        let body = &page[META_OFFSET..];
+        let body = page.get(META_OFFSET..).unwrap_or(&[]);
         // The slice has exactly META_PAGE_MIN bytes, so every field below is present; the
         // helpers still return Option and a missing field would read as 0 and fail magic.
         m.header = PageHeader::parse(page);

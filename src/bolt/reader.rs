@@ -61,13 +61,13 @@ impl LostRange {
 
     /// True when `key` of bucket `path` falls into this range.
     pub fn contains(&self, path: &[Vec<u8>], key: &[u8]) -> bool {
-        if path.len() < self.path.len() || path[..self.path.len()] != self.path[..] {
+        if !path.starts_with(&self.path) {
             return false;
         }
-        if path.len() > self.path.len() {
-            // A nested bucket under the lost bucket: lost when its top-level ancestor name
-            // (relative to this bucket) is in range.
-            return self.key_in_range(&path[self.path.len()]);
+        if let Some(child) = path.get(self.path.len()) {
+            // A nested bucket under the lost bucket: lost when its ancestor's name (relative
+            // to this bucket) is in range.
+            return self.key_in_range(child);
         }
         self.key_in_range(key)
     }
@@ -628,7 +628,10 @@ fn leaf_elem(data: &[u8], i: usize) -> std::result::Result<(u32, &[u8], &[u8]), 
             data.len()
         )
     })?;
-    let value = slice_at(data, kstart + ksize as usize, vsize as usize).ok_or_else(|| {
+    let vstart = kstart
+        .checked_add(ksize as usize)
+        .ok_or_else(|| format!("leaf element {i}: value offset overflows"))?;
+    let value = slice_at(data, vstart, vsize as usize).ok_or_else(|| {
         format!(
             "leaf element {i}: value of {vsize} bytes after key at pos {pos} ({ksize} bytes) lies outside the page span of {} bytes",
             data.len()
