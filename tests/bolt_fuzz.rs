@@ -167,6 +167,12 @@ fn run_case(img: &[u8], import: bool) -> bolt::Verdict {
         };
         match bolt::import_bytes(img, &db, &opts, &mut |_, _| {}) {
             Ok(rep) => {
+                let chk = db.check().unwrap();
+                assert!(
+                    chk.is_ok(),
+                    "ENGINE: deadbolt's own check fails on the database the salvage import wrote: {:?}",
+                    chk.problems.first()
+                );
                 let (s, _) = salvaged
                     .as_ref()
                     .expect("import succeeded, so salvage opens");
@@ -224,6 +230,14 @@ fn mutated_corpus_files_are_handled() {
             }
             let import = case % 5 == 0;
             let res = catch_unwind(AssertUnwindSafe(|| run_case(&img, import)));
+            if let Err(e) = &res {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("case {case} failed: {msg}");
+            }
             if let Ok(v) = &res {
                 *verdicts.entry(format!("{v:?}")).or_insert(0u64) += 1;
             }

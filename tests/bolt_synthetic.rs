@@ -330,3 +330,58 @@ fn missing_or_tiny_files() {
     let r = bolt::check_bytes(&img);
     assert_ne!(r.verdict(), Verdict::Healthy, "{r}");
 }
+
+/// Engine regression found by the salvage fuzz (BOLT_FUZZ_SEED=0, case 410): putting keys below
+/// a bucket's first key until the leftmost leaf splits leaves the parent branch's element 0 with
+/// the old first key ("k0100" before "k0083"), so every read of the bucket fails with "keys out
+/// of order at element 1" and deadbolt's own check reports it. The bbolt import only writes
+/// keys in ascending order, except when salvage recovers orphaned pages into a lost range at the
+/// start of a bucket, as here.
+#[test]
+#[ignore = "engine bug: stale branch separator after inserting below the first key (see bolt report)"]
+fn engine_keeps_keys_in_order_after_inserting_below_the_first_key() {
+    let db = deadbolt::Db::in_memory().unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in (100..200).chain(50..100) {
+            b.put(format!("k{i:04}").as_bytes(), &[7u8; 40])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let chk = db.check().unwrap();
+    assert!(chk.is_ok(), "{:?}", chk.problems);
+
+    // The salvage case: k_binary_edge whose branch page 35 ("bigkeys") has garbage flags; its
+    // leaves are orphaned and recovered into the range before the first key read.
+    let mut img = read_db("k_binary_edge");
+    put_u16(&mut img, 35 * PS + 8, 0xffff);
+    let db = deadbolt::Db::in_memory().unwrap();
+    let opts = ImportOptions {
+        salvage: true,
+        ..ImportOptions::default()
+    };
+    let r = bolt::import_bytes(&img, &db, &opts, &mut |_, _| {}).unwrap();
+    assert!(r.lost.iter().all(|l| l.recovered > 0), "{r}");
+    let chk = db.check().unwrap();
+    assert!(chk.is_ok(), "{:?}", chk.problems);
+    assert_eq!(
+        model_from_deadbolt(&db),
+        model_from_bolt(&read_db("k_binary_edge"))
+            .unwrap()
+            .without_pgids()
+    );
+}
+
+#[test]
+fn salvage_recovers_orphaned_leaves_at_the_start_of_a_bucket() {
+    let mut img = read_db("k_binary_edge");
+    put_u16(&mut img, 35 * PS + 8, 0xffff);
+    let r = bolt::check_bytes(&img);
+    assert!(has_damage(&r, 35, "unknown<ffff>"), "{}", problems(&r));
+    let (m, lost) = salvage_model(&img);
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].from, Bound::Unbounded);
+    assert!(lost[0].recovered > 0);
+    assert_eq!(m, model_from_bolt(&read_db("k_binary_edge")).unwrap());
+}

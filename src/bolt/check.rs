@@ -351,7 +351,7 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
             page: runs.first().map_or(0, |r| r.0),
             path: Vec::new(),
             detail: format!(
-                "{} pages are neither reachable from the root nor on the freelist (orphaned by damage reported above, or leaked): {}",
+                "{} pages are neither reachable from the root nor on the freelist (orphaned by damage reported above, or leaked; salvage reads orphaned subtrees back into the lost ranges their keys fall in): {}",
                 census.unlisted_unreachable,
                 list.join(", ")
             ),
@@ -367,7 +367,7 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
 
 /// Read and validate the freelist. Returns its description, the set of listed ids, and the
 /// span `[start, end)` of the freelist pages when the page could be read.
-fn analyze_freelist(
+pub(crate) fn analyze_freelist(
     file: &BoltFile<'_>,
     tree: &PageSet,
     problems: &mut ProblemList,

@@ -246,6 +246,11 @@ pub fn import_bytes(
                         cur = open_path(&tx, &path)?;
                         continue;
                     }
+                    Event::Reenter => {
+                        path = walker.path().to_vec();
+                        cur = open_path(&tx, &path)?;
+                        continue;
+                    }
                 }
                 progress(done, total);
             }

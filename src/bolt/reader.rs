@@ -51,6 +51,10 @@ pub struct LostRange {
     pub to: Bound<Vec<u8>>,
     /// The page where reading stopped.
     pub page: u64,
+    /// Entries (pairs and nested buckets) that salvage recovered into this range from orphaned
+    /// pages (unreachable and not on the freelist). Whether that is all of the range cannot be
+    /// verified.
+    pub recovered: u64,
 }
 
 impl LostRange {
@@ -124,7 +128,15 @@ impl fmt::Display for LostRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "bucket {}: ", show_path(&self.path))?;
         if self.is_whole_bucket() {
-            return write!(f, "the whole bucket (page {})", self.page);
+            write!(f, "the whole bucket (page {})", self.page)?;
+            if self.recovered > 0 {
+                write!(
+                    f,
+                    "; {} entries recovered from orphaned pages",
+                    self.recovered
+                )?;
+            }
+            return Ok(());
         }
         let from = match &self.from {
             Bound::Unbounded => "(first key".to_string(),
@@ -136,7 +148,15 @@ impl fmt::Display for LostRange {
             Bound::Included(k) => format!("{}]", show_bytes(k)),
             Bound::Excluded(k) => format!("{})", show_bytes(k)),
         };
-        write!(f, "keys {from} .. {to} (page {})", self.page)
+        write!(f, "keys {from} .. {to} (page {})", self.page)?;
+        if self.recovered > 0 {
+            write!(
+                f,
+                "; {} entries of it recovered from orphaned pages (completeness unverifiable)",
+                self.recovered
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -721,7 +741,25 @@ struct Ctx<'a> {
     path: Vec<&'a [u8]>,
     problems: ProblemList,
     stats: WalkStats,
+    /// Lost ranges of this walk, borrowed from the file, for orphan recovery (at most
+    /// [`MAX_RECOVERY_RANGES`]).
+    lost_refs: Vec<LostRef<'a>>,
 }
+
+/// A lost range as the walk recorded it.
+struct LostRef<'a> {
+    path: Vec<&'a [u8]>,
+    from: Bound<&'a [u8]>,
+    to: Bound<&'a [u8]>,
+    /// Index of the problem holding its [`LostRange`] (when it was kept).
+    problem: Option<usize>,
+    /// The last key recovered into it: recovered keys must keep increasing across orphans, so
+    /// overlapping orphans (stale copies) cannot yield a key twice.
+    last: Option<&'a [u8]>,
+}
+
+/// Lost ranges that salvage tries to fill from orphaned pages; more are only reported.
+pub const MAX_RECOVERY_RANGES: usize = 256;
 
 impl<'a> Ctx<'a> {
     fn owned_path(&self) -> Vec<Vec<u8>> {
@@ -729,7 +767,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Record a problem (salvage) or fail with it (strict).
-    fn fault(&mut self, page: u64, detail: String, lost: Option<KeyRange<'_>>) -> Result<()> {
+    fn fault(&mut self, page: u64, detail: String, lost: Option<KeyRange<'a>>) -> Result<()> {
         if !self.salvage {
             let where_ = if self.path.is_empty() {
                 String::new()
@@ -742,11 +780,29 @@ impl<'a> Ctx<'a> {
             });
         }
         let path = self.owned_path();
+        let before = self.problems.items.len();
+        let mut pushed = false;
+        // Ranges of one skipped entry (out of order, bad header...) are not recovered from
+        // orphans: the key may also have been read elsewhere.
+        let point = matches!(lost, Some((Bound::Included(a), Bound::Included(b))) if a == b);
+        if let Some((from, to)) = lost.filter(|_| !point) {
+            if self.lost_refs.len() < MAX_RECOVERY_RANGES {
+                pushed = true;
+                self.lost_refs.push(LostRef {
+                    path: self.path.clone(),
+                    from,
+                    to,
+                    problem: None,
+                    last: None,
+                });
+            }
+        }
         let lost = lost.map(|(from, to)| LostRange {
             path: path.clone(),
             from: own_bound(from),
             to: own_bound(to),
             page,
+            recovered: 0,
         });
         self.problems.push(BoltProblem {
             severity: Severity::Damage,
@@ -755,6 +811,11 @@ impl<'a> Ctx<'a> {
             detail,
             lost,
         });
+        if pushed && self.problems.items.len() > before {
+            if let Some(r) = self.lost_refs.last_mut() {
+                r.problem = Some(before);
+            }
+        }
         Ok(())
     }
 }
@@ -806,6 +867,11 @@ struct BucketCursor<'a> {
     /// Depth (stack length) of the first leaf reached: bbolt trees are balanced, so every leaf
     /// of this bucket is at this depth.
     leaf_depth: Option<usize>,
+    /// Keys of the whole tree must lie in this range (a bucket's root: unbounded; an orphaned
+    /// subtree: the lost range it is recovered into).
+    bounds: KeyRange<'a>,
+    /// The root is an orphaned page that salvage tries (for messages).
+    orphan: bool,
 }
 
 fn above(b: Bound<&[u8]>, key: &[u8]) -> bool {
@@ -832,6 +898,17 @@ impl<'a> BucketCursor<'a> {
             stack: Vec::new(),
             last_key: None,
             leaf_depth: None,
+            bounds: (Bound::Unbounded, Bound::Unbounded),
+            orphan: false,
+        }
+    }
+
+    fn bounded(root: Root<'a>, bounds: KeyRange<'a>, last_key: Option<&'a [u8]>) -> Self {
+        BucketCursor {
+            bounds,
+            orphan: true,
+            last_key,
+            ..Self::new(root)
         }
     }
 
@@ -988,19 +1065,15 @@ impl<'a> BucketCursor<'a> {
     fn start(&mut self, ctx: &mut Ctx<'a>) -> Result<()> {
         match self.root {
             Root::Page(id) => {
-                let from = if ctx.path.is_empty() {
+                let from = if self.orphan {
+                    "an orphaned page salvage tries to recover".to_string()
+                } else if ctx.path.is_empty() {
                     "the root bucket's root, named by the meta page".to_string()
                 } else {
                     "a bucket header's root".to_string()
                 };
-                self.enter(
-                    ctx,
-                    id,
-                    &from,
-                    Bound::Unbounded,
-                    Bound::Unbounded,
-                    Bound::Unbounded,
-                )
+                let (lo, hi) = self.bounds;
+                self.enter(ctx, id, &from, lo, hi, lo)
             }
             Root::Inline { image, host } => {
                 let lost = Some((Bound::Unbounded, Bound::Unbounded));
@@ -1259,6 +1332,11 @@ pub enum Event<'a> {
     Kv { key: &'a [u8], value: &'a [u8] },
     /// The current bucket ends.
     LeaveBucket,
+    /// Salvage only, after the walk of the tree: the walk continues in an already visited
+    /// bucket, given by [`Walker::path`], with entries recovered from orphaned pages (pages
+    /// neither reachable nor on the freelist) whose keys fall into a range that was lost there.
+    /// Buckets entered from here are nested in that bucket; no `LeaveBucket` closes it.
+    Reenter,
 }
 
 /// A pre-order walk over every bucket and key of a bbolt file, with an explicit stack of at
@@ -1267,7 +1345,24 @@ pub struct Walker<'a> {
     cursors: Vec<BucketCursor<'a>>,
     ctx: Ctx<'a>,
     done: bool,
+    /// Orphan recovery (salvage): `None` until the tree walk ends, then the planned roots.
+    orphans: Option<Vec<Orphan<'a>>>,
+    next_orphan: usize,
+    /// The orphan being read and the counters when it started.
+    current: Option<(Orphan<'a>, u64)>,
 }
+
+/// An orphaned subtree root and the lost range (index into `lost_refs`) it is read into.
+#[derive(Clone, Copy, Debug)]
+struct Orphan<'a> {
+    page: u64,
+    lost: usize,
+    /// Its first key: orphans are read in key order within each lost range.
+    first: &'a [u8],
+}
+
+/// Orphaned subtree roots salvage tries at most.
+pub const MAX_ORPHAN_ROOTS: usize = 100_000;
 
 impl<'a> Walker<'a> {
     /// A walk of `file`. With `salvage`, problems are recorded (see [`Walker::problems`]) and the
@@ -1296,8 +1391,12 @@ impl<'a> Walker<'a> {
                 path: Vec::new(),
                 problems: ProblemList::default(),
                 stats: WalkStats::default(),
+                lost_refs: Vec::new(),
             },
             done: false,
+            orphans: None,
+            next_orphan: 0,
+            current: None,
         }
     }
 
@@ -1341,43 +1440,76 @@ impl<'a> Walker<'a> {
         if self.done {
             return Ok(None);
         }
-        loop {
-            let depth = self.cursors.len();
-            let Some(top) = self.cursors.last_mut() else {
-                self.done = true;
-                return Ok(None);
-            };
-            let item = match top.next(&mut self.ctx) {
-                Ok(x) => x,
-                Err(e) => {
+        match self.step() {
+            Ok(ev) => {
+                if ev.is_none() {
                     self.done = true;
-                    return Err(e);
                 }
+                Ok(ev)
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e)
+            }
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<Event<'a>>> {
+        loop {
+            let Some(top) = self.cursors.last_mut() else {
+                // The tree walk (or one orphaned subtree) is over.
+                self.finish_orphan();
+                if self.orphans.is_none() {
+                    self.orphans = Some(if self.ctx.recover {
+                        self.plan_orphans()
+                    } else {
+                        Vec::new()
+                    });
+                }
+                let plan = self.orphans.as_deref().unwrap_or(&[]);
+                let Some(&o) = plan.get(self.next_orphan) else {
+                    return Ok(None);
+                };
+                self.next_orphan += 1;
+                let Some(r) = self.ctx.lost_refs.get(o.lost) else {
+                    continue;
+                };
+                if self.ctx.tree.contains(o.page) {
+                    continue; // read meanwhile as part of another orphaned subtree
+                }
+                self.ctx.path = r.path.clone();
+                let bounds = (r.from, r.to);
+                self.cursors
+                    .push(BucketCursor::bounded(Root::Page(o.page), bounds, r.last));
+                self.current = Some((o, self.ctx.stats.kv_pairs + self.ctx.stats.buckets));
+                return Ok(Some(Event::Reenter));
             };
+            let item = top.next(&mut self.ctx)?;
             match item {
                 None => {
-                    self.cursors.pop();
-                    if depth > 1 {
+                    let done = self.cursors.pop();
+                    if let (Some(c), Some((o, _)), true) =
+                        (done, self.current, self.cursors.is_empty())
+                    {
+                        if let Some(r) = self.ctx.lost_refs.get_mut(o.lost) {
+                            r.last = c.last_key.or(r.last);
+                        }
+                    }
+                    if !self.cursors.is_empty() {
                         self.ctx.path.pop();
                         return Ok(Some(Event::LeaveBucket));
                     }
-                    self.done = true;
-                    return Ok(None);
                 }
                 Some(Item::Kv { key, value, page }) => {
-                    if depth == 1 {
-                        let r = self.ctx.fault(
+                    if self.ctx.path.is_empty() {
+                        self.ctx.fault(
                             page,
                             format!(
                                 "the root bucket holds a plain key/value pair (key {}); bbolt allows only buckets at the top level; entry skipped",
                                 show_bytes(key)
                             ),
                             Some((Bound::Included(key), Bound::Included(key))),
-                        );
-                        if let Err(e) = r {
-                            self.done = true;
-                            return Err(e);
-                        }
+                        )?;
                         continue;
                     }
                     self.ctx.stats.kv_pairs += 1;
@@ -1389,19 +1521,15 @@ impl<'a> Walker<'a> {
                     sequence,
                     root,
                 }) => {
-                    if depth >= MAX_BUCKET_NESTING {
-                        let r = self.ctx.fault(
+                    if self.ctx.path.len() + 1 >= MAX_BUCKET_NESTING {
+                        self.ctx.fault(
                             0,
                             format!(
                                 "bucket {} is nested deeper than {MAX_BUCKET_NESTING} levels; it is skipped",
                                 show_bytes(name)
                             ),
                             Some((Bound::Included(name), Bound::Included(name))),
-                        );
-                        if let Err(e) = r {
-                            self.done = true;
-                            return Err(e);
-                        }
+                        )?;
                         continue;
                     }
                     let (inline, root_pgid) = match root {
@@ -1425,5 +1553,132 @@ impl<'a> Walker<'a> {
                 }
             }
         }
+    }
+
+    /// Account for the orphaned subtree just read.
+    fn finish_orphan(&mut self) {
+        let Some((o, before)) = self.current.take() else {
+            return;
+        };
+        let n = (self.ctx.stats.kv_pairs + self.ctx.stats.buckets).saturating_sub(before);
+        let Some(r) = self.ctx.lost_refs.get(o.lost) else {
+            return;
+        };
+        let idx = r.problem;
+        let range = LostRange {
+            path: r.path.iter().map(|c| c.to_vec()).collect(),
+            from: own_bound(r.from),
+            to: own_bound(r.to),
+            page: o.page,
+            recovered: n,
+        };
+        if let Some(l) = idx
+            .and_then(|i| self.ctx.problems.items.get_mut(i))
+            .and_then(|p| p.lost.as_mut())
+        {
+            l.recovered += n;
+        }
+        self.ctx.problems.push(BoltProblem {
+            severity: Severity::Warning,
+            page: o.page,
+            path: range.path.clone(),
+            detail: format!(
+                "salvage recovered {n} entries from orphaned page {} (neither reachable nor on the freelist) into the lost range {range}",
+                o.page
+            ),
+            lost: None,
+        });
+    }
+
+    /// Find orphaned subtree roots (pages neither reachable, nor free, nor rejected, that no
+    /// other orphaned branch points at) whose first key falls into exactly one lost range.
+    /// Only with a consistent persisted freelist: without one, unreachable pages are free pages
+    /// holding stale data. Bounded by the pages of the file and [`MAX_ORPHAN_ROOTS`].
+    fn plan_orphans(&mut self) -> Vec<Orphan<'a>> {
+        let mut plan = Vec::new();
+        if self.ctx.lost_refs.is_empty() {
+            return plan;
+        }
+        let file = self.ctx.file;
+        let mut scratch = ProblemList::default();
+        let (info, free, span) =
+            super::check::analyze_freelist(&file, &self.ctx.tree, &mut scratch);
+        let Some((fs, fe)) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
+            self.ctx.problems.push(BoltProblem {
+                severity: Severity::Warning,
+                page: file.freelist_pgid.min(file.high_water),
+                path: Vec::new(),
+                detail: "salvage did not look for orphaned pages: without a consistent freelist they cannot be told from free pages holding stale data".into(),
+                lost: None,
+            });
+            return plan;
+        };
+        let tree = &self.ctx.tree;
+        let rejected = &self.ctx.rejected;
+        let orphan = |p: u64| {
+            !tree.contains(p)
+                && !free.contains(p)
+                && !(fs..fe).contains(&p)
+                && !rejected.contains(p)
+        };
+        let mut has_parent = PageSet::new(file.limit);
+        for p in 2..file.limit {
+            if !orphan(p) {
+                continue;
+            }
+            let Ok((h, data)) = file.page(p) else {
+                continue;
+            };
+            if h.flags == FLAG_BRANCH {
+                if let Ok(count) = elements_fit(data, h.count) {
+                    for i in 0..count {
+                        if let Ok((_, child)) = branch_elem(data, i) {
+                            has_parent.insert(child);
+                        }
+                    }
+                }
+            }
+            if h.flags == FLAG_BRANCH || h.flags == FLAG_LEAF {
+                for q in p + 1..=p + u64::from(h.overflow) {
+                    has_parent.insert(q);
+                }
+            }
+        }
+        for p in 2..file.limit {
+            if plan.len() >= MAX_ORPHAN_ROOTS {
+                break;
+            }
+            if !orphan(p) || has_parent.contains(p) {
+                continue;
+            }
+            let Ok((h, data)) = file.page(p) else {
+                continue;
+            };
+            let first = match h.flags {
+                FLAG_LEAF if h.count > 0 => leaf_elem(data, 0).ok().map(|(_, k, _)| k),
+                FLAG_BRANCH if h.count > 0 => branch_elem(data, 0).ok().map(|(k, _)| k),
+                _ => None,
+            };
+            let Some(first) = first else {
+                continue;
+            };
+            let mut matches = self
+                .ctx
+                .lost_refs
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| above(r.from, first) && below(r.to, first))
+                .map(|(i, _)| i);
+            if let (Some(i), None) = (matches.next(), matches.next()) {
+                plan.push(Orphan {
+                    page: p,
+                    lost: i,
+                    first,
+                });
+            }
+        }
+        // Key order within each range, so entries are written in ascending order.
+        plan.sort_by(|a, b| a.lost.cmp(&b.lost).then(a.first.cmp(b.first)));
+        plan
     }
 }

@@ -88,6 +88,15 @@ impl Model {
     pub fn child(&self, name: &[u8]) -> Option<&Model> {
         self.children.iter().find(|c| c.name == name)
     }
+    /// Sort pairs and nested buckets by key (entries recovered by salvage arrive late).
+    pub fn normalize(&mut self) {
+        self.kvs.sort();
+        self.children.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in &mut self.children {
+            c.normalize();
+        }
+    }
+
     /// Strip bbolt-only facts so a model read from deadbolt compares equal.
     pub fn without_pgids(&self) -> Model {
         Model {
@@ -131,10 +140,32 @@ pub fn model_from_walker(w: &mut Walker<'_>) -> deadbolt::Result<Model> {
                 let b = stack.pop().unwrap();
                 stack.last_mut().unwrap().children.push(b);
             }
+            Event::Reenter => {
+                // Back to the root, then down to the bucket the walk re-enters.
+                while stack.len() > 1 {
+                    let b = stack.pop().unwrap();
+                    stack.last_mut().unwrap().children.push(b);
+                }
+                for name in w.path() {
+                    let parent = stack.last_mut().unwrap();
+                    let i = parent
+                        .children
+                        .iter()
+                        .position(|c| c.name == *name)
+                        .unwrap();
+                    let b = parent.children.remove(i);
+                    stack.push(b);
+                }
+            }
         }
     }
-    assert_eq!(stack.len(), 1, "walker ended inside a bucket");
-    Ok(stack.pop().unwrap())
+    while stack.len() > 1 {
+        let b = stack.pop().unwrap();
+        stack.last_mut().unwrap().children.push(b);
+    }
+    let mut root = stack.pop().unwrap();
+    root.normalize();
+    Ok(root)
 }
 
 /// Read a deadbolt database's whole content.
