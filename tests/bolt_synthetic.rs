@@ -385,3 +385,197 @@ fn salvage_recovers_orphaned_leaves_at_the_start_of_a_bucket() {
     assert!(lost[0].recovered > 0);
     assert_eq!(m, model_from_bolt(&read_db("k_binary_edge")).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files built from scratch: shapes bbolt never writes, to reach the reader's explicit bounds.
+
+/// A meta page body for a fresh file image (4 KiB pages).
+fn meta_page(id: u64, root: u64, freelist: u64, hwm: u64, txid: u64) -> Vec<u8> {
+    let mut p = vec![0u8; PS];
+    put_u64(&mut p, 0, id);
+    put_u16(&mut p, 8, 0x04);
+    put_u32(&mut p, 16, 0xED0C_DAED);
+    put_u32(&mut p, 20, 2);
+    put_u32(&mut p, 24, PS as u32);
+    put_u64(&mut p, 32, root);
+    put_u64(&mut p, 48, freelist);
+    put_u64(&mut p, 56, hwm);
+    put_u64(&mut p, 64, txid);
+    let sum = fnv1a64(&p[16..72]);
+    put_u64(&mut p, 72, sum);
+    p
+}
+
+/// A leaf page image (`id`, elements `(flags, key, value)`), `pages` long.
+fn leaf_page(id: u64, elems: &[(u32, &[u8], &[u8])], pages: usize) -> Vec<u8> {
+    let mut p = vec![0u8; PS * pages];
+    put_u64(&mut p, 0, id);
+    put_u16(&mut p, 8, 0x02);
+    put_u16(&mut p, 10, elems.len() as u16);
+    put_u32(&mut p, 12, pages as u32 - 1);
+    let mut data = 16 + 16 * elems.len();
+    for (i, (flags, k, v)) in elems.iter().enumerate() {
+        let e = 16 + 16 * i;
+        put_u32(&mut p, e, *flags);
+        put_u32(&mut p, e + 4, (data - e) as u32);
+        put_u32(&mut p, e + 8, k.len() as u32);
+        put_u32(&mut p, e + 12, v.len() as u32);
+        p[data..data + k.len()].copy_from_slice(k);
+        data += k.len();
+        p[data..data + v.len()].copy_from_slice(v);
+        data += v.len();
+    }
+    p
+}
+
+fn branch_page(id: u64, elems: &[(&[u8], u64)]) -> Vec<u8> {
+    let mut p = vec![0u8; PS];
+    put_u64(&mut p, 0, id);
+    put_u16(&mut p, 8, 0x01);
+    put_u16(&mut p, 10, elems.len() as u16);
+    let mut data = 16 + 16 * elems.len();
+    for (i, (k, child)) in elems.iter().enumerate() {
+        let e = 16 + 16 * i;
+        put_u32(&mut p, e, (data - e) as u32);
+        put_u32(&mut p, e + 4, k.len() as u32);
+        put_u64(&mut p, e + 8, *child);
+        p[data..data + k.len()].copy_from_slice(k);
+        data += k.len();
+    }
+    p
+}
+
+fn freelist_page(id: u64) -> Vec<u8> {
+    let mut p = vec![0u8; PS];
+    put_u64(&mut p, 0, id);
+    put_u16(&mut p, 8, 0x10);
+    p
+}
+
+/// A file: metas, freelist page 2, root leaf 3 holding bucket `b` with root `bucket_root`, then
+/// `extra` pages from page 4 on.
+fn build(bucket_header: &[u8], extra: Vec<Vec<u8>>) -> Vec<u8> {
+    // The root leaf spans as many pages as it needs (extra pages then start after it).
+    let root_pages = (16 + 16 + 1 + bucket_header.len()).div_ceil(PS);
+    let hwm = (3 + root_pages + extra.iter().map(|p| p.len() / PS).sum::<usize>()) as u64;
+    let mut img = meta_page(0, 3, 2, hwm, 2);
+    img.extend(meta_page(1, 3, 2, hwm, 1));
+    img.extend(freelist_page(2));
+    img.extend(leaf_page(3, &[(1, b"b", bucket_header)], root_pages));
+    for p in extra {
+        img.extend(p);
+    }
+    img
+}
+
+fn header(root: u64, seq: u64) -> Vec<u8> {
+    let mut h = root.to_le_bytes().to_vec();
+    h.extend_from_slice(&seq.to_le_bytes());
+    h
+}
+
+#[test]
+fn built_file_reads_back() {
+    // Bucket b (sequence 9) with root branch 4 -> leaves 5 and 6.
+    let img = build(
+        &header(4, 9),
+        vec![
+            branch_page(4, &[(b"a", 5), (b"m", 6)]),
+            leaf_page(5, &[(0, b"a", b"1"), (0, b"c", b"2")], 1),
+            leaf_page(6, &[(0, b"m", b"3"), (0, b"z", b"")], 1),
+        ],
+    );
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.verdict(), Verdict::Healthy, "{r}");
+    let m = model_from_bolt(&img).unwrap();
+    assert_eq!(m.children[0].sequence, 9);
+    assert_eq!(m.children[0].kvs.len(), 4);
+}
+
+#[test]
+fn tree_deeper_than_the_bound_is_refused() {
+    // A chain of 70 single-element branches: deeper than MAX_TREE_DEPTH (64).
+    let n = 70u64;
+    let mut pages: Vec<Vec<u8>> = (0..n)
+        .map(|i| branch_page(4 + i, &[(b"a", 5 + i)]))
+        .collect();
+    pages.push(leaf_page(4 + n, &[(0, b"a", b"v")], 1));
+    let img = build(&header(4, 0), pages);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.detail.contains("tree deeper than 64")),
+        "{}",
+        problems(&r)
+    );
+    assert_eq!(r.walk.max_tree_depth, bolt::MAX_TREE_DEPTH as u64);
+    assert!(model_from_bolt(&img).is_err());
+}
+
+#[test]
+fn buckets_nested_deeper_than_the_bound_are_refused() {
+    // Inline buckets nested 140 deep, each holding the next.
+    let mut value = header(0, 0);
+    value.extend(&leaf_page(0, &[], 1)[..16]);
+    for _ in 0..140 {
+        let mut inner = leaf_page(0, &[(1, b"n", &value)], (33 + value.len()).div_ceil(PS));
+        put_u32(&mut inner, 12, 0); // an inline page has no overflow
+        let used = 16 + 16 + 1 + value.len();
+        let mut v = header(0, 0);
+        v.extend_from_slice(&inner[..used]);
+        value = v;
+    }
+    let img = build(&value, vec![]);
+    let r = bolt::check_bytes(&img);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.detail.contains("nested deeper than 128")),
+        "{}",
+        problems(&r)
+    );
+    assert_eq!(r.walk.max_nesting, bolt::MAX_BUCKET_NESTING as u64 - 1);
+}
+
+#[test]
+fn branch_pointing_at_a_meta_page_is_refused() {
+    for target in [0u64, 1, 2] {
+        let img = build(
+            &header(4, 0),
+            vec![
+                branch_page(4, &[(b"a", 5), (b"m", target)]),
+                leaf_page(5, &[(0, b"a", b"1")], 1),
+            ],
+        );
+        let r = bolt::check_bytes(&img);
+        let want = if target == 2 {
+            "invalid page type freelist"
+        } else {
+            "invalid page type meta"
+        };
+        assert!(has_damage(&r, target, want), "{}", problems(&r));
+        let (m, lost) = salvage_model(&img);
+        assert_eq!(m.children[0].kvs.len(), 1);
+        assert_eq!(lost[0].from, Bound::Included(b"m".to_vec()));
+    }
+}
+
+#[test]
+fn overflowing_leaf_and_overflow_past_the_high_water_mark() {
+    // A 2-page leaf holding a 6000-byte value reads; an overflow count past the end does not.
+    let big = vec![0xabu8; 6000];
+    let img = build(&header(4, 0), vec![leaf_page(4, &[(0, b"k", &big)], 2)]);
+    let r = bolt::check_bytes(&img);
+    assert_eq!(r.verdict(), Verdict::Healthy, "{r}");
+    assert_eq!(r.census.overflow_continuation, 1);
+    assert_eq!(model_from_bolt(&img).unwrap().children[0].kvs[0].1, big);
+    let mut bad = img.clone();
+    put_u32(&mut bad, 4 * PS + 12, 1000);
+    let r = bolt::check_bytes(&bad);
+    assert!(
+        has_damage(&r, 4, "claims 1000 overflow pages"),
+        "{}",
+        problems(&r)
+    );
+}
