@@ -548,6 +548,9 @@ fn import_of_corrupt_05_gives_the_older_state() {
     let (_dir, db, r, _) = import_into_temp(name, &ImportOptions::default());
     let r = r.unwrap();
     assert_eq!(r.source_txid, 5601);
+    assert!(r.is_complete());
+    let text = r.to_string();
+    assert!(text.contains("the commit of txid 5602 is lost"), "{text}");
     compare_with_manifest(&model_from_deadbolt(&db), &manifest(name)["content"], name);
 }
 

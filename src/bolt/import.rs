@@ -94,21 +94,28 @@ impl fmt::Display for ImportReport {
             f,
             "verified: meta checksum, page ids, types and bounds, key order, no cycles or shared pages (bbolt pages carry no checksums, so the bytes of keys and values could not be verified)"
         )?;
-        if self.is_complete() {
-            writeln!(f, "complete: nothing lost")?;
-        } else {
-            writeln!(
-                f,
-                "INCOMPLETE: {} problems while reading",
-                self.problems.len() as u64 + self.suppressed_problems
-            )?;
+        let n = self.problems.len() as u64 + self.suppressed_problems;
+        if n > 0 {
+            writeln!(f, "{n} problems while reading:")?;
             for p in &self.problems {
                 writeln!(f, "  {p}")?;
             }
             if self.suppressed_problems > 0 {
                 writeln!(f, "  ... and {} more not listed", self.suppressed_problems)?;
             }
-            writeln!(f, "lost:")?;
+        }
+        if self.is_complete() {
+            writeln!(
+                f,
+                "complete: every entry reachable from the meta in use was imported"
+            )?;
+        } else if self.lost.is_empty() {
+            writeln!(
+                f,
+                "INCOMPLETE: nothing is known to be lost, but damaged parts were read (see above)"
+            )?;
+        } else {
+            writeln!(f, "INCOMPLETE: lost")?;
             for l in &self.lost {
                 writeln!(f, "  {l}")?;
             }
