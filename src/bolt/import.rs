@@ -174,7 +174,21 @@ pub fn import_bytes(
             detail: "bbolt file: no usable meta page; nothing can be imported".into(),
         });
     };
-    let meta_problems: Vec<BoltProblem> = out.problems;
+    let mut meta_problems: Vec<BoltProblem> = out.problems;
+    if file.root_sequence != 0 {
+        // bbolt exposes no API to set it, so this never happens in practice; deadbolt's root
+        // has no sequence to carry it.
+        meta_problems.push(BoltProblem {
+            severity: Severity::Warning,
+            page: u64::from(file.active_meta),
+            path: Vec::new(),
+            detail: format!(
+                "the root bucket's sequence is {} in the meta; deadbolt's root has no sequence, so it is not imported",
+                file.root_sequence
+            ),
+            lost: None,
+        });
+    }
     let total = if !opts.salvage {
         check.walk.kv_pairs + check.walk.buckets
     } else {
