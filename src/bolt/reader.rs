@@ -502,10 +502,20 @@ impl<'a> BoltFile<'a> {
             } else {
                 format!(" (no valid meta at any candidate page size 1 KiB .. 16 MiB; meta 1 looked for at offset {ps})")
             };
+            let hint = order
+                .iter()
+                .find(|m| m.plausible() && m.page_size == ps)
+                .map(|m| {
+                    format!(
+                        "; salvage can still read it through meta {} (txid {}), whose magic and version are right, without verification",
+                        m.which, m.txid
+                    )
+                })
+                .unwrap_or_default();
             problems.push(meta_problem(
                 Severity::Damage,
                 0,
-                format!("neither meta page is valid; the file cannot be opened{how}"),
+                format!("neither meta page is valid; the file cannot be opened{how}{hint}"),
             ));
         }
         let file = chosen.map(|m| {
