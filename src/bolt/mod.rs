@@ -12,6 +12,26 @@
 //! The parser works on any `&[u8]` (see [`BoltFile`], [`Walker`]); the file functions open the
 //! source through [`crate::FileStorage`] read-only, under a shared lock, and never write it.
 //!
+//! Three ways to read:
+//! - strict ([`Walker::new`] with `salvage = false`, and [`import_file`] by default): the first
+//!   problem is an [`crate::Error::Corruption`] naming the page; a strict import checks the whole
+//!   file first and writes nothing to a damaged one;
+//! - diagnosis ([`Walker::diagnose`], used by [`check_bytes`]): every problem is recorded with
+//!   its page, bucket path and the key range it makes unreadable, and the walk goes on;
+//! - salvage ([`Walker::new`] with `salvage = true`, [`ImportOptions::salvage`]): like the
+//!   diagnosis, and it also reads what the diagnosis only points at: a page whose type field is
+//!   garbage but whose elements form a valid page of the type its depth implies, and, with a
+//!   consistent freelist, orphaned subtrees (pages neither reachable nor free, cut off by a bad
+//!   pointer) whose keys fall into exactly one lost range. Everything salvage reads that strict
+//!   reading would not is reported as such.
+//!
+//! Bounds, all checked in release builds: B+tree depth [`MAX_TREE_DEPTH`], bucket nesting
+//! [`MAX_BUCKET_NESTING`], each page entered at most once per walk (bitmaps of one bit per page
+//! of the file are the only allocations sized from the file), element counts bounded by the
+//! page's bytes, [`MAX_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
+//! [`MAX_RECOVERY_RANGES`] and [`MAX_ORPHAN_ROOTS`] for orphan recovery. Import memory is
+//! bounded by [`ImportOptions::max_tx_bytes`] plus the engine's own per-transaction state.
+//!
 //! ```no_run
 //! use deadbolt::bolt::{check_file, import_file, ImportOptions};
 //! # fn main() -> deadbolt::Result<()> {
@@ -41,8 +61,8 @@ pub use format::MetaInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
 pub use reader::{
     show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,
-    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_PROBLEMS, MAX_PROBLEM_BYTES,
-    MAX_TREE_DEPTH,
+    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_ORPHAN_ROOTS, MAX_PROBLEMS,
+    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
 };
 
 use crate::{Error, FileOptions, FileStorage, Result, Storage, View};
