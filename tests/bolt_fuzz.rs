@@ -183,8 +183,17 @@ fn run_case(img: &[u8], import: bool) -> bolt::Verdict {
                 );
                 assert_eq!(rep.kv_pairs, s.kv_total());
             }
-            Err(Error::Corruption { .. }) => {
-                assert!(salvaged.is_none(), "import refused a file salvage can open")
+            Err(Error::Corruption { page, detail }) => {
+                // The importer's own refusals name the bbolt file; anything else is the engine
+                // reporting its own pages.
+                assert!(
+                    detail.starts_with("bbolt file"),
+                    "ENGINE: deadbolt reports corruption of its own page {page} during the salvage import: {detail}"
+                );
+                assert!(
+                    salvaged.is_none(),
+                    "import refused a file salvage can open: {detail}"
+                )
             }
             Err(e) => panic!("salvage import failed: {e}"),
         }
@@ -205,6 +214,7 @@ fn mutated_corpus_files_are_handled() {
     let seed = env_u64("BOLT_FUZZ_SEED", 0x5eed_b017);
     let cases = env_u64("BOLT_FUZZ_CASES", 150);
     let mut verdicts = std::collections::BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
     for (fi, name) in [
         "b_one_bucket",
         "c_nested",
@@ -242,13 +252,27 @@ fn mutated_corpus_files_are_handled() {
                 *verdicts.entry(format!("{v:?}")).or_insert(0u64) += 1;
             }
             if res.is_err() {
-                panic!(
+                // BOLT_FUZZ_DUMP=DIR keeps each failing image for inspection.
+                if let Ok(dir) = std::env::var("BOLT_FUZZ_DUMP") {
+                    let _ = std::fs::write(format!("{dir}/{name}-{seed}-{case}.db"), &img);
+                }
+                failures.push(format!(
                     "FAILED: file {name}, BOLT_FUZZ_SEED={seed}, case {case} (case seed {case_seed:#x}), mutations: {what:?}"
-                );
+                ));
             }
         }
     }
     eprintln!("seed {seed}: verdicts {verdicts:?}");
+    // Every failing case was printed with its message above; list them all, then fail.
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed; first: {}",
+        failures.len(),
+        failures[0]
+    );
     // The mutations must actually exercise the damage paths.
     assert!(verdicts.get("Damaged").copied().unwrap_or(0) > cases);
 }
