@@ -178,6 +178,11 @@ pub(crate) struct Writer {
 
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Free-space facts as of the last commit (readable without the writer lock).
+    pub free_pages: AtomicU64,
+    pub pending_pages: AtomicU64,
+    pub chain_len: AtomicU64,
+    pub file_len: AtomicU64,
     pub commits: AtomicU64,
     pub syncs: AtomicU64,
     pub pages_written: AtomicU64,
@@ -252,6 +257,19 @@ pub(crate) enum Want {
     Freelist,
 }
 
+impl Counters {
+    /// Publish the writer's free-space facts for [`Db::stats`].
+    pub(crate) fn publish(&self, w: &Writer) {
+        self.free_pages
+            .store(w.free.free.pages(), Ordering::Relaxed);
+        self.pending_pages
+            .store(w.free.pending_pages(), Ordering::Relaxed);
+        self.chain_len
+            .store(w.free.chain.len() as u64, Ordering::Relaxed);
+        self.file_len.store(w.file_len, Ordering::Relaxed);
+    }
+}
+
 impl DbInner {
     /// Load and (first time, or always with `verify_every_access`) verify the span that `r`
     /// points to in a snapshot whose bytes are `bytes` and high-water mark is `hwm`: page id in
@@ -285,10 +303,18 @@ impl DbInner {
         let first = usize::try_from(off)
             .ok()
             .and_then(|o| bytes.get(o..o + self.page_size))
-            .ok_or_else(|| bad(format!("page lies past the end of the file ({} bytes)", bytes.len())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "page lies past the end of the file ({} bytes)",
+                    bytes.len()
+                ))
+            })?;
         let h = Header::parse(first).ok_or_else(|| bad("truncated header".into()))?;
         if h.pgid != r.pgid {
-            return Err(bad(format!("header names page {} (misdirected write?)", h.pgid)));
+            return Err(bad(format!(
+                "header names page {} (misdirected write?)",
+                h.pgid
+            )));
         }
         let ok_type = match want {
             Want::Node => h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8,
@@ -298,7 +324,11 @@ impl DbInner {
             let found = PageType::from_u8(h.ptype).map_or("unknown", |t| t.name());
             return Err(bad(format!(
                 "expected a {} page, found type {} ({found})",
-                if want == Want::Node { "branch or leaf" } else { "freelist" },
+                if want == Want::Node {
+                    "branch or leaf"
+                } else {
+                    "freelist"
+                },
                 h.ptype
             )));
         }
@@ -311,7 +341,9 @@ impl DbInner {
         }
         let over = h.overflow as u64;
         if over > max_overflow(self.page_size) || r.pgid + 1 + over > hwm {
-            return Err(bad(format!("overflow of {over} pages runs past the high-water mark {hwm}")));
+            return Err(bad(format!(
+                "overflow of {over} pages runs past the high-water mark {hwm}"
+            )));
         }
         let span_len = (1 + over) * p;
         let span = usize::try_from(off)
@@ -345,7 +377,12 @@ impl DbInner {
         Ok((h, span))
     }
 
-    pub(crate) fn load_page<'a>(&self, bytes: &'a [u8], hwm: u64, r: &ChildRef) -> Result<Page<'a>> {
+    pub(crate) fn load_page<'a>(
+        &self,
+        bytes: &'a [u8],
+        hwm: u64,
+        r: &ChildRef,
+    ) -> Result<Page<'a>> {
         let (h, span) = self.load_span(bytes, hwm, r, Want::Node)?;
         Ok(Page {
             id: r.pgid,
@@ -363,16 +400,28 @@ impl DbInner {
         let mut next = meta.freelist;
         while !next.is_empty() {
             if chain.len() as u32 >= MAX_CHAIN {
-                return Err(Error::corrupt(next.pgid, "freelist chain longer than its bound"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist chain longer than its bound",
+                ));
             }
             if next.txid > meta.txid {
-                return Err(Error::corrupt(next.pgid, "freelist record newer than its meta"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist record newer than its meta",
+                ));
             }
             let (_, span) = self.load_span(bytes, meta.hwm, &next, Want::Freelist)?;
             let rec = decode_record(span, next.pgid)?;
-            let expect_len = records.first().map_or(0, |r: &crate::freelist::Record| r.chain_len) as usize;
+            let expect_len = records
+                .first()
+                .map_or(0, |r: &crate::freelist::Record| r.chain_len)
+                as usize;
             if !records.is_empty() && rec.chain_len as usize + chain.len() != expect_len {
-                return Err(Error::corrupt(next.pgid, "freelist chain lengths do not line up"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist chain lengths do not line up",
+                ));
             }
             chain.push((next, span.len() as u64 / self.page_size as u64));
             next = rec.prev;
@@ -384,7 +433,10 @@ impl DbInner {
         }
         if let Some(first) = records.first() {
             if first.chain_len as usize != records.len() {
-                return Err(Error::corrupt(meta.freelist.pgid, "freelist chain is missing records"));
+                return Err(Error::corrupt(
+                    meta.freelist.pgid,
+                    "freelist chain is missing records",
+                ));
             }
         }
         let mut set = RunSet::default();
@@ -392,12 +444,18 @@ impl DbInner {
             let page = 0;
             for &(s, l) in &rec.add {
                 if !set.insert(s, l) {
-                    return Err(Error::corrupt(s, format!("free run {s}+{l} listed twice (chain page {page})")));
+                    return Err(Error::corrupt(
+                        s,
+                        format!("free run {s}+{l} listed twice (chain page {page})"),
+                    ));
                 }
             }
             for &(s, l) in &rec.remove {
                 if !set.remove(s, l) {
-                    return Err(Error::corrupt(s, format!("allocated run {s}+{l} was not free")));
+                    return Err(Error::corrupt(
+                        s,
+                        format!("allocated run {s}+{l} was not free"),
+                    ));
                 }
             }
             set.clip(rec.hwm);
@@ -422,11 +480,18 @@ impl DbInner {
     /// the cost is proportional to the last commit, not to the database.
     pub(crate) fn verify_commit(&self, bytes: &[u8], meta: &Meta) -> Result<()> {
         let p = self.page_size as u64;
-        let need = meta.hwm.checked_mul(p).ok_or_else(|| Error::corrupt(0, "high-water mark overflows"))?;
+        let need = meta
+            .hwm
+            .checked_mul(p)
+            .ok_or_else(|| Error::corrupt(0, "high-water mark overflows"))?;
         if need > bytes.len() as u64 {
             return Err(Error::corrupt(
                 meta.txid % 2,
-                format!("high-water mark {} lies past the end of the file ({} bytes)", meta.hwm, bytes.len()),
+                format!(
+                    "high-water mark {} lies past the end of the file ({} bytes)",
+                    meta.hwm,
+                    bytes.len()
+                ),
             ));
         }
         if cfg!(feature = "bug-skip-open-verify") {
@@ -446,7 +511,10 @@ impl DbInner {
                 return Err(Error::corrupt(r.pgid, "page reachable twice"));
             }
             if r.txid > meta.txid {
-                return Err(Error::corrupt(r.pgid, format!("page txid {} newer than its commit {}", r.txid, meta.txid)));
+                return Err(Error::corrupt(
+                    r.pgid,
+                    format!("page txid {} newer than its commit {}", r.txid, meta.txid),
+                ));
             }
             let page = self.load_page(bytes, meta.hwm, &r)?;
             for i in 0..page.count {
@@ -478,7 +546,10 @@ fn read_meta(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
         .ok_or_else(|| Error::corrupt(slot, "file too short for this meta page"))?;
     let m = Meta::decode(b, slot)?;
     if m.page_size as usize != page_size {
-        return Err(Error::corrupt(slot, format!("page size {} disagrees with its position", m.page_size)));
+        return Err(Error::corrupt(
+            slot,
+            format!("page size {} disagrees with its position", m.page_size),
+        ));
     }
     Ok(m)
 }
@@ -575,11 +646,18 @@ impl Db {
             Some(p) => p,
             None => {
                 let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
-                return Err(if magic_ok || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0) {
-                    Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
-                } else {
-                    Error::InvalidFile(format!("no deadbolt meta page found: {}", damaged.join("; ")))
-                });
+                return Err(
+                    if magic_ok
+                        || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0)
+                    {
+                        Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
+                    } else {
+                        Error::InvalidFile(format!(
+                            "no deadbolt meta page found: {}",
+                            damaged.join("; ")
+                        ))
+                    },
+                );
             }
         };
         candidates.retain(|m| m.page_size as usize == page_size);
@@ -652,13 +730,18 @@ impl Db {
         inner.recovery = Recovery {
             txid: meta.txid,
             rolled_back,
-            damaged_meta: if damaged.is_empty() { None } else { Some(damaged.join("; ")) },
+            damaged_meta: if damaged.is_empty() {
+                None
+            } else {
+                Some(damaged.join("; "))
+            },
         };
         inner.shared.get_mut().current = Arc::new(Snapshot { meta, view });
         {
             let w = inner.writer.get_mut();
             w.free = free;
             w.last_synced = meta.txid;
+            inner.counters.publish(w);
         }
         if !opts.read_only {
             // Make everything open verified durable before building on it (a process crash
@@ -686,7 +769,10 @@ impl Db {
     }
 
     /// Run `f` in a write transaction; commit when it returns `Ok`, roll back on `Err`.
-    pub fn update<T, E: From<Error>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+    pub fn update<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self.begin_write()?;
         let v = f(&tx)?;
         tx.commit()?;
@@ -726,10 +812,14 @@ impl Db {
             let s = i.shared.lock();
             (s.current.clone(), s.readers.values().sum::<usize>() as u64)
         };
-        let (free, pending, chain, file_len) = {
-            let w = i.writer.lock();
-            (w.free.free.pages(), w.free.pending_pages(), w.free.chain.len() as u64, w.file_len)
-        };
+        // Never blocks on the writer: these are published at the end of each commit.
+        let c = &i.counters;
+        let (free, pending, chain, file_len) = (
+            c.free_pages.load(Ordering::Relaxed),
+            c.pending_pages.load(Ordering::Relaxed),
+            c.chain_len.load(Ordering::Relaxed),
+            c.file_len.load(Ordering::Relaxed),
+        );
         let depth = {
             let tx = self.begin_read();
             tx.and_then(|t| t.root_depth()).unwrap_or(0)
@@ -738,7 +828,7 @@ impl Db {
             txid: snap.meta.txid,
             page_size: i.page_size,
             high_water: snap.meta.hwm,
-            file_size: i.storage.len().unwrap_or(file_len),
+            file_size: file_len,
             free_pages: free,
             pending_pages: pending,
             commits: i.counters.commits.load(Ordering::Relaxed),

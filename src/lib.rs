@@ -22,8 +22,8 @@ mod page;
 mod tx;
 
 pub use bucket::{Bucket, BucketNames, Iter};
-pub use db::BucketStats;
 pub use cursor::{Cursor, Entry};
+pub use db::BucketStats;
 pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
