@@ -116,4 +116,21 @@ fn damaged_files_are_diagnosed_with_flat_memory_and_bounded_work() {
     );
     assert_eq!(r.kv_pairs, 200_000);
     assert!(peak < 64 * MIB, "import peak {peak}");
+
+    // Salvage import of the seed-bug file: orphan recovery included, memory stays flat.
+    let db = deadbolt::Db::open(dir.path().join("s.deadbolt")).unwrap();
+    let opts = ImportOptions {
+        salvage: true,
+        ..ImportOptions::default()
+    };
+    let (r, peak, dt) =
+        measure(|| bolt::import_file(&db_path(CORRUPT[0]), &db, &opts, &mut |_, _| {}).unwrap());
+    eprintln!(
+        "salvage import {}: {} pairs, peak heap {} KiB, {dt:?}",
+        CORRUPT[0],
+        r.kv_pairs,
+        peak / 1024
+    );
+    assert_eq!(r.kv_pairs, 5000);
+    assert!(peak < 64 * MIB && dt < TIME_LIMIT);
 }
