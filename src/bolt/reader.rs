@@ -1574,6 +1574,9 @@ impl<'a> Walker<'a> {
         let Some(r) = self.ctx.lost_refs.get(o.lost) else {
             return;
         };
+        if n == 0 {
+            return; // nothing read: the problems met were recorded by the walk
+        }
         let idx = r.problem;
         let range = LostRange {
             path: r.path.iter().map(|c| c.to_vec()).collect(),
