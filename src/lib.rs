@@ -6,6 +6,7 @@
 //! The data path reads top-down: [`storage`] -> `page` (codec) -> `meta` / `freelist` ->
 //! `node` (in-memory copy-on-write) -> [`Bucket`] / [`Cursor`] -> [`Tx`] -> [`Db`].
 
+pub mod bolt;
 pub mod error;
 pub mod storage;
 
