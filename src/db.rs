@@ -236,6 +236,7 @@ pub(crate) struct DbInner {
     pub verified: Verified,
     pub counters: Counters,
     pub recovery: Recovery,
+    #[allow(dead_code)] // until the group-commit queue lands
     pub batcher: crate::batch::Batcher,
 }
 
