@@ -551,6 +551,106 @@ fn read_meta(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
     Ok(m)
 }
 
+/// Decode both meta pages: the page size, the valid metas newest first, and why any slot did
+/// not decode.
+pub(crate) fn decode_metas(bytes: &[u8]) -> Result<(usize, Vec<Meta>, Vec<String>)> {
+    // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
+    let mut candidates = Vec::new();
+    let mut damaged = Vec::new();
+    let mut page_size = None;
+    match Meta::decode(bytes, 0) {
+        Ok(m) => {
+            page_size = Some(m.page_size as usize);
+            candidates.push(m);
+        }
+        Err(e) => damaged.push(format!("meta 0: {e}")),
+    }
+    let probe: Vec<usize> = match page_size {
+        Some(p) => vec![p],
+        None => (10..=16).map(|s| 1usize << s).collect(),
+    };
+    let mut m1_err = None;
+    for p in probe {
+        match read_meta(bytes, 1, p) {
+            Ok(m) => {
+                page_size.get_or_insert(p);
+                candidates.push(m);
+                m1_err = None;
+                break;
+            }
+            Err(e) => m1_err = Some(e),
+        }
+    }
+    if let Some(e) = m1_err {
+        damaged.push(format!("meta 1: {e}"));
+    }
+    let page_size = match page_size {
+        Some(p) => p,
+        None => {
+            let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
+            return Err(
+                if magic_ok
+                    || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0)
+                {
+                    Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
+                } else {
+                    Error::InvalidFile(format!(
+                        "no deadbolt meta page found: {}",
+                        damaged.join("; ")
+                    ))
+                },
+            );
+        }
+    };
+    candidates.retain(|m| m.page_size as usize == page_size);
+    candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
+    Ok((page_size, candidates, damaged))
+}
+
+impl DbInner {
+    /// A handle over `view` before any commit is chosen (open and salvage start here).
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        opts: Options,
+        page_size: usize,
+        view: Arc<dyn View>,
+        candidates: &[Meta],
+    ) -> DbInner {
+        let file_len = view.bytes().len() as u64;
+        DbInner {
+            storage,
+            opts,
+            page_size,
+            shared: Registry::new(
+                Snapshot {
+                    meta: candidates.first().copied().unwrap_or(Meta {
+                        page_size: page_size as u32,
+                        flags: 0,
+                        txid: 0,
+                        durable_base: 0,
+                        hwm: 2,
+                        root: ChildRef::EMPTY,
+                        freelist: ChildRef::EMPTY,
+                    }),
+                    view,
+                },
+                0,
+            ),
+            writer: Mutex::new(Writer {
+                free: FreeState::default(),
+                last_synced: 0,
+                poisoned: None,
+                file_len,
+                unsynced: false,
+            }),
+            verified: Verified::new(),
+            counters: Counters::default(),
+            recovery: Recovery::default(),
+            batcher: crate::batch::Batcher::default(),
+        }
+    }
+}
+
 impl Db {
     /// Open the database at `path`, creating it if it does not exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Db> {
@@ -609,87 +709,14 @@ impl Db {
         }
         let view = storage.view()?;
         let bytes = view.bytes();
-        // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
-        let mut candidates = Vec::new();
-        let mut damaged = Vec::new();
-        let mut page_size = None;
-        match Meta::decode(bytes, 0) {
-            Ok(m) => {
-                page_size = Some(m.page_size as usize);
-                candidates.push(m);
-            }
-            Err(e) => damaged.push(format!("meta 0: {e}")),
-        }
-        let probe: Vec<usize> = match page_size {
-            Some(p) => vec![p],
-            None => (10..=16).map(|s| 1usize << s).collect(),
-        };
-        let mut m1_err = None;
-        for p in probe {
-            match read_meta(bytes, 1, p) {
-                Ok(m) => {
-                    page_size.get_or_insert(p);
-                    candidates.push(m);
-                    m1_err = None;
-                    break;
-                }
-                Err(e) => m1_err = Some(e),
-            }
-        }
-        if let Some(e) = m1_err {
-            damaged.push(format!("meta 1: {e}"));
-        }
-        let page_size = match page_size {
-            Some(p) => p,
-            None => {
-                let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
-                return Err(
-                    if magic_ok
-                        || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0)
-                    {
-                        Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
-                    } else {
-                        Error::InvalidFile(format!(
-                            "no deadbolt meta page found: {}",
-                            damaged.join("; ")
-                        ))
-                    },
-                );
-            }
-        };
-        candidates.retain(|m| m.page_size as usize == page_size);
-        candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
-        let inner_probe = DbInner {
-            storage: storage.clone(),
-            opts: opts.clone(),
+        let (page_size, candidates, damaged) = decode_metas(bytes)?;
+        let inner_probe = DbInner::new(
+            storage.clone(),
+            opts.clone(),
             page_size,
-            shared: Registry::new(
-                Snapshot {
-                    meta: candidates.first().copied().unwrap_or(Meta {
-                        page_size: page_size as u32,
-                        flags: 0,
-                        txid: 0,
-                        durable_base: 0,
-                        hwm: 2,
-                        root: ChildRef::EMPTY,
-                        freelist: ChildRef::EMPTY,
-                    }),
-                    view: view.clone(),
-                },
-                0,
-            ),
-            writer: Mutex::new(Writer {
-                free: FreeState::default(),
-                last_synced: 0,
-                poisoned: None,
-                file_len: bytes.len() as u64,
-                unsynced: false,
-            }),
-            verified: Verified::new(),
-            counters: Counters::default(),
-            recovery: Recovery::default(),
-            batcher: crate::batch::Batcher::default(),
-        };
+            view.clone(),
+            &candidates,
+        );
         let mut chosen = None;
         let mut rolled_back = None;
         let mut failures = Vec::new();

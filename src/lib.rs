@@ -21,6 +21,7 @@ mod mvcc;
 mod node;
 mod ops;
 mod page;
+mod salvage;
 mod tx;
 
 pub use bucket::{Bucket, BucketNames, Iter};
@@ -28,6 +29,7 @@ pub use cursor::{Cursor, Entry};
 pub use db::BucketStats;
 pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
+pub use salvage::{salvage, salvage_storage, LostRange, SalvageReport};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use tx::Tx;
 
