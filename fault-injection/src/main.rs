@@ -157,6 +157,10 @@ enum Cmd {
         filter: String,
         #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
         engine: EngineArg,
+        /// Per configuration, crash the commit after a fallen-back recovery at every op
+        /// (0 = the CI tier's setting).
+        #[arg(long, default_value_t = 0)]
+        full_probes: usize,
     },
     /// F15: craft a self-referencing branch page with valid checksums and check that the
     /// engine reports corruption (exit 0) instead of descending forever.
@@ -251,7 +255,11 @@ fn main() -> ExitCode {
             millis,
             engine,
         } => worker(seed, start, stride, end, millis, engine),
-        Cmd::Exhaustive { filter, engine } => exhaustive(&filter, engine),
+        Cmd::Exhaustive {
+            filter,
+            engine,
+            full_probes,
+        } => exhaustive(&filter, engine, full_probes),
         Cmd::CraftedCycle { page_size } => {
             match fault_injection::crafted::crafted_cycle_check(page_size) {
                 Ok(m) => {
@@ -268,11 +276,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn exhaustive(filter: &str, engine: EngineArg) -> ExitCode {
+fn exhaustive(filter: &str, engine: EngineArg, full_probes: usize) -> ExitCode {
     let e = engine.engine();
     let t = Instant::now();
     let mut total = fault_injection::run::Report::default();
-    for cfg in fault_injection::run::ci_matrix() {
+    for cfg in fault_injection::run::ci_matrix_with(full_probes) {
         if !cfg.describe().contains(filter) {
             continue;
         }

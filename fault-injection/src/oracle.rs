@@ -159,6 +159,8 @@ pub struct Verdict {
     pub after: Option<Vec<u8>>,
     /// The history to continue with (rebased on the recovered state, plus the probe).
     pub history: Option<History>,
+    /// Further crash images checked inside the probe commit (second crash cycle).
+    pub extra_images: u64,
 }
 
 impl Verdict {
@@ -169,6 +171,10 @@ impl Verdict {
         }
     }
 }
+
+/// `crash_probe` value: when open fell back past a newer commit, crash the probe commit after
+/// each of its ops in every mode; otherwise crash it after a small seeded number of ops.
+pub const EVERY_OP_ON_ROLLBACK: u64 = u64::MAX;
 
 /// Open `image` on a healthy simulated disk and check it against `hist`.
 ///
@@ -187,7 +193,11 @@ pub fn verify(
     crash_probe: Option<u64>,
     seed: u64,
 ) -> Verdict {
+    let image0 = probe.map(|_| image.clone());
     let disk = Arc::new(SimDisk::new(image, media, FaultPlan::default(), seed));
+    if probe.is_some() {
+        disk.record_log(true);
+    }
     let opened = catch(|| engine.open(disk.clone(), &opts));
     let db: Box<dyn EngineDb> = match opened {
         Err(p) => return Verdict::bad(format!("I7: panic in open: {p}")),
@@ -223,9 +233,23 @@ pub fn verify(
     let txid = v.txid;
     let mut h = hist.clone();
     h.rebase(j, txid);
-    if let Some(ops) = probe {
+    if let (Some(ops), Some(image0)) = (probe, image0) {
+        let rolled_back = catch(|| db.rolled_back()).unwrap_or(None);
+        if strict == Strictness::Full
+            && rolled_back.is_some()
+            && crash_probe == Some(EVERY_OP_ON_ROLLBACK)
+        {
+            // Open fell back past a newer commit: the state most likely to hide a stale
+            // half-commit. Crash at every op of the next commit, in every mode (F14, I9).
+            return probe_every_op(
+                engine, db, &disk, image0, media, opts, h, ops, j, txid, seed,
+            );
+        }
         if strict == Strictness::Full {
-            if let Some(n) = crash_probe {
+            if let Some(mut n) = crash_probe {
+                if n == EVERY_OP_ON_ROLLBACK {
+                    n = 1 + seed % 6;
+                }
                 disk.set_crash_after(Some(disk.ops() + n));
             }
             let before = h.last_state().clone();
@@ -397,6 +421,92 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
     Verdict {
         matched: Some(j),
         txid,
+        ..Verdict::default()
+    }
+}
+
+/// The commit after a recovery that fell back, crashed after each of its ops with every mode.
+#[allow(clippy::too_many_arguments)]
+fn probe_every_op(
+    engine: &dyn Engine,
+    db: Box<dyn EngineDb>,
+    disk: &SimDisk,
+    image0: Vec<u8>,
+    media: Media,
+    opts: OpenOpts,
+    mut h: History,
+    ops: &[Op],
+    j: usize,
+    txid: u64,
+    seed: u64,
+) -> Verdict {
+    let before = disk.ops() as usize;
+    let mut after_state = (**h.last_state()).clone();
+    after_state.apply_all(ops);
+    let r = catch(|| db.commit(ops));
+    let t = match r {
+        Err(p) => return Verdict::bad(format!("I7: panic in commit after recovery: {p}")),
+        Ok(Err(e)) => return Verdict::bad(format!("I6: commit after recovery failed: {e}")),
+        Ok(Ok(t)) => t,
+    };
+    if catch(move || drop(db)).is_err() {
+        return Verdict::bad("I7: panic while closing".into());
+    }
+    let log = disk.take_log();
+    let end = log.len();
+    let mut rp = crate::run::Replayer::new(image0);
+    let mut rng = crate::rng::Rng::new(seed ^ 0xe7e7);
+    let mut extra = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    for (k, op) in log.iter().enumerate() {
+        rp.step(op);
+        let k = k + 1;
+        if k <= before {
+            continue;
+        }
+        let mut hk = h.clone();
+        // Crash after op k <= end: the commit had not necessarily returned.
+        debug_assert!(k <= end);
+        hk.push(after_state.clone(), Label::InFlight, Some(t));
+        let w = crate::crash::Window::new(&rp.st, media);
+        let mut imgs = vec![w.process()];
+        for p in 0..=rp.st.pending.len() {
+            imgs.push(w.prefix(p, crate::crash::Fill::Zeros));
+        }
+        for _ in 0..6 {
+            imgs.push(w.random(crate::crash::Mode::Reorder, &mut rng));
+            imgs.push(w.random(crate::crash::Mode::Torn, &mut rng));
+        }
+        for img in imgs {
+            if !seen.insert(crate::rng::hash_bytes(&img)) {
+                continue;
+            }
+            extra += 1;
+            let v = verify(
+                engine,
+                img,
+                media,
+                opts,
+                &hk,
+                Strictness::Full,
+                None,
+                None,
+                rng.next_u64(),
+            );
+            if let Some(m) = v.violation {
+                return Verdict::bad(format!(
+                    "second crash cycle (after a recovery that fell back, crash after op {k} of the next commit): {m}"
+                ));
+            }
+        }
+    }
+    h.push(after_state, Label::DurableAck, Some(t));
+    Verdict {
+        matched: Some(j),
+        txid,
+        after: Some(disk.current()),
+        history: Some(h),
+        extra_images: extra,
         ..Verdict::default()
     }
 }

@@ -215,6 +215,9 @@ pub struct ExhCfg {
     pub torn_samples: usize,
     /// Run the probe commit (with a crash inside it) on every n-th image.
     pub probe_every: usize,
+    /// For this many images whose recovery fell back past a newer commit, crash the probe
+    /// commit after every one of its ops in every mode (the rest get one random crash).
+    pub full_probes: usize,
     pub seed: u64,
 }
 
@@ -382,6 +385,7 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
     let mut rng = Rng::new(cfg.seed);
     let mut rp = Replayer::new(Vec::new());
     let mut n_img = 0usize;
+    let mut full_probes_left = cfg.full_probes;
     for k in 0..=log.len() {
         if k > 0 {
             rp.step(&log[k - 1]);
@@ -439,7 +443,12 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
             dig.u64(hash_bytes(&img));
             let probe = (cfg.probe_every > 0 && n_img.is_multiple_of(cfg.probe_every))
                 .then_some(&probe_ops[..]);
-            let crash_probe = Some(1 + rng.below(6));
+            let r = rng.below(6);
+            let crash_probe = Some(if full_probes_left > 0 {
+                crate::oracle::EVERY_OP_ON_ROLLBACK
+            } else {
+                1 + r
+            });
             let img_len = img.len();
             // no_sync promises survival of process crashes only (I7 after a power cut).
             let strict = if cfg.no_sync && mode != Mode::Process {
@@ -459,6 +468,10 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
                 rng.next_u64(),
             );
             dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
+            rep.images += v.extra_images;
+            if v.extra_images > 0 {
+                full_probes_left -= 1;
+            }
             if v.detected {
                 rep.detected += 1;
             }
@@ -623,6 +636,11 @@ pub fn ioerr_sweep(
 /// 512- and 4096-byte sectors (PSOW, atomic sectors), plus sub-sector tearing (atomicity off),
 /// PSOW off (Detect mode) and `no_sync` variants.
 pub fn ci_matrix() -> Vec<ExhCfg> {
+    ci_matrix_with(0)
+}
+
+/// [`ci_matrix`] with `full_probes` (see [`ExhCfg::full_probes`]) per configuration.
+pub fn ci_matrix_with(full_probes: usize) -> Vec<ExhCfg> {
     let mut v = Vec::new();
     let n_workloads = crate::workload::fixed(4096).len();
     let mut seed = 0x00C1_0000u64;
@@ -682,7 +700,8 @@ pub fn ci_matrix() -> Vec<ExhCfg> {
                     subset_limit: 10,
                     reorder_samples: 160,
                     torn_samples: 96,
-                    probe_every: 2,
+                    probe_every: 1,
+                    full_probes,
                     seed,
                 });
             }

@@ -97,7 +97,7 @@ fn meta_before_data_is_caught() {
         "tier 1 exhaustive (protocol monitor)",
         &r,
     );
-    show_torture("bug-meta-before-data", &torture_until_caught(300));
+    show_torture("bug-meta-before-data", &torture_until_caught(3000));
     assert!(r.is_some());
 }
 
