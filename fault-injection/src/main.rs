@@ -139,6 +139,10 @@ enum Cmd {
         /// Stop at the first violation.
         #[arg(long)]
         stop_on_violation: bool,
+        /// Small databases only: 1-4 KiB pages, values up to 64 bytes, few keys and commits
+        /// (the configuration the states/second figure is quoted for).
+        #[arg(long)]
+        small: bool,
     },
     /// Re-run one torture case in this process and print its verdict.
     Replay {
@@ -149,6 +153,9 @@ enum Cmd {
         /// Run it twice and require the same digest (determinism, I10).
         #[arg(long)]
         twice: bool,
+        /// The case came from a `--small` torture run.
+        #[arg(long)]
+        small: bool,
     },
     /// Tier 1 outside `cargo test`: the bounded exhaustive matrix (optionally filtered).
     Exhaustive {
@@ -183,6 +190,8 @@ enum Cmd {
         millis: u64,
         #[arg(long, value_enum)]
         engine: EngineArg,
+        #[arg(long)]
+        small: bool,
     },
     /// (internal) Tier 3 child: commit through the real file until killed, acknowledging on stdout.
     Child {
@@ -233,6 +242,7 @@ fn main() -> ExitCode {
             hang_timeout,
             engine,
             stop_on_violation,
+            small,
         } => torture(
             seed,
             duration,
@@ -241,12 +251,14 @@ fn main() -> ExitCode {
             hang_timeout,
             engine,
             stop_on_violation,
+            small,
         ),
         Cmd::Replay {
             case_seed,
             engine,
             twice,
-        } => replay(case_seed, engine, twice),
+            small,
+        } => replay(case_seed, engine, twice, small),
         Cmd::Worker {
             seed,
             start,
@@ -254,7 +266,8 @@ fn main() -> ExitCode {
             end,
             millis,
             engine,
-        } => worker(seed, start, stride, end, millis, engine),
+            small,
+        } => worker(seed, start, stride, end, millis, engine, small),
         Cmd::Exhaustive {
             filter,
             engine,
@@ -315,10 +328,17 @@ fn exhaustive(filter: &str, engine: EngineArg, full_probes: usize) -> ExitCode {
     }
 }
 
-fn replay(case_seed: u64, engine: EngineArg, twice: bool) -> ExitCode {
+fn replay(case_seed: u64, engine: EngineArg, twice: bool, small: bool) -> ExitCode {
     let e = engine.engine();
     let t = Instant::now();
-    let r = run_case(&*e, case_seed);
+    let run = |e: &dyn Engine| {
+        if small {
+            fault_injection::torture::run_case_small(e, case_seed)
+        } else {
+            run_case(e, case_seed)
+        }
+    };
+    let r = run(&*e);
     println!(
         "case {case_seed:#018x} [{}]: {} cycles, {} commits, {} crash states ({} detected), digest {:#018x}, {:.2}s",
         r.describe,
@@ -334,7 +354,7 @@ fn replay(case_seed: u64, engine: EngineArg, twice: bool) -> ExitCode {
     }
     let mut ok = r.violations.is_empty();
     if twice {
-        let r2 = run_case(&*e, case_seed);
+        let r2 = run(&*e);
         if r2.digest != r.digest || r2.violations != r.violations {
             println!(
                 "NONDETERMINISM: second run digest {:#018x} != {:#018x}",
@@ -360,6 +380,7 @@ fn worker(
     end: u64,
     millis: u64,
     engine: EngineArg,
+    small: bool,
 ) -> ExitCode {
     let e = engine.engine();
     let deadline = Instant::now() + Duration::from_millis(millis);
@@ -372,7 +393,20 @@ fn worker(
             let _ = writeln!(o, "B {i} {cs}");
             let _ = o.flush();
         }
-        let r = run_case(&*e, cs);
+        // Self-test hooks for the supervisor: die or hang inside a chosen case.
+        if std::env::var("FI_SELFTEST_ABORT_CASE").ok() == Some(i.to_string()) {
+            std::process::abort();
+        }
+        if std::env::var("FI_SELFTEST_HANG_CASE").ok() == Some(i.to_string()) {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        let r = if small {
+            fault_injection::torture::run_case_small(&*e, cs)
+        } else {
+            run_case(&*e, cs)
+        };
         let mut o = out.lock();
         for v in &r.violations {
             let _ = writeln!(o, "V {i} {cs} [{}] {}", r.describe, v.replace('\n', " "));
@@ -400,6 +434,7 @@ fn torture(
     hang: Duration,
     engine: EngineArg,
     stop_on_violation: bool,
+    small: bool,
 ) -> ExitCode {
     let exe = std::env::current_exe().expect("current exe");
     let t0 = Instant::now();
@@ -433,22 +468,26 @@ fn torture(
             slot.finished = true;
             return;
         }
-        let mut child = Command::new(&exe)
-            .args([
-                "worker",
-                "--seed",
-                &seed.to_string(),
-                "--start",
-                &slot.next.to_string(),
-                "--stride",
-                &jobs.to_string(),
-                "--end",
-                &end_case.to_string(),
-                "--millis",
-                &left.as_millis().to_string(),
-                "--engine",
-                engine.flag(),
-            ])
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            "worker",
+            "--seed",
+            &seed.to_string(),
+            "--start",
+            &slot.next.to_string(),
+            "--stride",
+            &jobs.to_string(),
+            "--end",
+            &end_case.to_string(),
+            "--millis",
+            &left.as_millis().to_string(),
+            "--engine",
+            engine.flag(),
+        ]);
+        if small {
+            cmd.arg("--small");
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -594,13 +633,14 @@ fn torture(
     for v in &violations {
         println!("VIOLATION case {} seed {:#018x}: {}", v.case, v.seed, v.msg);
         println!(
-            "  replay: cargo run --release -p fault-injection -- replay --case-seed {:#018x}{}",
+            "  replay: cargo run --release -p fault-injection -- replay --case-seed {:#018x}{}{}",
             v.seed,
             if matches!(engine, EngineArg::Deadbolt) {
                 String::new()
             } else {
                 format!(" --engine {}", engine.flag())
-            }
+            },
+            if small { " --small" } else { "" }
         );
     }
     println!(

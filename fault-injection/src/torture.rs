@@ -53,19 +53,43 @@ fn bit_rot(img: &mut [u8], sector: usize, rng: &mut Rng) -> String {
     }
 }
 
+/// One torture case: parameters, workload and faults all drawn from `seed`.
 pub fn run_case(engine: &dyn Engine, seed: u64) -> CaseResult {
+    run_case_with(engine, seed, false)
+}
+
+/// A torture case on a small database (1-4 KiB pages, values up to 64 bytes, at most 16 keys,
+/// at most 10 commits a cycle): the configuration the states/second figure is quoted for.
+pub fn run_case_small(engine: &dyn Engine, seed: u64) -> CaseResult {
+    run_case_with(engine, seed, true)
+}
+
+fn run_case_with(engine: &dyn Engine, seed: u64, small: bool) -> CaseResult {
     let mut rng = Rng::new(seed);
-    let page = *rng.pick(&[1024usize, 2048, 4096, 4096, 4096, 8192, 16384]);
+    let page = if small {
+        *rng.pick(&[1024usize, 4096])
+    } else {
+        *rng.pick(&[1024usize, 2048, 4096, 4096, 4096, 8192, 16384])
+    };
     let media = Media {
         sector: *rng.pick(&[512usize, 4096]),
         psow: rng.chance(0.9),
         sector_atomic: rng.chance(0.7),
     };
-    let params = Params::draw(&mut rng, page);
+    let mut params = Params::draw(&mut rng, page);
+    if small {
+        params.keys = params.keys.min(16);
+        params.max_value = 64;
+        params.p_large = 0.0;
+    }
     let cycles = 3 + rng.below(6);
     let p_error = *rng.pick(&[0.0, 0.1, 0.25]);
     let p_at_rest = *rng.pick(&[0.0, 0.05, 0.15]);
-    let max_commits = *rng.pick(&[3u64, 10, 30]);
+    let max_commits = if small {
+        *rng.pick(&[3u64, 10])
+    } else {
+        *rng.pick(&[3u64, 10, 30])
+    };
     let mut res = CaseResult {
         describe: format!(
             "page={page} sector={} psow={} atomic={} keys={} max_value={} max_ops={} cycles={cycles}",
