@@ -389,8 +389,12 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
             scanned.key_count()
         ));
     };
+    // Damage reported without wrong data (Detect modes): a reported fall-back, or problems
+    // found by the integrity check.
+    let mut detected = false;
     if j < lo {
         let reported = rolled_back.is_some();
+        detected = reported;
         if strict == Strictness::Full || (strict == Strictness::Detect && !reported) {
             return Verdict::bad(format!(
                 "I1: acknowledged commit #{lo} lost: recovered commit #{j} (txid {txid}){}",
@@ -415,12 +419,18 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
             }
             Ok(Ok(_)) => {}
         }
-    } else if let Err(p) = catch(|| db.check()) {
-        return Verdict::bad(format!("I7: panic in check: {p}"));
+    } else {
+        match catch(|| db.check()) {
+            Err(p) => return Verdict::bad(format!("I7: panic in check: {p}")),
+            Ok(Ok(problems)) if !problems.is_empty() => detected = true,
+            Ok(Err(e)) if e.is_detection() => detected = true,
+            _ => {}
+        }
     }
     Verdict {
         matched: Some(j),
         txid,
+        detected,
         ..Verdict::default()
     }
 }

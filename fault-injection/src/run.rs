@@ -790,12 +790,23 @@ pub fn at_rest_sweep(
             }
         }
     }
-    // Bit rot: one flipped bit in each sector of the finished file.
+    // Bit rot: one flipped bit in each sector of the finished file that holds data (sectors
+    // of zeros past the high-water mark would only test nothing).
     let image = clean.crash.current.clone();
     for s in 0..image.len().div_ceil(media.sector) {
+        let start = s * media.sector;
+        let end = (start + media.sector).min(image.len());
+        let nonzero: Vec<usize> = (start..end).filter(|&i| image[i] != 0).collect();
+        if nonzero.is_empty() {
+            continue;
+        }
         let mut img = image.clone();
-        let i =
-            s * media.sector + rng.below_usize(media.sector.min(image.len() - s * media.sector));
+        // Half the flips land on a byte that holds data, half anywhere in the sector.
+        let i = if rng.chance(0.5) {
+            nonzero[rng.below_usize(nonzero.len())]
+        } else {
+            start + rng.below_usize(end - start)
+        };
         img[i] ^= 1 << rng.below(8);
         rep.images += 1;
         let v = verify(
