@@ -1,87 +1,440 @@
-//! Buckets (API stub).
+//! Buckets: named key/value trees, nested to any depth, each with a sequence counter.
+
 use std::borrow::Cow;
-use std::marker::PhantomData;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 
-use crate::{Cursor, Result};
+use crate::cursor::{Cursor, Entry};
+use crate::db::BucketStats;
+use crate::error::{Error, Result};
+use crate::page::{BucketHeader, ChildRef};
+use crate::tx::Tx;
+use crate::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 
-/// A bucket inside a transaction.
-pub struct Bucket<'tx> {
-    _p: PhantomData<&'tx ()>,
+/// How a bucket is reached: by its header (read transactions) or by its state in the write
+/// transaction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BRef {
+    Read { root: ChildRef, seq: u64 },
+    Write(usize),
 }
 
-/// Iterator over key/value pairs (nested buckets are skipped).
+/// A bucket inside a transaction.
+#[derive(Clone, Copy)]
+pub struct Bucket<'tx> {
+    tx: &'tx Tx<'tx>,
+    r: BRef,
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::KeyEmpty);
+    }
+    if key.len() > MAX_KEY_SIZE {
+        return Err(Error::KeyTooLarge { len: key.len() });
+    }
+    Ok(())
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_KEY_SIZE {
+        return Err(Error::InvalidBucketName);
+    }
+    Ok(())
+}
+
+impl<'tx> Bucket<'tx> {
+    pub(crate) fn new(tx: &'tx Tx<'tx>, r: BRef) -> Bucket<'tx> {
+        Bucket { tx, r }
+    }
+
+    fn wid(&self) -> Result<usize> {
+        match self.r {
+            BRef::Write(id) => Ok(id),
+            BRef::Read { .. } => Err(Error::ReadOnly),
+        }
+    }
+
+    /// The value of `key`, or `None`. [`Error::IncompatibleValue`] if `key` names a bucket.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Cow<'tx, [u8]>>> {
+        match self.tx.lookup(self.r, key)? {
+            None => Ok(None),
+            Some((_, true)) => Err(Error::IncompatibleValue),
+            Some((v, false)) => Ok(Some(v)),
+        }
+    }
+
+    /// Set `key` to `value`. [`Error::IncompatibleValue`] if `key` names a bucket.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        if value.len() > MAX_VALUE_SIZE {
+            return Err(Error::ValueTooLarge { len: value.len() });
+        }
+        let id = self.wid()?;
+        self.tx.put_entry(id, key, value.to_vec(), false)
+    }
+
+    /// Remove `key` (no error if it is absent). [`Error::IncompatibleValue`] if it names a
+    /// bucket: use [`Bucket::delete_bucket`].
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        let id = self.wid()?;
+        match self.tx.lookup(self.r, key)? {
+            None => Ok(()),
+            Some((_, true)) => Err(Error::IncompatibleValue),
+            Some((_, false)) => self.tx.delete_entry(id, key),
+        }
+    }
+
+    fn child(&self, name: &[u8], header: &[u8]) -> Result<Bucket<'tx>> {
+        let h = BucketHeader::decode(header, 0)?;
+        let r = match self.r {
+            BRef::Read { .. } => BRef::Read {
+                root: h.root,
+                seq: h.sequence,
+            },
+            BRef::Write(pid) => BRef::Write(self.tx.open_child(pid, name, h)?),
+        };
+        Ok(Bucket::new(self.tx, r))
+    }
+
+    /// A nested bucket, or `None`. [`Error::IncompatibleValue`] if `name` holds a value.
+    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'tx>>> {
+        match self.tx.lookup(self.r, name)? {
+            None => Ok(None),
+            Some((_, false)) => Err(Error::IncompatibleValue),
+            Some((h, true)) => Ok(Some(self.child(name, &h)?)),
+        }
+    }
+
+    /// Create a nested bucket; [`Error::BucketExists`] if it exists.
+    pub fn create_bucket(&self, name: &[u8]) -> Result<Bucket<'tx>> {
+        check_name(name)?;
+        let id = self.wid()?;
+        match self.tx.lookup(self.r, name)? {
+            Some((_, true)) => Err(Error::BucketExists),
+            Some((_, false)) => Err(Error::IncompatibleValue),
+            None => {
+                let h = BucketHeader::default().encode();
+                self.tx.put_entry(id, name, h.to_vec(), true)?;
+                self.child(name, &h)
+            }
+        }
+    }
+
+    /// Create a nested bucket unless it exists; return it either way.
+    pub fn create_bucket_if_not_exists(&self, name: &[u8]) -> Result<Bucket<'tx>> {
+        check_name(name)?;
+        match self.bucket(name)? {
+            Some(b) => Ok(b),
+            None => self.create_bucket(name),
+        }
+    }
+
+    /// Delete a nested bucket and everything in it.
+    pub fn delete_bucket(&self, name: &[u8]) -> Result<()> {
+        let id = self.wid()?;
+        match self.tx.lookup(self.r, name)? {
+            None => Err(Error::BucketNotFound),
+            Some((_, false)) => Err(Error::IncompatibleValue),
+            Some((h, true)) => {
+                let child = self.child(name, &h)?;
+                if let BRef::Write(cid) = child.r {
+                    self.tx.free_bucket(cid)?;
+                }
+                self.tx.delete_entry(id, name)
+            }
+        }
+    }
+
+    /// The bucket's sequence number.
+    pub fn sequence(&self) -> u64 {
+        match self.r {
+            BRef::Read { seq, .. } => seq,
+            BRef::Write(id) => self.tx.ws().ok().and_then(|w| w.buckets.get(id).map(|b| b.seq)).unwrap_or(0),
+        }
+    }
+
+    /// Set the sequence number.
+    pub fn set_sequence(&self, v: u64) -> Result<()> {
+        let id = self.wid()?;
+        let mut w = self.tx.ws()?;
+        let b = w.buckets.get_mut(id).filter(|b| !b.deleted).ok_or(Error::BucketNotFound)?;
+        b.seq = v;
+        b.dirty = true;
+        Ok(())
+    }
+
+    /// Increment the sequence number and return the new value.
+    pub fn next_sequence(&self) -> Result<u64> {
+        let id = self.wid()?;
+        let mut w = self.tx.ws()?;
+        let b = w.buckets.get_mut(id).filter(|b| !b.deleted).ok_or(Error::BucketNotFound)?;
+        b.seq = b
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("sequence overflow".into()))?;
+        b.dirty = true;
+        Ok(b.seq)
+    }
+
+    /// A cursor over keys and nested buckets.
+    pub fn cursor(&self) -> Cursor<'tx> {
+        Cursor::new(self.tx, self.r)
+    }
+
+    /// All key/value pairs in key order (nested buckets skipped), from either end.
+    pub fn iter(&self) -> Iter<'tx> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// Key/value pairs whose keys fall in `r`, from either end.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, r: R) -> Iter<'tx> {
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        Iter {
+            front: self.cursor(),
+            back: self.cursor(),
+            lo: own(r.start_bound()),
+            hi: own(r.end_bound()),
+            started_front: false,
+            started_back: false,
+            last_front: None,
+            last_back: None,
+            done: false,
+        }
+    }
+
+    /// Names of the nested buckets, in order.
+    pub fn buckets(&self) -> BucketNames<'tx> {
+        BucketNames {
+            cursor: self.cursor(),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// Key, bucket and page counts of this bucket and the buckets nested in it.
+    pub fn stats(&self) -> Result<BucketStats> {
+        let mut st = BucketStats::default();
+        let mut todo = vec![(*self, 1u64)];
+        let limit = self.tx.snap.meta.hwm;
+        while let Some((b, _)) = todo.pop() {
+            if st.buckets > limit {
+                return Err(Error::corrupt(0, "more buckets than pages"));
+            }
+            // Pages of this bucket's tree (snapshot pages only; dirty nodes count as one page).
+            let mut stack: Vec<(crate::tx::Loc<'tx>, u64)> = Vec::new();
+            if let Some(root) = self.tx.root_loc(b.r)? {
+                stack.push((root, 1));
+            }
+            let mut visited = 0u64;
+            while let Some((loc, depth)) = stack.pop() {
+                visited += 1;
+                if visited > limit + 1_000_000 || depth as usize > MAX_DEPTH {
+                    return Err(Error::corrupt(0, "bucket tree larger than the file"));
+                }
+                st.depth = st.depth.max(depth);
+                let len = self.tx.loc_len(loc);
+                let span = match loc {
+                    crate::tx::Loc::Page(p) => p.data.len() as u64,
+                    crate::tx::Loc::Node(_) => self.tx.db.page_size as u64,
+                };
+                st.bytes_allocated += span;
+                st.overflow_pages += span / self.tx.db.page_size as u64 - 1;
+                if self.tx.loc_is_leaf(loc) {
+                    st.leaf_pages += 1;
+                    for i in 0..len {
+                        let (k, v, bucket) = self.tx.loc_item(loc, i)?;
+                        st.bytes_used += (k.len() + v.len()) as u64;
+                        if bucket {
+                            st.buckets += 1;
+                            todo.push((b.child(&k, &v)?, depth));
+                        } else {
+                            st.keys += 1;
+                        }
+                    }
+                } else {
+                    st.branch_pages += 1;
+                    for i in 0..len {
+                        stack.push((self.tx.loc_child(loc, i)?, depth + 1));
+                    }
+                }
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// Double-ended iterator over key/value pairs in a key range (nested buckets skipped).
 pub struct Iter<'tx> {
-    _p: PhantomData<&'tx ()>,
+    front: Cursor<'tx>,
+    back: Cursor<'tx>,
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+    started_front: bool,
+    started_back: bool,
+    last_front: Option<Vec<u8>>,
+    last_back: Option<Vec<u8>>,
+    done: bool,
+}
+
+type Pair<'tx> = (Cow<'tx, [u8]>, Cow<'tx, [u8]>);
+
+impl<'tx> Iter<'tx> {
+    fn step_front(&mut self) -> Result<Option<Entry<'tx>>> {
+        if !self.started_front {
+            self.started_front = true;
+            return match &self.lo {
+                Bound::Unbounded => self.front.first(),
+                Bound::Included(k) => {
+                    let k = k.clone();
+                    self.front.seek(&k)
+                }
+                Bound::Excluded(k) => {
+                    let k = k.clone();
+                    match self.front.seek(&k)? {
+                        Some(e) if e.key.as_ref() == k.as_slice() => self.front.next(),
+                        other => Ok(other),
+                    }
+                }
+            };
+        }
+        self.front.next()
+    }
+
+    fn step_back(&mut self) -> Result<Option<Entry<'tx>>> {
+        if !self.started_back {
+            self.started_back = true;
+            return match &self.hi {
+                Bound::Unbounded => self.back.last(),
+                Bound::Included(k) | Bound::Excluded(k) => {
+                    let k = k.clone();
+                    let incl = matches!(self.hi, Bound::Included(_));
+                    match self.back.seek(&k)? {
+                        Some(e) if incl && e.key.as_ref() == k.as_slice() => Ok(Some(e)),
+                        Some(_) => self.back.prev(),
+                        None => self.back.last(),
+                    }
+                }
+            };
+        }
+        self.back.prev()
+    }
+
+    fn in_front_bounds(&self, key: &[u8]) -> bool {
+        let below_hi = match &self.hi {
+            Bound::Unbounded => true,
+            Bound::Included(h) => key <= h.as_slice(),
+            Bound::Excluded(h) => key < h.as_slice(),
+        };
+        below_hi && self.last_back.as_deref().is_none_or(|b| key < b)
+    }
+
+    fn in_back_bounds(&self, key: &[u8]) -> bool {
+        let above_lo = match &self.lo {
+            Bound::Unbounded => true,
+            Bound::Included(l) => key >= l.as_slice(),
+            Bound::Excluded(l) => key > l.as_slice(),
+        };
+        above_lo && self.last_front.as_deref().is_none_or(|f| key > f)
+    }
 }
 
 impl<'tx> Iterator for Iter<'tx> {
-    type Item = Result<(Cow<'tx, [u8]>, Cow<'tx, [u8]>)>;
+    type Item = Result<Pair<'tx>>;
     fn next(&mut self) -> Option<Self::Item> {
-        todo!()
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.step_front() {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Some(e)) => {
+                    if !self.in_front_bounds(&e.key) {
+                        self.done = true;
+                        return None;
+                    }
+                    self.last_front = Some(e.key.to_vec());
+                    if let Some(v) = e.value {
+                        return Some(Ok((e.key, v)));
+                    }
+                }
+            }
+        }
     }
 }
+
 impl<'tx> DoubleEndedIterator for Iter<'tx> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        todo!()
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.step_back() {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Some(e)) => {
+                    if !self.in_back_bounds(&e.key) {
+                        self.done = true;
+                        return None;
+                    }
+                    self.last_back = Some(e.key.to_vec());
+                    if let Some(v) = e.value {
+                        return Some(Ok((e.key, v)));
+                    }
+                }
+            }
+        }
     }
 }
 
 /// Iterator over nested bucket names.
 pub struct BucketNames<'tx> {
-    _p: PhantomData<&'tx ()>,
+    cursor: Cursor<'tx>,
+    started: bool,
+    done: bool,
 }
+
 impl<'tx> Iterator for BucketNames<'tx> {
     type Item = Result<Cow<'tx, [u8]>>;
     fn next(&mut self) -> Option<Self::Item> {
-        todo!()
-    }
-}
-
-impl<'tx> Bucket<'tx> {
-    pub fn get(&self, _key: &[u8]) -> Result<Option<Cow<'tx, [u8]>>> {
-        todo!()
-    }
-    pub fn put(&self, _key: &[u8], _value: &[u8]) -> Result<()> {
-        todo!()
-    }
-    pub fn delete(&self, _key: &[u8]) -> Result<()> {
-        todo!()
-    }
-    pub fn bucket(&self, _name: &[u8]) -> Result<Option<Bucket<'tx>>> {
-        todo!()
-    }
-    pub fn create_bucket(&self, _name: &[u8]) -> Result<Bucket<'tx>> {
-        todo!()
-    }
-    pub fn create_bucket_if_not_exists(&self, _name: &[u8]) -> Result<Bucket<'tx>> {
-        todo!()
-    }
-    pub fn delete_bucket(&self, _name: &[u8]) -> Result<()> {
-        todo!()
-    }
-    pub fn sequence(&self) -> u64 {
-        todo!()
-    }
-    pub fn set_sequence(&self, _v: u64) -> Result<()> {
-        todo!()
-    }
-    pub fn next_sequence(&self) -> Result<u64> {
-        todo!()
-    }
-    pub fn iter(&self) -> Iter<'tx> {
-        todo!()
-    }
-    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, _r: R) -> Iter<'tx> {
-        todo!()
-    }
-    pub fn buckets(&self) -> BucketNames<'tx> {
-        todo!()
-    }
-    pub fn cursor(&self) -> Cursor<'tx> {
-        todo!()
-    }
-    pub fn stats(&self) -> Result<crate::BucketStats> {
-        todo!()
+        if self.done {
+            return None;
+        }
+        loop {
+            let r = if self.started {
+                self.cursor.next()
+            } else {
+                self.started = true;
+                self.cursor.first()
+            };
+            match r {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Some(e)) if e.value.is_none() => return Some(Ok(e.key)),
+                Ok(Some(_)) => {}
+            }
+        }
     }
 }

@@ -10,13 +10,20 @@ pub mod error;
 pub mod storage;
 
 mod bucket;
+mod check;
 mod cursor;
 mod db;
+mod freelist;
+mod meta;
+mod node;
+mod ops;
+mod page;
 mod tx;
 
 pub use bucket::{Bucket, BucketNames, Iter};
+pub use db::BucketStats;
 pub use cursor::{Cursor, Entry};
-pub use db::{BucketStats, CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
+pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use tx::Tx;

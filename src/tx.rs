@@ -1,42 +1,1113 @@
-//! Transactions (API stub).
-use std::marker::PhantomData;
+//! Transactions: a read transaction pins a snapshot; the write transaction also owns the
+//! copy-on-write node arena and, at commit, writes the new pages, the free-space record and the
+//! meta, then syncs once.
 
-use crate::{Bucket, BucketNames, Result};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use crate::bucket::{BRef, Bucket, BucketNames};
+use crate::db::{Db, DbInner, Snapshot, Writer};
+use crate::error::{Error, Result};
+use crate::freelist::{encode_record, record_size, Record, RunSet, CHAIN_COMPACT, KIND_DELTA, KIND_FULL};
+use crate::meta::Meta;
+use crate::node::{split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId, branch_entry_size, leaf_entry_size};
+use crate::page::{seal, set_overflow, BucketHeader, ChildRef, Page, PageType, HEADER};
+use crate::MAX_DEPTH;
+
+/// A place in the tree: a page of the snapshot or a node of the write arena.
+#[derive(Clone, Copy)]
+pub(crate) enum Loc<'a> {
+    Page(Page<'a>),
+    Node(NodeId),
+}
+
+/// One bucket opened in the write transaction.
+pub(crate) struct BState {
+    pub parent: Option<usize>,
+    pub name: Vec<u8>,
+    pub root: Option<Child>,
+    pub seq: u64,
+    pub dirty: bool,
+    pub deleted: bool,
+    pub depth: usize,
+}
+
+/// Everything a write transaction changes before commit.
+pub(crate) struct WriteState {
+    pub nodes: Vec<Node>,
+    pub buckets: Vec<BState>,
+    pub index: HashMap<(usize, Vec<u8>), usize>,
+    /// Page runs freed by this transaction.
+    pub freed: Vec<(u64, u64)>,
+    /// Bumped on every change, so cursors know to re-seek.
+    pub epoch: u64,
+}
 
 /// A read or write transaction.
+///
+/// Dropping a write transaction without [`Tx::commit`] rolls it back. Values read through a
+/// read transaction borrow from the mapped file (zero-copy); values a write transaction has
+/// changed are returned as owned copies.
 pub struct Tx<'db> {
-    _p: PhantomData<&'db ()>,
+    pub(crate) db: &'db DbInner,
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) write: Option<RefCell<WriteState>>,
+    guard: Option<MutexGuard<'db, Writer>>,
+    closed: Cell<bool>,
+    /// Registered in the readers table (deregistered on drop).
+    reader: bool,
 }
 
 impl<'db> Tx<'db> {
+    pub(crate) fn new_read(db: &'db Db) -> Tx<'db> {
+        let inner = &db.inner;
+        let snap = {
+            let mut s = inner.shared.lock();
+            let snap = s.current.clone();
+            *s.readers.entry(snap.meta.txid).or_insert(0) += 1;
+            snap
+        };
+        Tx {
+            db: inner,
+            snap,
+            write: None,
+            guard: None,
+            closed: Cell::new(false),
+            reader: true,
+        }
+    }
+
+    pub(crate) fn new_write(db: &'db Db) -> Result<Tx<'db>> {
+        let inner = &db.inner;
+        if inner.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut guard = inner.writer.lock();
+        if let Some(why) = &guard.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let (snap, oldest) = {
+            let s = inner.shared.lock();
+            (s.current.clone(), s.readers.keys().next().copied())
+        };
+        // Pages freed by commit k are visible to snapshots older than k: reusable once every
+        // live reader is at k or later and commit k is durable.
+        let upto = oldest.unwrap_or(u64::MAX).min(guard.last_synced);
+        guard.free.release(upto)?;
+        let root = if snap.meta.root.is_empty() {
+            None
+        } else {
+            Some(Child::Page(snap.meta.root))
+        };
+        let ws = WriteState {
+            nodes: Vec::new(),
+            buckets: vec![BState {
+                parent: None,
+                name: Vec::new(),
+                root,
+                seq: 0,
+                dirty: false,
+                deleted: false,
+                depth: 0,
+            }],
+            index: HashMap::new(),
+            freed: Vec::new(),
+            epoch: 0,
+        };
+        Ok(Tx {
+            db: inner,
+            snap,
+            write: Some(RefCell::new(ws)),
+            guard: Some(guard),
+            closed: Cell::new(false),
+            reader: false,
+        })
+    }
+
+    /// The snapshot's txid (a write transaction commits as `id() + 1`).
     pub fn id(&self) -> u64 {
-        todo!()
+        self.snap.meta.txid
     }
+
+    /// True for a write transaction.
     pub fn writable(&self) -> bool {
-        todo!()
+        self.write.is_some()
     }
-    pub fn bucket(&self, _name: &[u8]) -> Result<Option<Bucket<'_>>> {
-        todo!()
+
+    pub(crate) fn root_bucket(&self) -> Bucket<'_> {
+        let r = if self.write.is_some() {
+            BRef::Write(0)
+        } else {
+            BRef::Read {
+                root: self.snap.meta.root,
+                seq: 0,
+            }
+        };
+        Bucket::new(self, r)
     }
-    pub fn create_bucket(&self, _name: &[u8]) -> Result<Bucket<'_>> {
-        todo!()
+
+    /// A top-level bucket, or `None` if it does not exist.
+    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'_>>> {
+        self.root_bucket().bucket(name)
     }
-    pub fn create_bucket_if_not_exists(&self, _name: &[u8]) -> Result<Bucket<'_>> {
-        todo!()
+    /// Create a top-level bucket; [`Error::BucketExists`] if it exists.
+    pub fn create_bucket(&self, name: &[u8]) -> Result<Bucket<'_>> {
+        self.root_bucket().create_bucket(name)
     }
-    pub fn delete_bucket(&self, _name: &[u8]) -> Result<()> {
-        todo!()
+    /// Create a top-level bucket unless it exists; return it either way.
+    pub fn create_bucket_if_not_exists(&self, name: &[u8]) -> Result<Bucket<'_>> {
+        self.root_bucket().create_bucket_if_not_exists(name)
     }
+    /// Delete a top-level bucket and everything in it.
+    pub fn delete_bucket(&self, name: &[u8]) -> Result<()> {
+        self.root_bucket().delete_bucket(name)
+    }
+    /// Names of the top-level buckets, in order.
     pub fn buckets(&self) -> BucketNames<'_> {
-        todo!()
+        self.root_bucket().buckets()
     }
-    pub fn commit(self) -> Result<()> {
-        todo!()
+
+    /// Height of the root bucket's tree.
+    pub(crate) fn root_depth(&self) -> Result<u64> {
+        let mut loc = match self.root_loc(BRef::Read {
+            root: self.snap.meta.root,
+            seq: 0,
+        })? {
+            Some(l) => l,
+            None => return Ok(0),
+        };
+        let mut d = 1;
+        while !self.loc_is_leaf(loc) {
+            if d as usize > MAX_DEPTH {
+                return Err(Error::corrupt(0, "tree deeper than the cursor bound"));
+            }
+            loc = self.loc_child(loc, 0)?;
+            d += 1;
+        }
+        Ok(d)
     }
+
+    /// Roll back (same as dropping the transaction).
     pub fn rollback(self) {}
-    /// Write a consistent copy of this transaction's snapshot, as a valid database file, to `w`.
-    /// Returns the number of bytes written.
-    pub fn copy_to(&self, _w: &mut dyn std::io::Write) -> Result<u64> {
-        todo!()
+
+    /// Write a consistent copy of this transaction's snapshot, as a valid database file, to
+    /// `w`. Returns the number of bytes written.
+    pub fn copy_to(&self, w: &mut dyn std::io::Write) -> Result<u64> {
+        let meta = self.snap.meta;
+        let p = self.db.page_size;
+        let bytes = self.bytes();
+        let end = (meta.hwm as usize)
+            .checked_mul(p)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| Error::corrupt(0, "high-water mark past the end of the file"))?;
+        let mut metas = vec![0u8; 2 * p];
+        let enc = meta.encode();
+        let slot = (meta.txid % 2) as usize;
+        metas[slot * p..slot * p + p].copy_from_slice(&enc);
+        w.write_all(&metas)?;
+        w.write_all(&bytes[2 * p..end])?;
+        w.flush()?;
+        Ok(end as u64)
+    }
+
+    // ---- page and node access ----------------------------------------------------------
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.snap.view.bytes()
+    }
+
+    pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
+        self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
+    }
+
+    pub(crate) fn ws(&self) -> Result<std::cell::RefMut<'_, WriteState>> {
+        match &self.write {
+            Some(w) => w.try_borrow_mut().map_err(|_| Error::InvalidArgument("re-entrant use of a write transaction".into())),
+            None => Err(Error::ReadOnly),
+        }
+    }
+
+    pub(crate) fn root_loc(&self, b: BRef) -> Result<Option<Loc<'_>>> {
+        match b {
+            BRef::Read { root, .. } => {
+                if root.is_empty() {
+                    Ok(None)
+                } else {
+                    Ok(Some(Loc::Page(self.load(&root)?)))
+                }
+            }
+            BRef::Write(id) => {
+                let root = {
+                    let w = self.ws()?;
+                    let st = w.buckets.get(id).ok_or(Error::BucketNotFound)?;
+                    if st.deleted {
+                        return Err(Error::BucketNotFound);
+                    }
+                    st.root
+                };
+                match root {
+                    None => Ok(None),
+                    Some(Child::Node(n)) => Ok(Some(Loc::Node(n))),
+                    Some(Child::Page(r)) => Ok(Some(Loc::Page(self.load(&r)?))),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn loc_len<'a>(&'a self, loc: Loc<'a>) -> usize {
+        match loc {
+            Loc::Page(p) => p.count,
+            Loc::Node(n) => self.write.as_ref().map_or(0, |w| w.borrow().nodes.get(n).map_or(0, |x| x.len())),
+        }
+    }
+
+    pub(crate) fn loc_is_leaf<'a>(&'a self, loc: Loc<'a>) -> bool {
+        match loc {
+            Loc::Page(p) => p.leaf,
+            Loc::Node(n) => self.write.as_ref().is_none_or(|w| w.borrow().nodes.get(n).is_none_or(|x| x.is_leaf())),
+        }
+    }
+
+    pub(crate) fn loc_child<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<Loc<'a>> {
+        match loc {
+            Loc::Page(p) => Ok(Loc::Page(self.load(&p.child(i)?)?)),
+            Loc::Node(n) => {
+                let c = {
+                    let w = self.ws()?;
+                    match w.nodes.get(n) {
+                        Some(Node::Branch(e)) => e.get(i).map(|e| e.child),
+                        _ => None,
+                    }
+                };
+                match c {
+                    Some(Child::Node(id)) => Ok(Loc::Node(id)),
+                    Some(Child::Page(r)) => Ok(Loc::Page(self.load(&r)?)),
+                    None => Err(Error::InvalidArgument("stale cursor position".into())),
+                }
+            }
+        }
+    }
+
+    /// Key, value and bucket flag of leaf element `i`.
+    pub(crate) fn loc_item<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<(Cow<'a, [u8]>, Cow<'a, [u8]>, bool)> {
+        match loc {
+            Loc::Page(p) => {
+                let it = p.leaf_item(i)?;
+                Ok((Cow::Borrowed(it.key), Cow::Borrowed(it.value), it.bucket))
+            }
+            Loc::Node(n) => {
+                let w = self.ws()?;
+                match w.nodes.get(n) {
+                    Some(Node::Leaf(e)) => match e.get(i) {
+                        Some(e) => Ok((Cow::Owned(e.key.clone()), Cow::Owned(e.value.clone()), e.bucket)),
+                        None => Err(Error::InvalidArgument("stale cursor position".into())),
+                    },
+                    _ => Err(Error::InvalidArgument("stale cursor position".into())),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn loc_search_branch<'a>(&'a self, loc: Loc<'a>, key: &[u8]) -> Result<usize> {
+        match loc {
+            Loc::Page(p) => p.search_branch(key),
+            Loc::Node(n) => {
+                let w = self.ws()?;
+                match w.nodes.get(n) {
+                    Some(Node::Branch(e)) => Ok(Node::search_branch(e, key)),
+                    _ => Err(Error::InvalidArgument("stale cursor position".into())),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn loc_search_leaf<'a>(&'a self, loc: Loc<'a>, key: &[u8]) -> Result<(usize, bool)> {
+        match loc {
+            Loc::Page(p) => p.search_leaf(key),
+            Loc::Node(n) => {
+                let w = self.ws()?;
+                match w.nodes.get(n) {
+                    Some(Node::Leaf(e)) => Ok(Node::search_leaf(e, key)),
+                    _ => Err(Error::InvalidArgument("stale cursor position".into())),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn loc_page_id(loc: Loc<'_>) -> Option<u64> {
+        match loc {
+            Loc::Page(p) => Some(p.id),
+            Loc::Node(_) => None,
+        }
+    }
+
+    /// Point lookup: the entry for `key` (key, value, is-bucket), descending at most
+    /// [`MAX_DEPTH`] levels and never through the same page twice.
+    pub(crate) fn lookup(&self, b: BRef, key: &[u8]) -> Result<Option<(Cow<'_, [u8]>, bool)>> {
+        let mut loc = match self.root_loc(b)? {
+            Some(l) => l,
+            None => return Ok(None),
+        };
+        let mut path = [0u64; MAX_DEPTH + 1];
+        for depth in 0..=MAX_DEPTH {
+            if let Some(id) = Self::loc_page_id(loc) {
+                if !cfg!(feature = "bug-unbounded-descent") && path[..depth].contains(&id) {
+                    return Err(Error::corrupt(id, "page appears twice on one root-to-leaf path (cycle)"));
+                }
+                path[depth] = id;
+            }
+            if self.loc_is_leaf(loc) {
+                let (i, eq) = self.loc_search_leaf(loc, key)?;
+                if !eq {
+                    return Ok(None);
+                }
+                let (_, v, bucket) = self.loc_item(loc, i)?;
+                return Ok(Some((v, bucket)));
+            }
+            let i = self.loc_search_branch(loc, key)?;
+            loc = self.loc_child(loc, i)?;
+        }
+        Err(Error::corrupt(
+            Self::loc_page_id(loc).unwrap_or(0),
+            format!("tree deeper than {MAX_DEPTH} levels"),
+        ))
+    }
+
+    // ---- mutation ------------------------------------------------------------------------
+
+    fn page_span_pages(&self, p: &Page<'_>) -> u64 {
+        (p.data.len() / self.db.page_size) as u64
+    }
+
+    /// Copy a page into the arena (freeing the page), or return the node it already is.
+    fn materialize(&self, w: &mut WriteState, c: Child) -> Result<NodeId> {
+        match c {
+            Child::Node(id) => Ok(id),
+            Child::Page(r) => {
+                let p = self.load(&r)?;
+                let node = Node::from_page(&p)?;
+                w.freed.push((r.pgid, self.page_span_pages(&p)));
+                w.nodes.push(node);
+                Ok(w.nodes.len() - 1)
+            }
+        }
+    }
+
+    /// Serialized size of a child without copying it.
+    fn child_size(&self, w: &WriteState, c: Child) -> Result<usize> {
+        match c {
+            Child::Node(id) => Ok(w.nodes[id].size()),
+            Child::Page(r) => {
+                let p = self.load(&r)?;
+                let mut s = HEADER;
+                for i in 0..p.count {
+                    s += if p.leaf {
+                        let it = p.leaf_item(i)?;
+                        crate::page::LEAF_ELEM + it.key.len() + it.value.len()
+                    } else {
+                        crate::page::BRANCH_ELEM + p.key(i)?.len()
+                    };
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    fn set_child(w: &mut WriteState, parent: NodeId, i: usize, c: Child) {
+        if let Node::Branch(e) = &mut w.nodes[parent] {
+            e[i].child = c;
+        }
+    }
+
+    /// Split node `id` if it outgrew a page; returns the new right-hand siblings.
+    fn maybe_split(&self, w: &mut WriteState, id: NodeId, append: bool) -> Vec<NodeId> {
+        let p = self.db.page_size;
+        let node = &mut w.nodes[id];
+        let size = node.size();
+        let len = node.len();
+        let min = if node.is_leaf() { 1 } else { 2 };
+        if (size <= p && len <= crate::node::MAX_ELEMS) || len < 2 * min {
+            return Vec::new();
+        }
+        let first_cap = if append { p } else { (size / 2).max(HEADER + 1) };
+        let parts = match node {
+            Node::Leaf(e) => split_sizes(&e.iter().map(leaf_entry_size).collect::<Vec<_>>(), first_cap, p, min),
+            Node::Branch(e) => split_sizes(&e.iter().map(branch_entry_size).collect::<Vec<_>>(), first_cap, p, min),
+        };
+        if parts.len() < 2 {
+            return Vec::new();
+        }
+        let mut new_nodes = Vec::new();
+        match node {
+            Node::Leaf(e) => {
+                let mut rest = e.split_off(parts[0]);
+                for &n in &parts[1..] {
+                    let tail = rest.split_off(n);
+                    new_nodes.push(Node::Leaf(std::mem::replace(&mut rest, tail)));
+                }
+            }
+            Node::Branch(e) => {
+                let mut rest = e.split_off(parts[0]);
+                for &n in &parts[1..] {
+                    let tail = rest.split_off(n);
+                    new_nodes.push(Node::Branch(std::mem::replace(&mut rest, tail)));
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        for n in new_nodes {
+            w.nodes.push(n);
+            ids.push(w.nodes.len() - 1);
+        }
+        ids
+    }
+
+    fn put_rec(&self, w: &mut WriteState, id: NodeId, e: LeafEntry, depth: usize) -> Result<Vec<NodeId>> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+        }
+        let (i, child) = match &mut w.nodes[id] {
+            Node::Leaf(entries) => {
+                let (i, eq) = Node::search_leaf(entries, &e.key);
+                if eq {
+                    if entries[i].bucket != e.bucket {
+                        return Err(Error::IncompatibleValue);
+                    }
+                    entries[i].value = e.value;
+                } else {
+                    entries.insert(i, e);
+                }
+                let append = i + 1 == entries.len();
+                return Ok(self.maybe_split(w, id, append));
+            }
+            Node::Branch(entries) => {
+                let i = Node::search_branch(entries, &e.key);
+                (i, entries[i].child)
+            }
+        };
+        let cid = self.materialize(w, child)?;
+        Self::set_child(w, id, i, Child::Node(cid));
+        let parts = self.put_rec(w, cid, e, depth + 1)?;
+        let n_parts = parts.len();
+        let mut ins = Vec::with_capacity(n_parts);
+        for pid in parts {
+            ins.push(BranchEntry {
+                key: w.nodes[pid].key(0).to_vec(),
+                child: Child::Node(pid),
+            });
+        }
+        let append = if let Node::Branch(entries) = &mut w.nodes[id] {
+            let at = i + 1;
+            entries.splice(at..at, ins);
+            i + n_parts + 1 == entries.len()
+        } else {
+            false
+        };
+        if n_parts == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.maybe_split(w, id, append))
+    }
+
+    fn check_bucket(w: &WriteState, bid: usize) -> Result<()> {
+        match w.buckets.get(bid) {
+            Some(b) if !b.deleted => Ok(()),
+            _ => Err(Error::BucketNotFound),
+        }
+    }
+
+    /// Insert or replace an entry in bucket `bid`.
+    pub(crate) fn put_entry(&self, bid: usize, key: &[u8], value: Vec<u8>, bucket: bool) -> Result<()> {
+        let mut guard = self.ws()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let e = LeafEntry {
+            key: key.to_vec(),
+            value,
+            bucket,
+        };
+        let root = match w.buckets[bid].root {
+            None => {
+                w.nodes.push(Node::Leaf(vec![e]));
+                w.buckets[bid].root = Some(Child::Node(w.nodes.len() - 1));
+                return Ok(());
+            }
+            Some(c) => c,
+        };
+        let id = self.materialize(w, root)?;
+        w.buckets[bid].root = Some(Child::Node(id));
+        let parts = self.put_rec(w, id, e, 0)?;
+        if !parts.is_empty() {
+            let mut entries = vec![BranchEntry {
+                key: w.nodes[id].key(0).to_vec(),
+                child: Child::Node(id),
+            }];
+            for pid in parts {
+                entries.push(BranchEntry {
+                    key: w.nodes[pid].key(0).to_vec(),
+                    child: Child::Node(pid),
+                });
+            }
+            w.nodes.push(Node::Branch(entries));
+            w.buckets[bid].root = Some(Child::Node(w.nodes.len() - 1));
+        }
+        Ok(())
+    }
+
+    fn del_rec(&self, w: &mut WriteState, id: NodeId, key: &[u8], depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+        }
+        let (i, child) = match &mut w.nodes[id] {
+            Node::Leaf(entries) => {
+                let (i, eq) = Node::search_leaf(entries, key);
+                if eq {
+                    entries.remove(i);
+                }
+                return Ok(());
+            }
+            Node::Branch(entries) => {
+                let i = Node::search_branch(entries, key);
+                (i, entries[i].child)
+            }
+        };
+        let cid = self.materialize(w, child)?;
+        Self::set_child(w, id, i, Child::Node(cid));
+        self.del_rec(w, cid, key, depth + 1)?;
+        self.rebalance(w, id, i)
+    }
+
+    /// After a delete below child `i` of branch `parent`: drop it if empty, or merge it with
+    /// a sibling if it fell under a quarter page and the two fit in one page.
+    fn rebalance(&self, w: &mut WriteState, parent: NodeId, i: usize) -> Result<()> {
+        let p = self.db.page_size;
+        let (plen, c) = match &w.nodes[parent] {
+            Node::Branch(e) => (e.len(), e[i].child),
+            Node::Leaf(_) => return Ok(()),
+        };
+        let cid = match c {
+            Child::Node(id) => id,
+            Child::Page(_) => return Ok(()),
+        };
+        let (clen, csize, cleaf) = {
+            let n = &w.nodes[cid];
+            (n.len(), n.size(), n.is_leaf())
+        };
+        if clen == 0 {
+            if let Node::Branch(e) = &mut w.nodes[parent] {
+                e.remove(i);
+            }
+            return Ok(());
+        }
+        if csize >= p / 4 && (cleaf || clen >= 2) {
+            return Ok(());
+        }
+        let sib = if i > 0 {
+            i - 1
+        } else if i + 1 < plen {
+            i + 1
+        } else {
+            return Ok(());
+        };
+        let (l, r) = if sib < i { (sib, i) } else { (i, sib) };
+        let (lc, rc, rkey) = match &w.nodes[parent] {
+            Node::Branch(e) => (e[l].child, e[r].child, e[r].key.clone()),
+            Node::Leaf(_) => return Ok(()),
+        };
+        let lsize = self.child_size(w, lc)?;
+        let rsize = self.child_size(w, rc)?;
+        if lsize + rsize - HEADER > p {
+            return Ok(());
+        }
+        let lid = self.materialize(w, lc)?;
+        Self::set_child(w, parent, l, Child::Node(lid));
+        let rid = self.materialize(w, rc)?;
+        Self::set_child(w, parent, r, Child::Node(rid));
+        if w.nodes[lid].is_leaf() != w.nodes[rid].is_leaf() {
+            return Err(Error::corrupt(0, "sibling pages at different tree levels"));
+        }
+        if w.nodes[lid].len() + w.nodes[rid].len() > crate::node::MAX_ELEMS {
+            return Ok(());
+        }
+        let right = std::mem::replace(&mut w.nodes[rid], Node::Leaf(Vec::new()));
+        match (&mut w.nodes[lid], right) {
+            (Node::Leaf(le), Node::Leaf(re)) => le.extend(re),
+            (Node::Branch(le), Node::Branch(mut re)) => {
+                if let Some(first) = re.first_mut() {
+                    first.key = rkey;
+                }
+                le.extend(re);
+            }
+            _ => return Err(Error::corrupt(0, "sibling pages at different tree levels")),
+        }
+        if let Node::Branch(e) = &mut w.nodes[parent] {
+            e.remove(r);
+        }
+        Ok(())
+    }
+
+    /// Remove `key` from bucket `bid` (which must hold it).
+    pub(crate) fn delete_entry(&self, bid: usize, key: &[u8]) -> Result<()> {
+        let mut guard = self.ws()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        let root = match w.buckets[bid].root {
+            None => return Ok(()),
+            Some(c) => c,
+        };
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let id = self.materialize(w, root)?;
+        self.del_rec(w, id, key, 0)?;
+        // Collapse the root: an empty leaf means an empty tree; a branch with one child is
+        // replaced by that child.
+        let mut cur = Child::Node(id);
+        let mut new_root = Some(cur);
+        for _ in 0..=MAX_DEPTH {
+            let Child::Node(n) = cur else { break };
+            match &w.nodes[n] {
+                Node::Leaf(e) if e.is_empty() => {
+                    new_root = None;
+                    break;
+                }
+                Node::Branch(e) if e.len() == 1 => {
+                    cur = e[0].child;
+                    new_root = Some(cur);
+                }
+                Node::Branch(e) if e.is_empty() => {
+                    new_root = None;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        w.buckets[bid].root = new_root;
+        Ok(())
+    }
+
+    /// The state id of nested bucket `name` of `parent`, opening it if needed.
+    pub(crate) fn open_child(&self, parent: usize, name: &[u8], header: BucketHeader) -> Result<usize> {
+        let mut guard = self.ws()?;
+        let w = &mut *guard;
+        if let Some(&id) = w.index.get(&(parent, name.to_vec())) {
+            if !w.buckets[id].deleted {
+                return Ok(id);
+            }
+        }
+        let depth = w.buckets[parent].depth + 1;
+        w.buckets.push(BState {
+            parent: Some(parent),
+            name: name.to_vec(),
+            root: if header.root.is_empty() {
+                None
+            } else {
+                Some(Child::Page(header.root))
+            },
+            seq: header.sequence,
+            dirty: false,
+            deleted: false,
+            depth,
+        });
+        let id = w.buckets.len() - 1;
+        w.index.insert((parent, name.to_vec()), id);
+        Ok(id)
+    }
+
+    /// Free every page of bucket `bid`'s tree and of the buckets nested in it, and mark their
+    /// open handles deleted. Iterative, each page at most once.
+    pub(crate) fn free_bucket(&self, bid: usize) -> Result<()> {
+        let hwm = self.snap.meta.hwm;
+        let mut guard = self.ws()?;
+        let w = &mut *guard;
+        let mut buckets = vec![bid];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(b) = buckets.pop() {
+            w.buckets[b].deleted = true;
+            w.epoch += 1;
+            let mut stack: Vec<Child> = w.buckets[b].root.into_iter().collect();
+            while let Some(c) = stack.pop() {
+                match c {
+                    Child::Page(r) => {
+                        if !seen.insert(r.pgid) || seen.len() as u64 > hwm {
+                            return Err(Error::corrupt(r.pgid, "page reachable twice while freeing a bucket"));
+                        }
+                        let p = self.load(&r)?;
+                        w.freed.push((r.pgid, self.page_span_pages(&p)));
+                        for i in 0..p.count {
+                            if p.leaf {
+                                let it = p.leaf_item(i)?;
+                                if it.bucket {
+                                    let h = BucketHeader::decode(it.value, r.pgid)?;
+                                    match w.index.get(&(b, it.key.to_vec())) {
+                                        Some(&cid) if !w.buckets[cid].deleted => buckets.push(cid),
+                                        _ => stack.extend((!h.root.is_empty()).then_some(Child::Page(h.root))),
+                                    }
+                                }
+                            } else {
+                                stack.push(Child::Page(p.child(i)?));
+                            }
+                        }
+                    }
+                    Child::Node(id) => match &w.nodes[id] {
+                        Node::Branch(e) => stack.extend(e.iter().map(|e| e.child)),
+                        Node::Leaf(e) => {
+                            for e in e.iter().filter(|e| e.bucket) {
+                                let h = BucketHeader::decode(&e.value, 0)?;
+                                match w.index.get(&(b, e.key.clone())) {
+                                    Some(&cid) if !w.buckets[cid].deleted => buckets.push(cid),
+                                    _ => stack.extend((!h.root.is_empty()).then_some(Child::Page(h.root))),
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- commit --------------------------------------------------------------------------
+
+    /// Commit: write the changed pages and the free-space record into free pages, then the
+    /// meta, then sync once. On any I/O error the handle is poisoned.
+    pub fn commit(mut self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::TxClosed);
+        }
+        self.closed.set(true);
+        let mut guard = match self.guard.take() {
+            Some(g) => g,
+            None => return Ok(()), // a read transaction: nothing to do
+        };
+        let dirty = self.ws()?.buckets.iter().any(|b| b.dirty);
+        if !dirty {
+            return Ok(());
+        }
+        let db = self.db;
+        let mut c = Commit {
+            tx: &self,
+            wr: &mut guard,
+            txid: self.snap.meta.txid + 1,
+            hwm: self.snap.meta.hwm,
+            allocated: Vec::new(),
+            io_started: false,
+            deferred: Vec::new(),
+        };
+        let res = c.run();
+        let io = c.io_started;
+        match res {
+            Ok(meta) => {
+                let view = match db.storage.view() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        guard.poisoned = Some(format!("remapping after commit {} failed: {e}", meta.txid));
+                        return Err(e.into());
+                    }
+                };
+                db.shared.lock().current = Arc::new(Snapshot { meta, view });
+                db.counters.commits.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = shrink(db, &mut guard, &meta) {
+                    guard.poisoned = Some(format!("shrinking the file after commit {} failed: {e}", meta.txid));
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Once anything reached the storage (or the free-space state changed), the
+                // in-memory state can no longer be trusted to match the file: refuse writes
+                // until the file is reopened.
+                if io || !matches!(e, Error::IncompatibleValue | Error::BucketNotFound) {
+                    guard.poisoned = Some(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Truncate the file when far more of it is free at the end than in use, and no reader of
+/// an older snapshot could still look past the new end.
+fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
+    let p = db.page_size as u64;
+    let target = meta.hwm * p;
+    if wr.file_len <= target || wr.file_len - target < 32 * p || target > (wr.file_len - 32 * p) / 2 {
+        return Ok(());
+    }
+    let s = db.shared.lock();
+    if s.readers.keys().next().is_some_and(|&t| t < meta.txid) {
+        return Ok(());
+    }
+    db.storage.set_len(target)?;
+    wr.file_len = target;
+    let view = db.storage.view()?;
+    let mut s = s;
+    let cur = s.current.clone();
+    s.current = Arc::new(Snapshot { meta: cur.meta, view });
+    Ok(())
+}
+
+struct Commit<'t, 'db> {
+    tx: &'t Tx<'db>,
+    wr: &'t mut Writer,
+    txid: u64,
+    hwm: u64,
+    /// Runs taken from the free set by this commit.
+    allocated: Vec<(u64, u64)>,
+    io_started: bool,
+    /// With the planted bug `bug-meta-before-data`: page writes held back until after the meta.
+    deferred: Vec<(u64, Vec<u8>)>,
+}
+
+impl Commit<'_, '_> {
+    fn db(&self) -> &DbInner {
+        self.tx.db
+    }
+
+    /// Lower the high-water mark over free pages at the end of the file.
+    fn shrink_hwm(&mut self) {
+        while let Some((s, _)) = self.wr.free.free.take_tail(self.hwm) {
+            self.hwm = s;
+        }
+    }
+
+    fn alloc(&mut self, n: u64) -> u64 {
+        if let Some(s) = self.wr.free.free.alloc(n) {
+            self.allocated.push((s, n));
+            return s;
+        }
+        let s = self.hwm;
+        self.hwm += n;
+        s
+    }
+
+    fn write_span(&mut self, pgid: u64, buf: Vec<u8>) -> Result<()> {
+        let p = self.db().page_size as u64;
+        let n = buf.len() as u64 / p;
+        for id in pgid..pgid + n {
+            self.db().verified.clear(id);
+        }
+        let off = pgid * p;
+        let end = off + buf.len() as u64;
+        self.io_started = true;
+        if end > self.wr.file_len {
+            let cur = self.wr.file_len;
+            let step = cur.clamp(16 * p, 64 << 20);
+            let new = end.max(cur + step).div_ceil(p) * p;
+            self.db().storage.set_len(new)?;
+            self.wr.file_len = new;
+        }
+        let c = &self.db().counters;
+        c.pages_written.fetch_add(n, Ordering::Relaxed);
+        c.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        if cfg!(feature = "bug-meta-before-data") {
+            self.deferred.push((off, buf));
+            return Ok(());
+        }
+        self.db().storage.write_at(off, &buf)?;
+        Ok(())
+    }
+
+    /// Write the dirty subtree under `c` bottom-up and return the pointer to its new root.
+    fn spill(&mut self, c: Child, depth: usize) -> Result<ChildRef> {
+        let id = match c {
+            Child::Page(r) => return Ok(r),
+            Child::Node(id) => id,
+        };
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+        }
+        let mut node = std::mem::replace(&mut self.tx.ws()?.nodes[id], Node::Leaf(Vec::new()));
+        if let Node::Branch(entries) = &mut node {
+            for e in entries.iter_mut() {
+                let r = self.spill(e.child, depth + 1)?;
+                e.child = Child::Page(r);
+            }
+        }
+        let p = self.db().page_size;
+        let pages = node.size().div_ceil(p).max(1) as u64;
+        let pgid = self.alloc(pages);
+        let (buf, crc) = node.serialize(p, pgid, self.txid);
+        self.write_span(pgid, buf)?;
+        Ok(ChildRef {
+            pgid,
+            txid: self.txid,
+            crc,
+        })
+    }
+
+    fn run(&mut self) -> Result<Meta> {
+        let tx = self.tx;
+        // Spill buckets deepest first; each nested bucket's new header goes into its parent,
+        // which makes the parent dirty before its own turn.
+        let (max_depth, n_buckets) = {
+            let w = tx.ws()?;
+            (w.buckets.iter().map(|b| b.depth).max().unwrap_or(0), w.buckets.len())
+        };
+        let mut root_ref = tx.snap.meta.root;
+        for d in (0..=max_depth).rev() {
+            for bid in 0..n_buckets {
+                let (root, parent, name, seq) = {
+                    let w = tx.ws()?;
+                    let b = &w.buckets[bid];
+                    if b.depth != d || !b.dirty || b.deleted {
+                        continue;
+                    }
+                    (b.root, b.parent, b.name.clone(), b.seq)
+                };
+                let new_root = match root {
+                    None => ChildRef::EMPTY,
+                    Some(c) => self.spill(c, 0)?,
+                };
+                tx.ws()?.buckets[bid].root = (!new_root.is_empty()).then_some(Child::Page(new_root));
+                match parent {
+                    None => root_ref = new_root,
+                    Some(parent) => {
+                        let header = BucketHeader {
+                            root: new_root,
+                            sequence: seq,
+                        };
+                        tx.put_entry(parent, &name, header.encode().to_vec(), true)?;
+                    }
+                }
+            }
+        }
+        let freed = std::mem::take(&mut tx.ws()?.freed);
+        let fl_ref = self.write_freelist(freed)?;
+        let meta = Meta {
+            page_size: self.db().page_size as u32,
+            flags: 0,
+            txid: self.txid,
+            durable_base: self.wr.last_synced,
+            hwm: self.hwm,
+            root: root_ref,
+            freelist: fl_ref,
+        };
+        let storage = self.db().storage.clone();
+        let p = self.db().page_size as u64;
+        let sync = !self.db().opts.no_sync;
+        self.io_started = true;
+        storage.write_at((self.txid % 2) * p, &meta.encode())?;
+        if cfg!(feature = "bug-meta-before-data") {
+            self.sync_once(&storage)?;
+            for (off, buf) in std::mem::take(&mut self.deferred) {
+                storage.write_at(off, &buf)?;
+            }
+        }
+        if sync {
+            self.sync_once(&storage)?;
+            self.wr.last_synced = self.txid;
+            self.wr.unsynced = false;
+        } else {
+            self.wr.unsynced = true;
+        }
+        Ok(meta)
+    }
+
+    fn sync_once(&mut self, storage: &Arc<dyn crate::Storage>) -> Result<()> {
+        if cfg!(feature = "bug-ack-before-sync") {
+            return Ok(());
+        }
+        self.db().counters.syncs.fetch_add(1, Ordering::Relaxed);
+        match storage.sync_data() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if cfg!(feature = "bug-retry-failed-sync") {
+                    self.db().counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    return storage.sync_data().map_err(Error::from);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Write this commit's freelist record: a delta against the previous record, or a full
+    /// record when the chain is long or a full record is as small as a delta.
+    fn write_freelist(&mut self, mut freed: Vec<(u64, u64)>) -> Result<ChildRef> {
+        let p = self.db().page_size;
+        let prev_chain = self.wr.free.chain.clone();
+        let pending_runs: usize = self.wr.free.pending.values().map(|v| v.len()).sum();
+        let full_runs_bound = self.wr.free.free.runs() + pending_runs + freed.len() + prev_chain.len() + 1;
+        let delta_runs_bound = freed.len() + self.allocated.len() + 1;
+        let full = prev_chain.is_empty()
+            || prev_chain.len() as u32 >= CHAIN_COMPACT
+            || record_size(full_runs_bound) <= p
+            || full_runs_bound <= delta_runs_bound;
+        let rec = if full {
+            for &(r, n) in &prev_chain {
+                freed.push((r.pgid, n));
+            }
+            let pages = record_size(full_runs_bound).div_ceil(p) as u64;
+            let at = self.alloc(pages);
+            self.shrink_hwm();
+            let mut set: RunSet = self.wr.free.free.clone();
+            for &(s, l) in self.wr.free.pending.values().flatten().chain(freed.iter()) {
+                if !set.insert(s, l) {
+                    return Err(Error::corrupt(s, format!("page run {s}+{l} freed twice")));
+                }
+            }
+            set.clip(self.hwm);
+            (Record {
+                kind: KIND_FULL,
+                chain_len: 1,
+                hwm: self.hwm,
+                prev: ChildRef::EMPTY,
+                add: set.iter().collect(),
+                remove: Vec::new(),
+            }, at, pages)
+        } else {
+            let pages = record_size(delta_runs_bound).div_ceil(p) as u64;
+            let at = self.alloc(pages);
+            self.shrink_hwm();
+            (Record {
+                kind: KIND_DELTA,
+                chain_len: prev_chain.len() as u32 + 1,
+                hwm: self.hwm,
+                prev: prev_chain[0].0,
+                add: freed.clone(),
+                remove: self.allocated.clone(),
+            }, at, pages)
+        };
+        let (rec, at, pages) = rec;
+        let mut buf = vec![0u8; pages as usize * p];
+        set_overflow(&mut buf, (pages - 1) as u32);
+        encode_record(&mut buf, &rec);
+        let crc = seal(&mut buf, PageType::Freelist, 0, at, self.txid);
+        self.write_span(at, buf)?;
+        let r = ChildRef {
+            pgid: at,
+            txid: self.txid,
+            crc,
+        };
+        if full {
+            self.wr.free.chain = vec![(r, pages)];
+        } else {
+            self.wr.free.chain.insert(0, (r, pages));
+        }
+        self.wr.free.pending.insert(self.txid, freed);
+        Ok(r)
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.reader {
+            self.reader = false;
+            let mut s = self.db.shared.lock();
+            let t = self.snap.meta.txid;
+            if let Some(n) = s.readers.get_mut(&t) {
+                *n -= 1;
+                if *n == 0 {
+                    s.readers.remove(&t);
+                }
+            }
+        }
+        self.closed.set(true);
     }
 }

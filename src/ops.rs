@@ -1,0 +1,213 @@
+//! Day-two operations on a whole database: check, page inspection, hot backup, compaction.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::db::{CheckReport, Db, Options, PageInfo};
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::page::{max_overflow, span_crc, Header, Page, PageType};
+use crate::storage::{FileOptions, FileStorage, Storage};
+
+/// Bytes of keys and values copied per transaction by [`Db::compact_into`].
+const COMPACT_TX_BYTES: usize = 32 << 20;
+
+/// A name for humans: the text if it is printable ASCII, else hex.
+pub(crate) fn printable(b: &[u8]) -> String {
+    if !b.is_empty() && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        String::from_utf8_lossy(b).into_owned()
+    } else {
+        let mut s = String::from("0x");
+        for c in b {
+            s.push_str(&format!("{c:02x}"));
+        }
+        s
+    }
+}
+
+/// Writes sequentially through a [`Storage`] (the one I/O boundary).
+struct StorageWriter<'a> {
+    s: &'a dyn Storage,
+    off: u64,
+}
+
+impl std::io::Write for StorageWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.s.write_at(self.off, buf)?;
+        self.off += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn create_new(path: &Path) -> Result<FileStorage> {
+    let (s, _) = FileStorage::open(path, &FileOptions::default())?;
+    if s.len()? != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{} already exists and is not empty",
+            path.display()
+        )));
+    }
+    Ok(s)
+}
+
+impl Db {
+    /// Full integrity check of the newest snapshot (see [`crate::Tx::check`]).
+    pub fn check(&self) -> Result<CheckReport> {
+        self.begin_read()?.check()
+    }
+
+    /// [`Db::check`] with a progress callback (pages done, pages total).
+    pub fn check_with_progress(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckReport> {
+        self.begin_read()?.check_with_progress(progress)
+    }
+
+    /// Raw facts about page `id` of the newest snapshot, read without trusting it.
+    pub fn page_info(&self, id: u64) -> Result<PageInfo> {
+        let tx = self.begin_read()?;
+        let bytes = tx.bytes();
+        let p = self.inner.page_size;
+        let hwm = tx.snap.meta.hwm;
+        if id >= hwm {
+            return Err(Error::InvalidArgument(format!("page {id} is beyond the high-water mark {hwm}")));
+        }
+        let off = usize::try_from(id).ok().and_then(|i| i.checked_mul(p)).ok_or(Error::InvalidArgument("page id too large".into()))?;
+        let first = bytes
+            .get(off..off + p)
+            .ok_or_else(|| Error::corrupt(id, "page lies past the end of the file"))?;
+        let h = Header::parse(first).ok_or_else(|| Error::corrupt(id, "truncated header"))?;
+        let mut info = PageInfo {
+            id,
+            kind: PageType::from_u8(h.ptype).map_or("unknown", |t| t.name()).to_string(),
+            count: h.count as u64,
+            overflow: h.overflow as u64,
+            txid: h.txid,
+            checksum_ok: false,
+            keys: Vec::new(),
+        };
+        if id < 2 {
+            info.checksum_ok = Meta::decode(first, id).is_ok();
+            info.overflow = 0;
+            return Ok(info);
+        }
+        let over = h.overflow as u64;
+        let span = if over <= max_overflow(p) && id + 1 + over <= hwm {
+            bytes.get(off..off + (1 + over as usize) * p)
+        } else {
+            None
+        };
+        if let Some(span) = span {
+            info.checksum_ok = span_crc(span) == h.crc && h.pgid == id;
+            if h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8 {
+                let page = Page {
+                    id,
+                    data: span,
+                    leaf: h.ptype == PageType::Leaf as u8,
+                    count: h.count as usize,
+                };
+                for i in 0..page.count.min(64) {
+                    match page.key(i) {
+                        Ok(k) => info.keys.push(k.to_vec()),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        let free = {
+            let w = self.inner.writer.lock();
+            w.free.free.contains(id) || w.free.pending.values().flatten().any(|&(s, l)| id >= s && id < s + l)
+        };
+        if free {
+            info.kind = "free".into();
+        }
+        Ok(info)
+    }
+
+    /// Hot backup: a consistent copy of the newest snapshot, taken from a read transaction
+    /// while writers go on, written and synced to a new file at `path`.
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<u64> {
+        let dst = create_new(path.as_ref())?;
+        let tx = self.begin_read()?;
+        let n = tx.copy_to(&mut StorageWriter { s: &dst, off: 0 })?;
+        dst.sync_data()?;
+        dst.sync_dir()?;
+        Ok(n)
+    }
+
+    /// A new, densely packed copy of the newest snapshot at `path` (which must not exist or be
+    /// empty), copied bucket by bucket in transactions of bounded size.
+    pub fn compact_into(&self, path: impl AsRef<Path>) -> Result<()> {
+        let storage = create_new(path.as_ref())?;
+        storage.sync_dir()?;
+        let dst = Db::open_storage(
+            Arc::new(storage),
+            Options {
+                page_size: self.inner.page_size,
+                ..Options::default()
+            },
+        )?;
+        let src = self.begin_read()?;
+        let mut todo: Vec<Vec<Vec<u8>>> = Vec::new();
+        for name in src.buckets() {
+            todo.push(vec![name?.to_vec()]);
+        }
+        todo.reverse();
+        while let Some(path) = todo.pop() {
+            let sb = resolve(&src, &path)?;
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let tx = dst.begin_write()?;
+                let db_ = create_path(&tx, &path)?;
+                db_.set_sequence(sb.sequence())?;
+                let iter = match &after {
+                    None => sb.iter(),
+                    Some(k) => sb.range::<&[u8], _>((std::ops::Bound::Excluded(k.as_slice()), std::ops::Bound::Unbounded)),
+                };
+                let mut bytes = 0usize;
+                let mut last = None;
+                for kv in iter {
+                    let (k, v) = kv?;
+                    db_.put(&k, &v)?;
+                    bytes += k.len() + v.len();
+                    if bytes >= COMPACT_TX_BYTES {
+                        last = Some(k.to_vec());
+                        break;
+                    }
+                }
+                tx.commit()?;
+                match last {
+                    Some(k) => after = Some(k),
+                    None => break,
+                }
+            }
+            let mut children = Vec::new();
+            for name in sb.buckets() {
+                let mut p = path.clone();
+                p.push(name?.to_vec());
+                children.push(p);
+            }
+            children.reverse();
+            todo.extend(children);
+        }
+        dst.sync()?;
+        Ok(())
+    }
+}
+
+fn resolve<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
+    let mut b = tx.bucket(&path[0])?.ok_or(Error::BucketNotFound)?;
+    for name in &path[1..] {
+        b = b.bucket(name)?.ok_or(Error::BucketNotFound)?;
+    }
+    Ok(b)
+}
+
+fn create_path<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
+    let mut b = tx.create_bucket_if_not_exists(&path[0])?;
+    for name in &path[1..] {
+        b = b.create_bucket_if_not_exists(name)?;
+    }
+    Ok(b)
+}

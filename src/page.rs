@@ -1,0 +1,367 @@
+//! Page codec: the byte layout of every page, decoded only through bounds-checked helpers.
+//!
+//! A page span is `(1 + overflow) * page_size` bytes starting at `id * page_size`. Every span
+//! starts with a 32-byte header; see docs/FORMAT.md for the byte-by-byte layout.
+
+use crate::error::{Error, Result};
+use crate::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
+
+/// Size of the common page header.
+pub(crate) const HEADER: usize = 32;
+/// Size of a leaf element.
+pub(crate) const LEAF_ELEM: usize = 16;
+/// Size of a branch element.
+pub(crate) const BRANCH_ELEM: usize = 32;
+/// Size of an encoded [`ChildRef`].
+pub(crate) const REF_SIZE: usize = 24;
+/// Size of a bucket header stored as the value of a bucket entry.
+pub(crate) const BUCKET_HEADER: usize = 32;
+
+/// Page types (byte 4 of the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageType {
+    Meta = 1,
+    Branch = 2,
+    Leaf = 3,
+    Freelist = 4,
+}
+
+impl PageType {
+    pub(crate) fn from_u8(v: u8) -> Option<PageType> {
+        match v {
+            1 => Some(PageType::Meta),
+            2 => Some(PageType::Branch),
+            3 => Some(PageType::Leaf),
+            4 => Some(PageType::Freelist),
+            _ => None,
+        }
+    }
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PageType::Meta => "meta",
+            PageType::Branch => "branch",
+            PageType::Leaf => "leaf",
+            PageType::Freelist => "freelist",
+        }
+    }
+}
+
+/// Leaf element flag: the value is a nested bucket header.
+pub(crate) const FLAG_BUCKET: u8 = 1;
+
+// ---- little-endian, bounds-checked readers -------------------------------------------------
+
+pub(crate) fn rd_u8(b: &[u8], off: usize) -> Option<u8> {
+    b.get(off).copied()
+}
+pub(crate) fn rd_u16(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off.checked_add(2)?)?;
+    Some(u16::from_le_bytes([s[0], s[1]]))
+}
+pub(crate) fn rd_u32(b: &[u8], off: usize) -> Option<u32> {
+    let s = b.get(off..off.checked_add(4)?)?;
+    let mut a = [0u8; 4];
+    a.copy_from_slice(s);
+    Some(u32::from_le_bytes(a))
+}
+pub(crate) fn rd_u64(b: &[u8], off: usize) -> Option<u64> {
+    let s = b.get(off..off.checked_add(8)?)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Some(u64::from_le_bytes(a))
+}
+pub(crate) fn rd_slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
+    b.get(off..off.checked_add(len)?)
+}
+
+// ---- writers (our own buffers, sized by us) -------------------------------------------------
+
+pub(crate) fn wr_u16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn wr_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn wr_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A pointer to a page as its parent records it: id, the txid that wrote it, and its checksum.
+/// This is what makes the tree a Merkle tree: a parent's checksum covers its children's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct ChildRef {
+    pub pgid: u64,
+    pub txid: u64,
+    pub crc: u32,
+}
+
+impl ChildRef {
+    pub(crate) const EMPTY: ChildRef = ChildRef {
+        pgid: 0,
+        txid: 0,
+        crc: 0,
+    };
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pgid == 0
+    }
+    pub(crate) fn encode(&self, b: &mut [u8]) {
+        wr_u64(b, 0, self.pgid);
+        wr_u64(b, 8, self.txid);
+        wr_u32(b, 16, self.crc);
+        wr_u32(b, 20, 0);
+    }
+    pub(crate) fn decode(b: &[u8]) -> Option<ChildRef> {
+        Some(ChildRef {
+            pgid: rd_u64(b, 0)?,
+            txid: rd_u64(b, 8)?,
+            crc: rd_u32(b, 16)?,
+        })
+    }
+}
+
+/// A nested bucket's header: its root pointer and sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct BucketHeader {
+    pub root: ChildRef,
+    pub sequence: u64,
+}
+
+impl BucketHeader {
+    pub(crate) fn encode(&self) -> [u8; BUCKET_HEADER] {
+        let mut b = [0u8; BUCKET_HEADER];
+        self.root.encode(&mut b[0..REF_SIZE]);
+        wr_u64(&mut b, 24, self.sequence);
+        b
+    }
+    pub(crate) fn decode(b: &[u8], page: u64) -> Result<BucketHeader> {
+        if b.len() != BUCKET_HEADER {
+            return Err(Error::corrupt(
+                page,
+                format!("bucket header of {} bytes, expected {BUCKET_HEADER}", b.len()),
+            ));
+        }
+        let bad = || Error::corrupt(page, "truncated bucket header");
+        Ok(BucketHeader {
+            root: ChildRef::decode(b).ok_or_else(bad)?,
+            sequence: rd_u64(b, 24).ok_or_else(bad)?,
+        })
+    }
+}
+
+/// The decoded common header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub crc: u32,
+    pub ptype: u8,
+    pub count: u16,
+    pub pgid: u64,
+    pub txid: u64,
+    pub overflow: u32,
+}
+
+impl Header {
+    pub(crate) fn parse(b: &[u8]) -> Option<Header> {
+        Some(Header {
+            crc: rd_u32(b, 0)?,
+            ptype: rd_u8(b, 4)?,
+            count: rd_u16(b, 6)?,
+            pgid: rd_u64(b, 8)?,
+            txid: rd_u64(b, 16)?,
+            overflow: rd_u32(b, 24)?,
+        })
+    }
+}
+
+/// Write a header into `b` (the whole span) and fill in its checksum. Returns the checksum.
+pub(crate) fn seal(b: &mut [u8], ptype: PageType, count: u16, pgid: u64, txid: u64) -> u32 {
+    b[4] = ptype as u8;
+    b[5] = 0;
+    wr_u16(b, 6, count);
+    wr_u64(b, 8, pgid);
+    wr_u64(b, 16, txid);
+    wr_u32(b, 28, 0);
+    let crc = span_crc(b);
+    wr_u32(b, 0, crc);
+    crc
+}
+
+/// Set the overflow field of a span (before [`seal`]).
+pub(crate) fn set_overflow(b: &mut [u8], overflow: u32) {
+    wr_u32(b, 24, overflow);
+}
+
+/// Checksum of a span: crc32 of every byte after the checksum field.
+pub(crate) fn span_crc(span: &[u8]) -> u32 {
+    crc32fast::hash(span.get(4..).unwrap_or(&[]))
+}
+
+/// Largest number of extra pages a span may have: enough for one maximal key and value.
+pub(crate) fn max_overflow(page_size: usize) -> u64 {
+    ((MAX_VALUE_SIZE + MAX_KEY_SIZE + HEADER + LEAF_ELEM) / page_size + 1) as u64
+}
+
+/// A verified branch or leaf page: the whole span, with accessors that check every bound.
+#[derive(Clone, Copy)]
+pub(crate) struct Page<'a> {
+    pub id: u64,
+    pub data: &'a [u8],
+    pub leaf: bool,
+    pub count: usize,
+}
+
+/// One leaf element.
+pub(crate) struct LeafItem<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub bucket: bool,
+}
+
+impl<'a> Page<'a> {
+    fn bad(&self, what: String) -> Error {
+        Error::corrupt(self.id, what)
+    }
+
+    fn elem_size(&self) -> usize {
+        if self.leaf {
+            LEAF_ELEM
+        } else {
+            BRANCH_ELEM
+        }
+    }
+
+    /// Key of element `i`.
+    pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let e = HEADER + i * self.elem_size();
+        let (ko, kl) = if self.leaf {
+            (rd_u32(self.data, e + 4), rd_u32(self.data, e + 8))
+        } else {
+            (rd_u32(self.data, e + 20), rd_u32(self.data, e + 24))
+        };
+        let (ko, kl) = match (ko, kl) {
+            (Some(a), Some(b)) if i < self.count => (a as usize, b as usize),
+            _ => return Err(self.bad(format!("element {i} out of bounds"))),
+        };
+        rd_slice(self.data, ko, kl)
+            .ok_or_else(|| self.bad(format!("key of element {i} ({ko}+{kl}) outside the page")))
+    }
+
+    /// Leaf element `i`.
+    pub(crate) fn leaf_item(&self, i: usize) -> Result<LeafItem<'a>> {
+        let e = HEADER + i * LEAF_ELEM;
+        let fields = (
+            rd_u8(self.data, e),
+            rd_u32(self.data, e + 4),
+            rd_u32(self.data, e + 8),
+            rd_u32(self.data, e + 12),
+        );
+        let (flags, ko, kl, vl) = match fields {
+            (Some(f), Some(a), Some(b), Some(c)) if i < self.count && self.leaf => {
+                (f, a as usize, b as usize, c as usize)
+            }
+            _ => return Err(self.bad(format!("leaf element {i} out of bounds"))),
+        };
+        let key = rd_slice(self.data, ko, kl)
+            .ok_or_else(|| self.bad(format!("key of element {i} outside the page")))?;
+        let value = rd_slice(self.data, ko + kl, vl)
+            .ok_or_else(|| self.bad(format!("value of element {i} outside the page")))?;
+        Ok(LeafItem {
+            key,
+            value,
+            bucket: flags & FLAG_BUCKET != 0,
+        })
+    }
+
+    /// Child pointer of branch element `i`.
+    pub(crate) fn child(&self, i: usize) -> Result<ChildRef> {
+        let e = HEADER + i * BRANCH_ELEM;
+        if self.leaf || i >= self.count {
+            return Err(self.bad(format!("branch element {i} out of bounds")));
+        }
+        rd_slice(self.data, e, REF_SIZE)
+            .and_then(ChildRef::decode)
+            .ok_or_else(|| self.bad(format!("branch element {i} outside the page")))
+    }
+
+    /// Full structural validation, done once per page (with the checksum):
+    /// element array inside the span, every key and value inside the span, flags known,
+    /// bucket headers of the right size, keys non-empty, bounded and strictly ascending.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.count == 0 {
+            return Err(self.bad("page with no elements".into()));
+        }
+        let end = HEADER + self.count * self.elem_size();
+        if end > self.data.len() {
+            return Err(self.bad(format!(
+                "{} elements need {end} bytes, span has {}",
+                self.count,
+                self.data.len()
+            )));
+        }
+        let mut prev: Option<&[u8]> = None;
+        for i in 0..self.count {
+            let key = if self.leaf {
+                let it = self.leaf_item(i)?;
+                let flags = rd_u8(self.data, HEADER + i * LEAF_ELEM).unwrap_or(0xff);
+                if flags & !FLAG_BUCKET != 0 {
+                    return Err(self.bad(format!("element {i} has unknown flags {flags:#x}")));
+                }
+                if it.bucket && it.value.len() != BUCKET_HEADER {
+                    return Err(self.bad(format!(
+                        "bucket element {i} has a {}-byte header",
+                        it.value.len()
+                    )));
+                }
+                if it.value.len() > MAX_VALUE_SIZE {
+                    return Err(self.bad(format!("value of element {i} too large")));
+                }
+                it.key
+            } else {
+                let c = self.child(i)?;
+                if c.pgid < 2 {
+                    return Err(self.bad(format!("element {i} points at page {}", c.pgid)));
+                }
+                self.key(i)?
+            };
+            if key.is_empty() || key.len() > MAX_KEY_SIZE {
+                return Err(self.bad(format!("element {i} has a key of {} bytes", key.len())));
+            }
+            if let Some(p) = prev {
+                if p >= key {
+                    return Err(self.bad(format!("keys out of order at element {i}")));
+                }
+            }
+            prev = Some(key);
+        }
+        Ok(())
+    }
+
+    /// Index of the child to descend into for `key`: the last element `i >= 1` whose key is
+    /// `<= key`, else 0 (the first separator is a lower bound only).
+    pub(crate) fn search_branch(&self, key: &[u8]) -> Result<usize> {
+        let (mut lo, mut hi) = (1usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid)? <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// First element whose key is `>= key`, and whether it is equal.
+    pub(crate) fn search_leaf(&self, key: &[u8]) -> Result<(usize, bool)> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid)? < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let eq = lo < self.count && self.key(lo)? == key;
+        Ok((lo, eq))
+    }
+}
