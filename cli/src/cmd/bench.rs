@@ -63,6 +63,23 @@ fn key_num(i: u64, order: Order) -> u64 {
     }
 }
 
+/// A stride near 0.618 * n that is coprime with `n`, so that `j * stride mod n` visits every
+/// index below `n` once.
+fn coprime_stride(n: u64) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let mut s = ((n as f64) * 0.618_033_988_75) as u64 | 1;
+    while n > 1 && gcd(s, n) != 1 {
+        s += 1;
+    }
+    s.max(1)
+}
+
 fn make_key(n: u64, size: usize) -> Vec<u8> {
     let mut k = vec![0u8; size];
     k[size - 8..].copy_from_slice(&n.to_be_bytes());
@@ -164,8 +181,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
                     }
                 }
                 Order::Rnd => {
+                    let stride = coprime_stride(a.count);
                     for j in 0..a.count {
-                        let k = make_key(key_num(key_num(j, Order::Rnd), a.write_mode), a.key_size);
+                        // Visit 0..count in a scrambled order: j * stride mod count.
+                        let idx = (u128::from(j) * u128::from(stride) % u128::from(a.count)) as u64;
+                        let k = make_key(key_num(idx, a.write_mode), a.key_size);
                         if b.get(&k)?.is_some() {
                             found += 1;
                         }
@@ -193,4 +213,19 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         writeln!(out, "# kept {}", p.display())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stride_visits_every_index_once() {
+        for n in [1u64, 2, 3, 10, 250, 1000, 1024, 9999] {
+            let s = super::coprime_stride(n);
+            let mut seen = vec![false; n as usize];
+            for j in 0..n {
+                seen[(j * s % n) as usize] = true;
+            }
+            assert!(seen.iter().all(|&x| x), "n={n} stride={s}");
+        }
+    }
 }
