@@ -761,3 +761,66 @@ fn progress_bars_only_on_a_terminal() {
     assert!(stderr(&o).is_empty(), "{:?}", stderr(&o));
     assert!(!stdout(&o).contains('\x1b'));
 }
+
+#[test]
+fn a_torn_newest_commit_is_a_note_unless_strict() {
+    let dir = TempDir::new().unwrap();
+    let path = fixture(&dir);
+    {
+        let db = Db::open(&path).unwrap();
+        db.update(|tx| {
+            tx.bucket(b"users")?.expect("fixture").put(b"zz", b"new")?;
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    }
+    let p = s(&path);
+    let txid = json(&run(&["info", "--json", p]))["txid"].as_u64().unwrap();
+    let o = run(&["pages", "--json", p]);
+    let newest_leaf = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["kind"] == "leaf" && v["txid"].as_u64() == Some(txid))
+        .and_then(|v| v["id"].as_u64())
+        .expect("the last commit wrote a leaf");
+    damage_page(&path, newest_leaf, 4096);
+
+    // Open rolls back to the commit before: consistent, with a note.
+    let o = run(&["check", p]);
+    status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains(&format!("note: commit {txid} ")), "{out}");
+    assert!(out.contains("OK"), "{out}");
+    let o = run(&["check", "--strict", "--json", p]);
+    status(&o, 1);
+    let v = json(&o);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["rolled_back"]["txid"], txid);
+
+    let v = json(&run(&["info", "--json", p]));
+    assert_eq!(v["txid"], txid - 1);
+    assert_eq!(v["rolled_back"]["txid"], txid);
+    assert!(stdout(&run(&["info", p])).contains("Recovered:"));
+    assert_eq!(stdout(&run(&["dump", p])), FIXTURE_DUMP);
+}
+
+#[test]
+fn stats_and_dump_of_an_empty_database() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("new.db");
+    drop(Db::open(&path).unwrap());
+    let p = s(&path);
+    let o = run(&["dump", p]);
+    status(&o, 0);
+    assert_eq!(stdout(&o), "");
+    let o = run(&["stats", p]);
+    status(&o, 0);
+    assert!(stdout(&o).contains("(no buckets)"), "{}", stdout(&o));
+    let o = run(&["buckets", p]);
+    status(&o, 0);
+    assert_eq!(stdout(&o), "");
+    status(&run(&["check", p]), 0);
+    let o = run(&["compact", p, s(&dir.path().join("c.db"))]);
+    status(&o, 0);
+    assert_eq!(stdout(&run(&["dump", s(&dir.path().join("c.db"))])), "");
+}

@@ -18,6 +18,10 @@ pub struct Args {
     /// Print one JSON object instead of text
     #[arg(long)]
     pub json: bool,
+    /// Also count a newer commit that open found torn or damaged and rolled back as damage
+    /// (by default it is a note: the file is consistent at the commit before it)
+    #[arg(long)]
+    pub strict: bool,
     /// Print at most this many problems in text output (0: all)
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_problems: usize,
@@ -67,7 +71,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         Err(e) => return Err(CliError::db(file, e)),
     };
     print(&a, &outcome);
-    if outcome.problems.is_empty() {
+    if outcome.problems.is_empty() && !(a.strict && outcome.rolled_back.is_some()) {
         Ok(())
     } else {
         Err(CliError::quiet(EXIT_DAMAGED))
@@ -93,7 +97,7 @@ fn print(a: &Args, o: &Outcome) {
         let r = o.report.as_ref();
         let v = json!({
             "file": file,
-            "ok": o.problems.is_empty(),
+            "ok": o.problems.is_empty() && !(a.strict && o.rolled_back.is_some()),
             "problems": problems,
             "pages_total": r.map(|r| r.pages_total),
             "pages_reachable": r.map(|r| r.pages_reachable),
@@ -145,6 +149,10 @@ fn write_text(out: &mut impl Write, a: &Args, file: &str, o: &Outcome) -> std::i
         )
     });
     match (o.problems.len(), counts) {
+        (0, Some(c)) if a.strict && o.rolled_back.is_some() => writeln!(
+            out,
+            "DAMAGED: {file}: the newest commit was rolled back (--strict); {c}"
+        )?,
         (0, Some(c)) => writeln!(out, "OK: {file}: {c}")?,
         (0, None) => writeln!(out, "OK: {file}")?,
         (n, c) => writeln!(

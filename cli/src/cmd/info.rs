@@ -54,7 +54,12 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         "Free pages:       {} ({} pending)",
         s.free_pages, s.pending_pages
     )?;
-    writeln!(out, "Freelist chain:   {} records", s.freelist_chain)?;
+    writeln!(
+        out,
+        "Freelist chain:   {} record{}",
+        s.freelist_chain,
+        if s.freelist_chain == 1 { "" } else { "s" }
+    )?;
     writeln!(out, "Tree depth:       {}", s.depth)?;
     if let Some(r) = rolled_back {
         writeln!(
