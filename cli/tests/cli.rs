@@ -610,6 +610,10 @@ fn backup_is_a_faithful_copy() {
     let o = run(&["backup", "--force", s(&path), s(&path)]);
     status(&o, 2);
     assert_eq!(stdout(&run(&["dump", s(&path)])), FIXTURE_DUMP);
+    // A destination directory that does not exist is named in the error.
+    let o = run(&["backup", s(&path), s(&dir.path().join("no/such/dir/x.db"))]);
+    status(&o, 2);
+    assert!(stderr(&o).contains("no/such/dir"), "{}", stderr(&o));
     // A missing source is exit 2 and creates nothing.
     let o = run(&[
         "backup",

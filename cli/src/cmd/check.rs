@@ -47,7 +47,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     };
     let outcome = match open_read_only_engine(file, ctx)? {
         Ok(db) => {
-            let progress = Progress::bar(ctx.progress, 0, "check", false);
+            // The engine reports the real total as it goes; the high-water mark is a start.
+            let progress = Progress::bar(ctx.progress, db.stats().high_water, "check", false);
             let res = db.check_with_progress(&mut |done, total| progress.set(done, total));
             progress.finish();
             let rolled_back = db.recovery().rolled_back.clone();
