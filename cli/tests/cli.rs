@@ -276,6 +276,11 @@ fn stats_per_bucket() {
     assert!((0.0..=1.0).contains(&fill), "{fill}");
     let sessions = &rows[3];
     assert_eq!(sessions["keys"], 1);
+    // Counts include nested buckets, so the top-level rows add up to the total.
+    assert_eq!(users["keys"], 3);
+    assert_eq!(users["buckets"], 1);
+    assert_eq!(v["total"]["keys"], 4);
+    assert_eq!(v["total"]["buckets"], 4);
 
     // A bucket path restricts the report to that subtree.
     let o = run(&["stats", "--json", s(&path), "users", "sessions"]);
@@ -283,6 +288,7 @@ fn stats_per_bucket() {
     let v = json(&o);
     assert_eq!(v["buckets"].as_array().unwrap().len(), 1);
     assert_eq!(v["buckets"][0]["name"], "users/sessions");
+    assert!(v.get("total").is_none());
 
     let o = run(&["stats", "--hex", "--json", s(&path), "00ff"]);
     status(&o, 0);

@@ -37,6 +37,7 @@ fn fill(s: &BucketStats) -> f64 {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let start = decode_args(&a.bucket, a.hex)?;
+    let whole = start.is_empty();
     let file = a.file.as_path();
     let db = open_read_only(file, ctx)?;
     let tx = db.begin_read().at(file)?;
@@ -89,27 +90,55 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     }
     progress.finish();
 
+    // The engine's counts include nested buckets, so the top-level rows add up to the total.
+    let total = whole.then(|| {
+        let mut t = BucketStats::default();
+        for (_, s) in rows.iter().filter(|(p, _)| p.len() == 1) {
+            t.keys += s.keys;
+            t.buckets += s.buckets + 1;
+            t.depth = t.depth.max(s.depth);
+            t.branch_pages += s.branch_pages;
+            t.leaf_pages += s.leaf_pages;
+            t.overflow_pages += s.overflow_pages;
+            t.bytes_used += s.bytes_used;
+            t.bytes_allocated += s.bytes_allocated;
+        }
+        t
+    });
+
     let mut out = std::io::stdout().lock();
     if a.json {
+        let row = |s: &BucketStats| {
+            json!({
+                "keys": s.keys,
+                "buckets": s.buckets,
+                "depth": s.depth,
+                "branch_pages": s.branch_pages,
+                "leaf_pages": s.leaf_pages,
+                "overflow_pages": s.overflow_pages,
+                "bytes_used": s.bytes_used,
+                "bytes_allocated": s.bytes_allocated,
+                "fill": (fill(s) * 10000.0).round() / 10000.0,
+            })
+        };
         let buckets: Vec<_> = rows
             .iter()
             .map(|(p, s)| {
-                json!({
+                let mut v = json!({
                     "path": p.iter().map(|n| hex(n)).collect::<Vec<_>>(),
                     "name": display_path(p),
-                    "keys": s.keys,
-                    "buckets": s.buckets,
-                    "depth": s.depth,
-                    "branch_pages": s.branch_pages,
-                    "leaf_pages": s.leaf_pages,
-                    "overflow_pages": s.overflow_pages,
-                    "bytes_used": s.bytes_used,
-                    "bytes_allocated": s.bytes_allocated,
-                    "fill": (fill(s) * 10000.0).round() / 10000.0,
-                })
+                });
+                if let (Some(o), serde_json::Value::Object(r)) = (v.as_object_mut(), row(s)) {
+                    o.extend(r);
+                }
+                v
             })
             .collect();
-        let v = json!({ "file": file.display().to_string(), "txid": tx.id(), "buckets": buckets });
+        let mut v =
+            json!({ "file": file.display().to_string(), "txid": tx.id(), "buckets": buckets });
+        if let (Some(o), Some(t)) = (v.as_object_mut(), &total) {
+            o.insert("total".into(), row(t));
+        }
         writeln!(out, "{v}")?;
         return Ok(());
     }
@@ -118,7 +147,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         .map(|(p, _)| display_path(p).chars().count())
         .max()
         .unwrap_or(0)
-        .clamp(6, 60);
+        .clamp(7, 60);
     writeln!(
         out,
         "{:<width$} {:>10} {:>7} {:>5} {:>7} {:>7} {:>8} {:>12} {:>12} {:>6}",
@@ -133,11 +162,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         "ALLOCATED",
         "FILL"
     )?;
-    for (p, s) in &rows {
+    let print_row = |out: &mut std::io::StdoutLock<'_>, name: &str, s: &BucketStats| {
         writeln!(
             out,
             "{:<width$} {:>10} {:>7} {:>5} {:>7} {:>7} {:>8} {:>12} {:>12} {:>5.1}%",
-            display_path(p),
+            name,
             s.keys,
             s.buckets,
             s.depth,
@@ -147,10 +176,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             s.bytes_used,
             s.bytes_allocated,
             fill(s) * 100.0
-        )?;
+        )
+    };
+    for (p, s) in &rows {
+        print_row(&mut out, &display_path(p), s)?;
     }
     if rows.is_empty() {
         writeln!(out, "(no buckets)")?;
+    } else if let Some(t) = &total {
+        print_row(&mut out, "(total)", t)?;
     }
     Ok(())
 }
