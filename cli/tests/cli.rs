@@ -583,6 +583,18 @@ fn dump_stops_with_exit_1_on_damage() {
     for line in stdout(&o).lines() {
         serde_json::from_str::<Value>(line).unwrap();
     }
+    let stopped = stdout(&o).lines().count();
+    assert!(!stdout(&o).contains("626c6f62"), "stopped before the next bucket");
+
+    // --keep-going skips the rest of the damaged bucket and salvages the next one.
+    let o = run(&["dump", "--keep-going", s(&path)]);
+    status(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("(skipped)") && err.contains("1 damaged part skipped"), "{err}");
+    let out = stdout(&o);
+    assert!(out.lines().count() > stopped, "{out}");
+    assert!(out.contains(r#"{"path":[],"bucket":"626c6f62","sequence":0}"#), "{out}");
+    assert!(out.contains(r#"{"path":["626c6f62"],"key":"736d616c6c","value":"73"}"#), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------

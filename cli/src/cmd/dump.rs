@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use deadbolt::{Bucket, Cursor, Entry};
 
 use crate::cmd::stats::MAX_NESTING;
-use crate::error::{At, CliError};
+use crate::error::{At, CliError, EXIT_DAMAGED};
 use crate::util::{display, display_path, hex, open_read_only, Ctx, Progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +29,10 @@ pub struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
+    /// On damage, report it on stderr, skip the damaged bucket (or the rest of it) and go on,
+    /// to salvage what can be read; the exit status is still 1
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 struct Frame<'tx> {
@@ -113,85 +117,148 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let db = open_read_only(file, ctx)?;
     let tx = db.begin_read().at(file)?;
     let progress = Progress::spinner(ctx.progress_while_streaming(), "dump: records");
-    let mut w = Writer {
-        out: BufWriter::new(std::io::stdout().lock()),
-        format: a.format,
+    let mut walk = Walk {
+        file,
+        w: Writer {
+            out: BufWriter::new(std::io::stdout().lock()),
+            format: a.format,
+        },
+        progress: &progress,
+        keep_going: a.keep_going,
+        skipped: 0,
     };
-    let res = walk(&tx, file, &mut w, &progress);
+    let res = walk.run(&tx);
     progress.finish();
     // Whatever was written before damage stopped the walk is valid output: hand it on.
-    w.out.flush()?;
-    res
+    walk.w.out.flush()?;
+    res?;
+    if walk.skipped > 0 {
+        return Err(CliError::damaged(format!(
+            "{}: database is damaged: {} damaged part{} skipped",
+            file.display(),
+            walk.skipped,
+            if walk.skipped == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
 }
 
-fn walk<W: Write>(
-    tx: &deadbolt::Tx<'_>,
-    file: &Path,
-    w: &mut Writer<W>,
-    progress: &Progress,
-) -> Result<(), CliError> {
-    for name in tx.buckets() {
-        let name = name.map_err(|e| damaged_at(file, &[], e))?.into_owned();
-        let root = tx
-            .bucket(&name)
-            .map_err(|e| damaged_at(file, &[], e))?
-            .ok_or_else(|| vanished(file, &[], &name))?;
-        w.bucket(&[], &name, root.sequence())?;
-        progress.inc(1);
-        let mut stack = vec![Frame {
-            path: vec![name],
-            cursor: root.cursor(),
-            bucket: root,
-            started: false,
-        }];
-        while let Some(top) = stack.last_mut() {
-            let next = if top.started {
-                top.cursor.next()
-            } else {
-                top.started = true;
-                top.cursor.first()
+struct Walk<'a, W: Write> {
+    file: &'a Path,
+    w: Writer<W>,
+    progress: &'a Progress,
+    keep_going: bool,
+    skipped: u64,
+}
+
+impl<W: Write> Walk<'_, W> {
+    /// Damage met: stop, or with `--keep-going` report it and let the caller skip that part.
+    /// Anything but damage (an I/O error, a closed output) always stops.
+    fn damage(&mut self, e: CliError) -> Result<(), CliError> {
+        if !self.keep_going || e.code != EXIT_DAMAGED {
+            return Err(e);
+        }
+        self.w.out.flush()?;
+        eprintln!("deadbolt: {} (skipped)", e.msg);
+        self.skipped += 1;
+        Ok(())
+    }
+
+    fn run(&mut self, tx: &deadbolt::Tx<'_>) -> Result<(), CliError> {
+        let file = self.file;
+        for name in tx.buckets() {
+            let name = match name {
+                Ok(n) => n.into_owned(),
+                Err(e) => {
+                    // The list of top-level buckets itself is damaged: nothing more to trust.
+                    return self.damage(damaged_at(file, &[], e));
+                }
             };
-            let entry = next.map_err(|e| damaged_at(file, &top.path, e))?;
-            match entry {
-                None => {
-                    stack.pop();
+            let root = match tx.bucket(&name) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    self.damage(vanished(file, &[], &name))?;
+                    continue;
                 }
-                Some(Entry {
-                    key,
-                    value: Some(value),
-                }) => {
-                    w.key(&top.path, &key, &value)?;
-                    progress.inc(1);
+                Err(e) => {
+                    self.damage(damaged_at(file, &[name], e))?;
+                    continue;
                 }
-                Some(Entry { key, value: None }) => {
-                    let child = top
-                        .bucket
-                        .bucket(&key)
-                        .map_err(|e| damaged_at(file, &top.path, e))?
-                        .ok_or_else(|| vanished(file, &top.path, &key))?;
-                    w.bucket(&top.path, &key, child.sequence())?;
-                    progress.inc(1);
-                    let mut path = top.path.clone();
-                    path.push(key.into_owned());
-                    if path.len() > MAX_NESTING {
-                        return Err(CliError::damaged(format!(
-                            "{}: database is damaged: buckets nested deeper than {MAX_NESTING} \
-                             levels under {} (a cycle?)",
-                            file.display(),
-                            display_path(&path[..1])
-                        )));
+            };
+            self.w.bucket(&[], &name, root.sequence())?;
+            self.progress.inc(1);
+            let mut stack = vec![Frame {
+                path: vec![name],
+                cursor: root.cursor(),
+                bucket: root,
+                started: false,
+            }];
+            while let Some(top) = stack.last_mut() {
+                let next = if top.started {
+                    top.cursor.next()
+                } else {
+                    top.started = true;
+                    top.cursor.first()
+                };
+                let entry = match next {
+                    Ok(e) => e,
+                    Err(e) => {
+                        // The rest of this bucket cannot be reached: skip it.
+                        let err = damaged_at(file, &top.path, e);
+                        stack.pop();
+                        self.damage(err)?;
+                        continue;
                     }
-                    stack.push(Frame {
-                        path,
-                        cursor: child.cursor(),
-                        bucket: child,
-                        started: false,
-                    });
+                };
+                match entry {
+                    None => {
+                        stack.pop();
+                    }
+                    Some(Entry {
+                        key,
+                        value: Some(value),
+                    }) => {
+                        self.w.key(&top.path, &key, &value)?;
+                        self.progress.inc(1);
+                    }
+                    Some(Entry { key, value: None }) => {
+                        let mut path = top.path.clone();
+                        let child = match top.bucket.bucket(&key) {
+                            Ok(Some(c)) => c,
+                            Ok(None) => {
+                                self.damage(vanished(file, &path, &key))?;
+                                continue;
+                            }
+                            Err(e) => {
+                                path.push(key.into_owned());
+                                self.damage(damaged_at(file, &path, e))?;
+                                continue;
+                            }
+                        };
+                        self.w.bucket(&path, &key, child.sequence())?;
+                        self.progress.inc(1);
+                        path.push(key.into_owned());
+                        if path.len() > MAX_NESTING {
+                            self.damage(CliError::damaged(format!(
+                                "{}: database is damaged: buckets nested deeper than \
+                                 {MAX_NESTING} levels under {} (a cycle?)",
+                                file.display(),
+                                display_path(&path[..1])
+                            )))?;
+                            continue;
+                        }
+                        stack.push(Frame {
+                            path,
+                            cursor: child.cursor(),
+                            bucket: child,
+                            started: false,
+                        });
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A name the cursor reported as a bucket that then could not be opened as one.
