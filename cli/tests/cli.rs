@@ -584,17 +584,29 @@ fn dump_stops_with_exit_1_on_damage() {
         serde_json::from_str::<Value>(line).unwrap();
     }
     let stopped = stdout(&o).lines().count();
-    assert!(!stdout(&o).contains("626c6f62"), "stopped before the next bucket");
+    assert!(
+        !stdout(&o).contains("626c6f62"),
+        "stopped before the next bucket"
+    );
 
     // --keep-going skips the rest of the damaged bucket and salvages the next one.
     let o = run(&["dump", "--keep-going", s(&path)]);
     status(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("(skipped)") && err.contains("1 damaged part skipped"), "{err}");
+    assert!(
+        err.contains("(skipped)") && err.contains("1 damaged part skipped"),
+        "{err}"
+    );
     let out = stdout(&o);
     assert!(out.lines().count() > stopped, "{out}");
-    assert!(out.contains(r#"{"path":[],"bucket":"626c6f62","sequence":0}"#), "{out}");
-    assert!(out.contains(r#"{"path":["626c6f62"],"key":"736d616c6c","value":"73"}"#), "{out}");
+    assert!(
+        out.contains(r#"{"path":[],"bucket":"626c6f62","sequence":0}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"{"path":["626c6f62"],"key":"736d616c6c","value":"73"}"#),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -845,4 +857,81 @@ fn stats_and_dump_of_an_empty_database() {
     let o = run(&["compact", p, s(&dir.path().join("c.db"))]);
     status(&o, 0);
     assert_eq!(stdout(&run(&["dump", s(&dir.path().join("c.db"))])), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// robustness
+
+#[test]
+fn flipped_bits_give_a_verdict_never_a_crash() {
+    let dir = TempDir::new().unwrap();
+    let clean = big_fixture(&dir);
+    let bytes = std::fs::read(&clean).unwrap();
+    let high_water = json(&run(&["info", "--json", s(&clean)]))["high_water"]
+        .as_u64()
+        .unwrap();
+    let path = dir.path().join("flipped.db");
+    // A fixed linear congruential sequence: the same pages and bits on every run.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    for _ in 0..12 {
+        let mut b = bytes.clone();
+        let page = 2 + next() % (high_water - 2);
+        let off = (page * 4096 + next() % 4096) as usize;
+        b[off] ^= 1 << (next() % 8);
+        std::fs::write(&path, &b).unwrap();
+        let mut codes = Vec::new();
+        for args in [
+            vec!["check"],
+            vec!["dump"],
+            vec!["dump", "--keep-going"],
+            vec!["stats"],
+            vec!["pages"],
+            vec!["info"],
+        ] {
+            let mut a = args.clone();
+            a.push(s(&path));
+            let o = run(&a);
+            let code = o.status.code().expect("exited, not killed");
+            assert!(
+                (0..=2).contains(&code),
+                "{args:?} on page {page}: {}",
+                stderr(&o)
+            );
+            assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+            if code != 0 {
+                assert!(stderr(&o).contains("flipped.db") || args[0] == "check");
+            }
+            codes.push(code);
+        }
+        // What check passes, dump reads in full.
+        if codes[0] == 0 {
+            assert_eq!(codes[1], 0, "page {page} offset {off}");
+        }
+    }
+}
+
+/// Engine bug found through `bench`: one transaction putting 2002 or more pseudo-random 8-byte
+/// keys commits a branch/leaf page with keys out of order ("keys out of order at element 1");
+/// reads then fail and the next open rolls the commit back. Sequential keys are fine.
+/// Run with `cargo test -p deadbolt-cli -- --ignored` once the engine is fixed.
+#[test]
+#[ignore = "engine bug: random inserts of 2002+ keys in one transaction commit out-of-order keys"]
+fn bench_random_writes_in_large_batches() {
+    let o = run(&[
+        "bench",
+        "--count",
+        "5000",
+        "--batch-size",
+        "5000",
+        "--write-mode",
+        "rnd",
+        "--no-sync",
+    ]);
+    status(&o, 0);
 }
