@@ -1,11 +1,11 @@
 //! `deadbolt bench`: a quick write/read benchmark in the spirit of `bbolt bench`.
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use deadbolt::{Db, Options};
 
-use crate::error::{At, CliError};
+use crate::error::{At, CliError, EXIT_DAMAGED};
 use crate::util::{Ctx, Progress};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -110,8 +110,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     if a.batch_size == 0 {
         return Err(CliError::usage("--batch-size must be at least 1"));
     }
-    let tmp;
-    let path = match &a.path {
+    match &a.path {
         Some(p) => {
             if p.exists() {
                 return Err(CliError::usage(format!(
@@ -119,19 +118,30 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
                     p.display()
                 )));
             }
-            p.clone()
+            bench(&a, ctx, p)
         }
         None => {
-            tmp = tempfile::Builder::new()
+            let tmp = tempfile::Builder::new()
                 .prefix("deadbolt-bench-")
                 .tempdir()
                 .map_err(|e| {
                     CliError::cannot_run(format!("creating a temporary directory: {e}"))
                 })?;
-            tmp.path().join("bench.db")
+            let res = bench(&a, ctx, &tmp.path().join("bench.db"));
+            match res {
+                // A benchmark that found damage keeps its file for inspection.
+                Err(mut e) if e.code == EXIT_DAMAGED => {
+                    let kept = tmp.keep();
+                    e.msg = format!("{} (file kept in {})", e.msg, kept.display());
+                    Err(e)
+                }
+                other => other,
+            }
         }
-    };
-    let file = path.as_path();
+    }
+}
+
+fn bench(a: &Args, ctx: &Ctx, file: &Path) -> Result<(), CliError> {
     let db = Db::open_with(
         file,
         Options {
