@@ -91,7 +91,7 @@ fn report(out: &mut impl Write, what: &str, n: u64, d: Duration) -> std::io::Res
     let per_op = if n == 0 {
         Duration::ZERO
     } else {
-        d / u32::try_from(n).unwrap_or(u32::MAX)
+        Duration::from_secs_f64(d.as_secs_f64() / n as f64)
     };
     writeln!(
         out,
