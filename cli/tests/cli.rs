@@ -346,6 +346,11 @@ fn check_damaged_page_is_exit_1() {
 
     let o = run(&["check", "--json", s(&path)]);
     status(&o, 1);
+    assert!(
+        stderr(&o).contains("big.db: database is damaged"),
+        "{}",
+        stderr(&o)
+    );
     let v = json(&o);
     assert_eq!(v["ok"], false);
     let problems = v["problems"].as_array().unwrap();

@@ -74,6 +74,18 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     print(&a, &outcome);
     if outcome.problems.is_empty() && !(a.strict && outcome.rolled_back.is_some()) {
         Ok(())
+    } else if a.json {
+        // JSON is for programs; a person watching the terminal still hears about it.
+        let n = outcome.problems.len();
+        Err(CliError::damaged(format!(
+            "{}: database is damaged ({})",
+            file.display(),
+            if n == 0 {
+                "newest commit rolled back".to_string()
+            } else {
+                format!("{n} problem{}", if n == 1 { "" } else { "s" })
+            }
+        )))
     } else {
         Err(CliError::quiet(EXIT_DAMAGED))
     }
