@@ -758,7 +758,14 @@ fn bench_prints_rates() {
 
 /// Run `deadbolt ARGS` under a pseudo-terminal with `script(1)`; `None` where it is missing.
 fn run_on_terminal(args: &str) -> Option<Output> {
-    Command::new("script").arg("--version").output().ok()?;
+    // Skip where script(1) is missing or cannot allocate a pseudo-terminal.
+    let probe = Command::new("script")
+        .args(["-qec", "true", "/dev/null"])
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        return None;
+    }
     let cmd = format!("{BIN} {args}");
     Some(
         Command::new("script")
@@ -772,7 +779,7 @@ fn run_on_terminal(args: &str) -> Option<Output> {
 fn progress_bars_only_on_a_terminal() {
     let args = "bench --count 3000 --batch-size 3000 --no-sync";
     let Some(o) = run_on_terminal(args) else {
-        eprintln!("script(1) not found: terminal half skipped");
+        eprintln!("script(1) missing or without a pseudo-terminal: terminal half skipped");
         return;
     };
     status(&o, 0);
