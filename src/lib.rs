@@ -8,6 +8,8 @@
 
 pub mod bolt;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod storage;
 
 mod batch;
