@@ -149,7 +149,12 @@ impl<'tx> Bucket<'tx> {
     pub fn sequence(&self) -> u64 {
         match self.r {
             BRef::Read { seq, .. } => seq,
-            BRef::Write(id) => self.tx.ws().ok().and_then(|w| w.buckets.get(id).map(|b| b.seq)).unwrap_or(0),
+            BRef::Write(id) => self
+                .tx
+                .ws()
+                .ok()
+                .and_then(|w| w.buckets.get(id).map(|b| b.seq))
+                .unwrap_or(0),
         }
     }
 
@@ -157,7 +162,11 @@ impl<'tx> Bucket<'tx> {
     pub fn set_sequence(&self, v: u64) -> Result<()> {
         let id = self.wid()?;
         let mut w = self.tx.ws()?;
-        let b = w.buckets.get_mut(id).filter(|b| !b.deleted).ok_or(Error::BucketNotFound)?;
+        let b = w
+            .buckets
+            .get_mut(id)
+            .filter(|b| !b.deleted)
+            .ok_or(Error::BucketNotFound)?;
         b.seq = v;
         b.dirty = true;
         Ok(())
@@ -167,7 +176,11 @@ impl<'tx> Bucket<'tx> {
     pub fn next_sequence(&self) -> Result<u64> {
         let id = self.wid()?;
         let mut w = self.tx.ws()?;
-        let b = w.buckets.get_mut(id).filter(|b| !b.deleted).ok_or(Error::BucketNotFound)?;
+        let b = w
+            .buckets
+            .get_mut(id)
+            .filter(|b| !b.deleted)
+            .ok_or(Error::BucketNotFound)?;
         b.seq = b
             .seq
             .checked_add(1)

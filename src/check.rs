@@ -22,7 +22,9 @@ impl Bits {
         Bits(vec![0; n.div_ceil(64) as usize])
     }
     fn get(&self, i: u64) -> bool {
-        self.0.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
     fn set(&mut self, i: u64) {
         if let Some(w) = self.0.get_mut((i / 64) as usize) {
@@ -81,7 +83,14 @@ impl Tx<'_> {
             progress,
         };
         if hwm.saturating_mul(p) > bytes.len() as u64 {
-            c.problem(0, &[], format!("high-water mark {hwm} lies past the end of the file ({} bytes)", bytes.len()));
+            c.problem(
+                0,
+                &[],
+                format!(
+                    "high-water mark {hwm} lies past the end of the file ({} bytes)",
+                    bytes.len()
+                ),
+            );
             return Ok(c.report);
         }
         let mut reach = Bits::new(hwm);
@@ -125,7 +134,11 @@ impl Tx<'_> {
                 continue;
             }
             if reach.get(id) {
-                c.problem(id, &it.path, "page reachable twice (shared or cyclic pointer)");
+                c.problem(
+                    id,
+                    &it.path,
+                    "page reachable twice (shared or cyclic pointer)",
+                );
                 continue;
             }
             if it.depth > MAX_DEPTH {
@@ -133,7 +146,11 @@ impl Tx<'_> {
                 continue;
             }
             if it.r.txid > meta.txid {
-                c.problem(id, &it.path, format!("txid {} newer than the snapshot {}", it.r.txid, meta.txid));
+                c.problem(
+                    id,
+                    &it.path,
+                    format!("txid {} newer than the snapshot {}", it.r.txid, meta.txid),
+                );
             }
             let (h, span) = match db.load_span_opt(bytes, hwm, &it.r, Want::Node, true) {
                 Ok(x) => x,
@@ -173,13 +190,21 @@ impl Tx<'_> {
                 if constrained {
                     if let Some(lo) = &it.lo {
                         if key < lo.as_slice() {
-                            c.problem(id, &it.path, format!("key {i} sorts before its parent's separator"));
+                            c.problem(
+                                id,
+                                &it.path,
+                                format!("key {i} sorts before its parent's separator"),
+                            );
                         }
                     }
                 }
                 if let Some(hi) = &it.hi {
                     if key >= hi.as_slice() {
-                        c.problem(id, &it.path, format!("key {i} sorts at or after the next separator"));
+                        c.problem(
+                            id,
+                            &it.path,
+                            format!("key {i} sorts at or after the next separator"),
+                        );
                     }
                 }
             }
@@ -207,8 +232,14 @@ impl Tx<'_> {
                 }
             } else {
                 for i in 0..page.count {
-                    let (Ok(child), Ok(key)) = (page.child(i), page.key(i)) else { continue };
-                    let lo = if i == 0 { it.lo.clone() } else { Some(key.to_vec()) };
+                    let (Ok(child), Ok(key)) = (page.child(i), page.key(i)) else {
+                        continue;
+                    };
+                    let lo = if i == 0 {
+                        it.lo.clone()
+                    } else {
+                        Some(key.to_vec())
+                    };
                     let hi = match page.key(i + 1) {
                         Ok(k) if i + 1 < page.count => Some(k.to_vec()),
                         _ => it.hi.clone(),
@@ -246,11 +277,18 @@ impl Tx<'_> {
                 while q < hwm && !reach.get(q) && !listed.get(q) {
                     q += 1;
                 }
-                c.problem(start, &[], format!("pages {start}..{q} are neither reachable nor free (leaked)"));
+                c.problem(
+                    start,
+                    &[],
+                    format!("pages {start}..{q} are neither reachable nor free (leaked)"),
+                );
             }
         }
         c.report.pages_reachable = (0..hwm).filter(|&q| reach.get(q)).count() as u64;
-        c.report.pages_pending = db.writer.try_lock().map_or(0, |w| w.free.pending_pages());
+        c.report.pages_pending = db
+            .counters
+            .pending_pages
+            .load(std::sync::atomic::Ordering::Relaxed);
         if c.dropped > 0 {
             let d = c.dropped;
             c.report.problems.push(Problem {

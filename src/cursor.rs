@@ -54,27 +54,46 @@ impl<'tx> Cursor<'tx> {
     }
 
     fn epoch_now(&self) -> u64 {
-        self.tx.write.as_ref().map_or(0, |w| w.try_borrow().map_or(u64::MAX, |w| w.epoch))
+        self.tx
+            .write
+            .as_ref()
+            .map_or(0, |w| w.try_borrow().map_or(u64::MAX, |w| w.epoch))
     }
 
     /// Upper bound on the steps of one cursor operation: every page or node once, twice over.
     fn budget(&self) -> u64 {
-        let nodes = self.tx.write.as_ref().map_or(0, |w| w.try_borrow().map_or(0, |w| w.nodes.len() as u64));
+        let nodes = self
+            .tx
+            .write
+            .as_ref()
+            .map_or(0, |w| w.try_borrow().map_or(0, |w| w.nodes.len() as u64));
         2 * (self.tx.snap.meta.hwm + nodes) + 4 * MAX_DEPTH as u64
     }
 
     fn push(&mut self, loc: Loc<'tx>, idx: usize) -> Result<()> {
         if let Some(id) = Tx::loc_page_id(loc) {
             if self.stack.len() >= MAX_DEPTH && !cfg!(feature = "bug-unbounded-descent") {
-                return Err(Error::corrupt(id, format!("tree deeper than {MAX_DEPTH} levels")));
+                return Err(Error::corrupt(
+                    id,
+                    format!("tree deeper than {MAX_DEPTH} levels"),
+                ));
             }
             if !cfg!(feature = "bug-unbounded-descent")
-                && self.stack.iter().any(|(l, _)| Tx::loc_page_id(*l) == Some(id))
+                && self
+                    .stack
+                    .iter()
+                    .any(|(l, _)| Tx::loc_page_id(*l) == Some(id))
             {
-                return Err(Error::corrupt(id, "page appears twice on one root-to-leaf path (cycle)"));
+                return Err(Error::corrupt(
+                    id,
+                    "page appears twice on one root-to-leaf path (cycle)",
+                ));
             }
         } else if self.stack.len() >= MAX_DEPTH {
-            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+            return Err(Error::corrupt(
+                0,
+                format!("tree deeper than {MAX_DEPTH} levels"),
+            ));
         }
         self.stack.push((loc, idx));
         Ok(())
@@ -87,7 +106,10 @@ impl<'tx> Cursor<'tx> {
         loop {
             steps += 1;
             if steps > budget {
-                return Err(Error::corrupt(0, "cursor step budget exhausted (cyclic or damaged tree)"));
+                return Err(Error::corrupt(
+                    0,
+                    "cursor step budget exhausted (cyclic or damaged tree)",
+                ));
             }
             let Some(&(loc, idx)) = self.stack.last() else {
                 return Ok(false);
@@ -116,7 +138,10 @@ impl<'tx> Cursor<'tx> {
         loop {
             steps += 1;
             if steps > budget {
-                return Err(Error::corrupt(0, "cursor step budget exhausted (cyclic or damaged tree)"));
+                return Err(Error::corrupt(
+                    0,
+                    "cursor step budget exhausted (cyclic or damaged tree)",
+                ));
             }
             let Some(&(loc, idx)) = self.stack.last() else {
                 return Ok(false);
@@ -262,6 +287,7 @@ impl<'tx> Cursor<'tx> {
     }
 
     /// Move to the next entry.
+    #[allow(clippy::should_implement_trait)] // bbolt's name; fallible, so not an Iterator
     pub fn next(&mut self) -> Result<Option<Entry<'tx>>> {
         match self.state {
             State::Unset | State::BeforeStart => return self.first(),
@@ -312,13 +338,19 @@ impl<'tx> Cursor<'tx> {
             return Err(Error::ReadOnly);
         };
         if self.state != State::At {
-            return Err(Error::InvalidArgument("cursor is not positioned on an entry".into()));
+            return Err(Error::InvalidArgument(
+                "cursor is not positioned on an entry".into(),
+            ));
         }
         if self.refresh()? == Some(false) {
-            return Err(Error::InvalidArgument("the entry under the cursor was already removed".into()));
+            return Err(Error::InvalidArgument(
+                "the entry under the cursor was already removed".into(),
+            ));
         }
         let Some(&(loc, idx)) = self.stack.last() else {
-            return Err(Error::InvalidArgument("cursor is not positioned on an entry".into()));
+            return Err(Error::InvalidArgument(
+                "cursor is not positioned on an entry".into(),
+            ));
         };
         let (_, _, bucket) = self.tx.loc_item(loc, idx)?;
         if bucket {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::error::{Error, Result};
 use crate::freelist::{decode_record, FreeState, RunSet, KIND_FULL, MAX_CHAIN};
 use crate::meta::{valid_page_size, Meta, MAX_PAGE, MIN_PAGE};
+use crate::mvcc::{Arc, Registry};
 use crate::page::{max_overflow, span_crc, BucketHeader, ChildRef, Header, Page, PageType};
 use crate::storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 use crate::tx::Tx;
@@ -161,12 +162,6 @@ pub(crate) struct Snapshot {
     pub view: Arc<dyn View>,
 }
 
-pub(crate) struct Shared {
-    pub current: Arc<Snapshot>,
-    /// Live read transactions by snapshot txid.
-    pub readers: BTreeMap<u64, usize>,
-}
-
 /// State owned by the single writer.
 pub(crate) struct Writer {
     pub free: FreeState,
@@ -178,6 +173,11 @@ pub(crate) struct Writer {
 
 #[derive(Default)]
 pub(crate) struct Counters {
+    /// Free-space facts as of the last commit (readable without the writer lock).
+    pub free_pages: AtomicU64,
+    pub pending_pages: AtomicU64,
+    pub chain_len: AtomicU64,
+    pub file_len: AtomicU64,
     pub commits: AtomicU64,
     pub syncs: AtomicU64,
     pub pages_written: AtomicU64,
@@ -231,11 +231,13 @@ pub(crate) struct DbInner {
     pub storage: Arc<dyn Storage>,
     pub opts: Options,
     pub page_size: usize,
-    pub shared: Mutex<Shared>,
+    pub shared: Registry<Snapshot>,
     pub writer: Mutex<Writer>,
     pub verified: Verified,
     pub counters: Counters,
     pub recovery: Recovery,
+    #[allow(dead_code)] // until the group-commit queue lands
+    pub batcher: crate::batch::Batcher,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
@@ -250,6 +252,19 @@ pub struct Db {
 pub(crate) enum Want {
     Node,
     Freelist,
+}
+
+impl Counters {
+    /// Publish the writer's free-space facts for [`Db::stats`].
+    pub(crate) fn publish(&self, w: &Writer) {
+        self.free_pages
+            .store(w.free.free.pages(), Ordering::Relaxed);
+        self.pending_pages
+            .store(w.free.pending_pages(), Ordering::Relaxed);
+        self.chain_len
+            .store(w.free.chain.len() as u64, Ordering::Relaxed);
+        self.file_len.store(w.file_len, Ordering::Relaxed);
+    }
 }
 
 impl DbInner {
@@ -285,10 +300,18 @@ impl DbInner {
         let first = usize::try_from(off)
             .ok()
             .and_then(|o| bytes.get(o..o + self.page_size))
-            .ok_or_else(|| bad(format!("page lies past the end of the file ({} bytes)", bytes.len())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "page lies past the end of the file ({} bytes)",
+                    bytes.len()
+                ))
+            })?;
         let h = Header::parse(first).ok_or_else(|| bad("truncated header".into()))?;
         if h.pgid != r.pgid {
-            return Err(bad(format!("header names page {} (misdirected write?)", h.pgid)));
+            return Err(bad(format!(
+                "header names page {} (misdirected write?)",
+                h.pgid
+            )));
         }
         let ok_type = match want {
             Want::Node => h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8,
@@ -298,7 +321,11 @@ impl DbInner {
             let found = PageType::from_u8(h.ptype).map_or("unknown", |t| t.name());
             return Err(bad(format!(
                 "expected a {} page, found type {} ({found})",
-                if want == Want::Node { "branch or leaf" } else { "freelist" },
+                if want == Want::Node {
+                    "branch or leaf"
+                } else {
+                    "freelist"
+                },
                 h.ptype
             )));
         }
@@ -311,7 +338,9 @@ impl DbInner {
         }
         let over = h.overflow as u64;
         if over > max_overflow(self.page_size) || r.pgid + 1 + over > hwm {
-            return Err(bad(format!("overflow of {over} pages runs past the high-water mark {hwm}")));
+            return Err(bad(format!(
+                "overflow of {over} pages runs past the high-water mark {hwm}"
+            )));
         }
         let span_len = (1 + over) * p;
         let span = usize::try_from(off)
@@ -345,7 +374,12 @@ impl DbInner {
         Ok((h, span))
     }
 
-    pub(crate) fn load_page<'a>(&self, bytes: &'a [u8], hwm: u64, r: &ChildRef) -> Result<Page<'a>> {
+    pub(crate) fn load_page<'a>(
+        &self,
+        bytes: &'a [u8],
+        hwm: u64,
+        r: &ChildRef,
+    ) -> Result<Page<'a>> {
         let (h, span) = self.load_span(bytes, hwm, r, Want::Node)?;
         Ok(Page {
             id: r.pgid,
@@ -363,16 +397,28 @@ impl DbInner {
         let mut next = meta.freelist;
         while !next.is_empty() {
             if chain.len() as u32 >= MAX_CHAIN {
-                return Err(Error::corrupt(next.pgid, "freelist chain longer than its bound"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist chain longer than its bound",
+                ));
             }
             if next.txid > meta.txid {
-                return Err(Error::corrupt(next.pgid, "freelist record newer than its meta"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist record newer than its meta",
+                ));
             }
             let (_, span) = self.load_span(bytes, meta.hwm, &next, Want::Freelist)?;
             let rec = decode_record(span, next.pgid)?;
-            let expect_len = records.first().map_or(0, |r: &crate::freelist::Record| r.chain_len) as usize;
+            let expect_len = records
+                .first()
+                .map_or(0, |r: &crate::freelist::Record| r.chain_len)
+                as usize;
             if !records.is_empty() && rec.chain_len as usize + chain.len() != expect_len {
-                return Err(Error::corrupt(next.pgid, "freelist chain lengths do not line up"));
+                return Err(Error::corrupt(
+                    next.pgid,
+                    "freelist chain lengths do not line up",
+                ));
             }
             chain.push((next, span.len() as u64 / self.page_size as u64));
             next = rec.prev;
@@ -384,7 +430,10 @@ impl DbInner {
         }
         if let Some(first) = records.first() {
             if first.chain_len as usize != records.len() {
-                return Err(Error::corrupt(meta.freelist.pgid, "freelist chain is missing records"));
+                return Err(Error::corrupt(
+                    meta.freelist.pgid,
+                    "freelist chain is missing records",
+                ));
             }
         }
         let mut set = RunSet::default();
@@ -392,12 +441,18 @@ impl DbInner {
             let page = 0;
             for &(s, l) in &rec.add {
                 if !set.insert(s, l) {
-                    return Err(Error::corrupt(s, format!("free run {s}+{l} listed twice (chain page {page})")));
+                    return Err(Error::corrupt(
+                        s,
+                        format!("free run {s}+{l} listed twice (chain page {page})"),
+                    ));
                 }
             }
             for &(s, l) in &rec.remove {
                 if !set.remove(s, l) {
-                    return Err(Error::corrupt(s, format!("allocated run {s}+{l} was not free")));
+                    return Err(Error::corrupt(
+                        s,
+                        format!("allocated run {s}+{l} was not free"),
+                    ));
                 }
             }
             set.clip(rec.hwm);
@@ -422,11 +477,18 @@ impl DbInner {
     /// the cost is proportional to the last commit, not to the database.
     pub(crate) fn verify_commit(&self, bytes: &[u8], meta: &Meta) -> Result<()> {
         let p = self.page_size as u64;
-        let need = meta.hwm.checked_mul(p).ok_or_else(|| Error::corrupt(0, "high-water mark overflows"))?;
+        let need = meta
+            .hwm
+            .checked_mul(p)
+            .ok_or_else(|| Error::corrupt(0, "high-water mark overflows"))?;
         if need > bytes.len() as u64 {
             return Err(Error::corrupt(
                 meta.txid % 2,
-                format!("high-water mark {} lies past the end of the file ({} bytes)", meta.hwm, bytes.len()),
+                format!(
+                    "high-water mark {} lies past the end of the file ({} bytes)",
+                    meta.hwm,
+                    bytes.len()
+                ),
             ));
         }
         if cfg!(feature = "bug-skip-open-verify") {
@@ -446,7 +508,10 @@ impl DbInner {
                 return Err(Error::corrupt(r.pgid, "page reachable twice"));
             }
             if r.txid > meta.txid {
-                return Err(Error::corrupt(r.pgid, format!("page txid {} newer than its commit {}", r.txid, meta.txid)));
+                return Err(Error::corrupt(
+                    r.pgid,
+                    format!("page txid {} newer than its commit {}", r.txid, meta.txid),
+                ));
             }
             let page = self.load_page(bytes, meta.hwm, &r)?;
             for i in 0..page.count {
@@ -478,9 +543,112 @@ fn read_meta(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
         .ok_or_else(|| Error::corrupt(slot, "file too short for this meta page"))?;
     let m = Meta::decode(b, slot)?;
     if m.page_size as usize != page_size {
-        return Err(Error::corrupt(slot, format!("page size {} disagrees with its position", m.page_size)));
+        return Err(Error::corrupt(
+            slot,
+            format!("page size {} disagrees with its position", m.page_size),
+        ));
     }
     Ok(m)
+}
+
+/// Decode both meta pages: the page size, the valid metas newest first, and why any slot did
+/// not decode.
+pub(crate) fn decode_metas(bytes: &[u8]) -> Result<(usize, Vec<Meta>, Vec<String>)> {
+    // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
+    let mut candidates = Vec::new();
+    let mut damaged = Vec::new();
+    let mut page_size = None;
+    match Meta::decode(bytes, 0) {
+        Ok(m) => {
+            page_size = Some(m.page_size as usize);
+            candidates.push(m);
+        }
+        Err(e) => damaged.push(format!("meta 0: {e}")),
+    }
+    let probe: Vec<usize> = match page_size {
+        Some(p) => vec![p],
+        None => (10..=16).map(|s| 1usize << s).collect(),
+    };
+    let mut m1_err = None;
+    for p in probe {
+        match read_meta(bytes, 1, p) {
+            Ok(m) => {
+                page_size.get_or_insert(p);
+                candidates.push(m);
+                m1_err = None;
+                break;
+            }
+            Err(e) => m1_err = Some(e),
+        }
+    }
+    if let Some(e) = m1_err {
+        damaged.push(format!("meta 1: {e}"));
+    }
+    let page_size = match page_size {
+        Some(p) => p,
+        None => {
+            let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
+            return Err(
+                if magic_ok
+                    || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0)
+                {
+                    Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
+                } else {
+                    Error::InvalidFile(format!(
+                        "no deadbolt meta page found: {}",
+                        damaged.join("; ")
+                    ))
+                },
+            );
+        }
+    };
+    candidates.retain(|m| m.page_size as usize == page_size);
+    candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
+    Ok((page_size, candidates, damaged))
+}
+
+impl DbInner {
+    /// A handle over `view` before any commit is chosen (open and salvage start here).
+    pub(crate) fn new(
+        storage: Arc<dyn Storage>,
+        opts: Options,
+        page_size: usize,
+        view: Arc<dyn View>,
+        candidates: &[Meta],
+    ) -> DbInner {
+        let file_len = view.bytes().len() as u64;
+        DbInner {
+            storage,
+            opts,
+            page_size,
+            shared: Registry::new(
+                Snapshot {
+                    meta: candidates.first().copied().unwrap_or(Meta {
+                        page_size: page_size as u32,
+                        flags: 0,
+                        txid: 0,
+                        durable_base: 0,
+                        hwm: 2,
+                        root: ChildRef::EMPTY,
+                        freelist: ChildRef::EMPTY,
+                    }),
+                    view,
+                },
+                0,
+            ),
+            writer: Mutex::new(Writer {
+                free: FreeState::default(),
+                last_synced: 0,
+                poisoned: None,
+                file_len,
+                unsynced: false,
+            }),
+            verified: Verified::new(),
+            counters: Counters::default(),
+            recovery: Recovery::default(),
+            batcher: crate::batch::Batcher::default(),
+        }
+    }
 }
 
 impl Db {
@@ -541,79 +709,14 @@ impl Db {
         }
         let view = storage.view()?;
         let bytes = view.bytes();
-        // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
-        let mut candidates = Vec::new();
-        let mut damaged = Vec::new();
-        let mut page_size = None;
-        match Meta::decode(bytes, 0) {
-            Ok(m) => {
-                page_size = Some(m.page_size as usize);
-                candidates.push(m);
-            }
-            Err(e) => damaged.push(format!("meta 0: {e}")),
-        }
-        let probe: Vec<usize> = match page_size {
-            Some(p) => vec![p],
-            None => (10..=16).map(|s| 1usize << s).collect(),
-        };
-        let mut m1_err = None;
-        for p in probe {
-            match read_meta(bytes, 1, p) {
-                Ok(m) => {
-                    page_size.get_or_insert(p);
-                    candidates.push(m);
-                    m1_err = None;
-                    break;
-                }
-                Err(e) => m1_err = Some(e),
-            }
-        }
-        if let Some(e) = m1_err {
-            damaged.push(format!("meta 1: {e}"));
-        }
-        let page_size = match page_size {
-            Some(p) => p,
-            None => {
-                let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
-                return Err(if magic_ok || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0) {
-                    Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
-                } else {
-                    Error::InvalidFile(format!("no deadbolt meta page found: {}", damaged.join("; ")))
-                });
-            }
-        };
-        candidates.retain(|m| m.page_size as usize == page_size);
-        candidates.sort_by(|a, b| b.txid.cmp(&a.txid));
-        let inner_probe = DbInner {
-            storage: storage.clone(),
-            opts: opts.clone(),
+        let (page_size, candidates, damaged) = decode_metas(bytes)?;
+        let inner_probe = DbInner::new(
+            storage.clone(),
+            opts.clone(),
             page_size,
-            shared: Mutex::new(Shared {
-                current: Arc::new(Snapshot {
-                    meta: candidates.first().copied().unwrap_or(Meta {
-                        page_size: page_size as u32,
-                        flags: 0,
-                        txid: 0,
-                        durable_base: 0,
-                        hwm: 2,
-                        root: ChildRef::EMPTY,
-                        freelist: ChildRef::EMPTY,
-                    }),
-                    view: view.clone(),
-                }),
-                readers: BTreeMap::new(),
-            }),
-            writer: Mutex::new(Writer {
-                free: FreeState::default(),
-                last_synced: 0,
-                poisoned: None,
-                file_len: bytes.len() as u64,
-                unsynced: false,
-            }),
-            verified: Verified::new(),
-            counters: Counters::default(),
-            recovery: Recovery::default(),
-        };
+            view.clone(),
+            &candidates,
+        );
         let mut chosen = None;
         let mut rolled_back = None;
         let mut failures = Vec::new();
@@ -652,13 +755,18 @@ impl Db {
         inner.recovery = Recovery {
             txid: meta.txid,
             rolled_back,
-            damaged_meta: if damaged.is_empty() { None } else { Some(damaged.join("; ")) },
+            damaged_meta: if damaged.is_empty() {
+                None
+            } else {
+                Some(damaged.join("; "))
+            },
         };
-        inner.shared.get_mut().current = Arc::new(Snapshot { meta, view });
+        inner.shared.publish(Snapshot { meta, view }, meta.txid);
         {
             let w = inner.writer.get_mut();
             w.free = free;
             w.last_synced = meta.txid;
+            inner.counters.publish(w);
         }
         if !opts.read_only {
             // Make everything open verified durable before building on it (a process crash
@@ -686,7 +794,10 @@ impl Db {
     }
 
     /// Run `f` in a write transaction; commit when it returns `Ok`, roll back on `Err`.
-    pub fn update<T, E: From<Error>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+    pub fn update<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self.begin_write()?;
         let v = f(&tx)?;
         tx.commit()?;
@@ -704,7 +815,7 @@ impl Db {
             return Err(e.into());
         }
         self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        w.last_synced = self.inner.shared.lock().current.meta.txid;
+        w.last_synced = self.inner.shared.current().1;
         w.unsynced = false;
         Ok(())
     }
@@ -722,14 +833,16 @@ impl Db {
     /// Counters and facts about the newest snapshot.
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
-        let (snap, readers) = {
-            let s = i.shared.lock();
-            (s.current.clone(), s.readers.values().sum::<usize>() as u64)
-        };
-        let (free, pending, chain, file_len) = {
-            let w = i.writer.lock();
-            (w.free.free.pages(), w.free.pending_pages(), w.free.chain.len() as u64, w.file_len)
-        };
+        let (snap, _) = i.shared.current();
+        let readers = i.shared.readers();
+        // Never blocks on the writer: these are published at the end of each commit.
+        let c = &i.counters;
+        let (free, pending, chain, file_len) = (
+            c.free_pages.load(Ordering::Relaxed),
+            c.pending_pages.load(Ordering::Relaxed),
+            c.chain_len.load(Ordering::Relaxed),
+            c.file_len.load(Ordering::Relaxed),
+        );
         let depth = {
             let tx = self.begin_read();
             tx.and_then(|t| t.root_depth()).unwrap_or(0)
@@ -738,7 +851,7 @@ impl Db {
             txid: snap.meta.txid,
             page_size: i.page_size,
             high_water: snap.meta.hwm,
-            file_size: i.storage.len().unwrap_or(file_len),
+            file_size: file_len,
             free_pages: free,
             pending_pages: pending,
             commits: i.counters.commits.load(Ordering::Relaxed),

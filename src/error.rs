@@ -67,14 +67,25 @@ impl fmt::Display for Error {
             Error::BucketNotFound => write!(f, "bucket not found"),
             Error::BucketExists => write!(f, "bucket already exists"),
             Error::IncompatibleValue => {
-                write!(f, "incompatible value: a bucket name used as a key or a key used as a bucket")
+                write!(
+                    f,
+                    "incompatible value: a bucket name used as a key or a key used as a bucket"
+                )
             }
             Error::KeyTooLarge { len } => {
-                write!(f, "key of {len} bytes exceeds the limit of {} bytes", crate::MAX_KEY_SIZE)
+                write!(
+                    f,
+                    "key of {len} bytes exceeds the limit of {} bytes",
+                    crate::MAX_KEY_SIZE
+                )
             }
             Error::KeyEmpty => write!(f, "key must not be empty"),
             Error::ValueTooLarge { len } => {
-                write!(f, "value of {len} bytes exceeds the limit of {} bytes", crate::MAX_VALUE_SIZE)
+                write!(
+                    f,
+                    "value of {len} bytes exceeds the limit of {} bytes",
+                    crate::MAX_VALUE_SIZE
+                )
             }
             Error::InvalidBucketName => write!(f, "bucket name must be 1 to 32768 bytes"),
             Error::ReadOnly => write!(f, "write operation on a read-only transaction or database"),

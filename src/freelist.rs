@@ -181,13 +181,22 @@ pub(crate) fn decode_record(span: &[u8], page: u64) -> Result<Record> {
     let total = n_add.saturating_add(n_rem);
     // The bound on the allocation below: the runs must fit in the span we were handed.
     if record_size(total) > span.len() || total > span.len() / 16 {
-        return Err(bad(format!("{n_add}+{n_rem} runs do not fit in a {}-byte record", span.len())));
+        return Err(bad(format!(
+            "{n_add}+{n_rem} runs do not fit in a {}-byte record",
+            span.len()
+        )));
     }
     if chain_len == 0 || chain_len > MAX_CHAIN {
-        return Err(bad(format!("chain length {chain_len} outside 1..={MAX_CHAIN}")));
+        return Err(bad(format!(
+            "chain length {chain_len} outside 1..={MAX_CHAIN}"
+        )));
     }
-    if (kind == KIND_FULL) != prev.is_empty() || (kind == KIND_FULL && (chain_len != 1 || n_rem != 0)) {
-        return Err(bad("inconsistent record kind, chain and previous pointer".into()));
+    if (kind == KIND_FULL) != prev.is_empty()
+        || (kind == KIND_FULL && (chain_len != 1 || n_rem != 0))
+    {
+        return Err(bad(
+            "inconsistent record kind, chain and previous pointer".into()
+        ));
     }
     let mut runs = Vec::with_capacity(total);
     for i in 0..total {
@@ -233,7 +242,10 @@ impl FreeState {
         for (txid, runs) in done {
             for (s, l) in runs {
                 if !self.free.insert(s, l) {
-                    return Err(Error::corrupt(s, format!("page run {s}+{l} freed twice (txid {txid})")));
+                    return Err(Error::corrupt(
+                        s,
+                        format!("page run {s}+{l} freed twice (txid {txid})"),
+                    ));
                 }
             }
         }

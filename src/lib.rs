@@ -6,25 +6,32 @@
 //! The data path reads top-down: [`storage`] -> `page` (codec) -> `meta` / `freelist` ->
 //! `node` (in-memory copy-on-write) -> [`Bucket`] / [`Cursor`] -> [`Tx`] -> [`Db`].
 
+pub mod bolt;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod storage;
 
+mod batch;
 mod bucket;
 mod check;
 mod cursor;
 mod db;
 mod freelist;
 mod meta;
+mod mvcc;
 mod node;
 mod ops;
 mod page;
+mod salvage;
 mod tx;
 
 pub use bucket::{Bucket, BucketNames, Iter};
-pub use db::BucketStats;
 pub use cursor::{Cursor, Entry};
+pub use db::BucketStats;
 pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
+pub use salvage::{salvage, salvage_storage, LostRange, SalvageReport};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use tx::Tx;
 

@@ -59,7 +59,9 @@ impl Meta {
         }
         let version = rd_u32(b, 40).unwrap_or(0);
         if version != FORMAT_VERSION {
-            return Err(bad(format!("format version {version}, this build reads {FORMAT_VERSION}")));
+            return Err(bad(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            )));
         }
         let page_size = rd_u32(b, 44).unwrap_or(0);
         if !valid_page_size(page_size as usize) {
@@ -70,7 +72,10 @@ impl Meta {
             .ok_or_else(|| bad("meta page truncated".into()))?;
         let crc = crate::page::span_crc(span);
         if crc != h.crc {
-            return Err(bad(format!("meta checksum {:#010x}, computed {crc:#010x}", h.crc)));
+            return Err(bad(format!(
+                "meta checksum {:#010x}, computed {crc:#010x}",
+                h.crc
+            )));
         }
         if h.ptype != PageType::Meta as u8 || h.pgid != slot || h.overflow != 0 {
             return Err(bad(format!(
@@ -88,10 +93,16 @@ impl Meta {
             freelist: b.get(104..).and_then(ChildRef::decode).unwrap_or_default(),
         };
         if m.txid != h.txid || m.txid % 2 != slot {
-            return Err(bad(format!("meta txid {} does not belong in slot {slot}", m.txid)));
+            return Err(bad(format!(
+                "meta txid {} does not belong in slot {slot}",
+                m.txid
+            )));
         }
         if m.durable_base > m.txid {
-            return Err(bad(format!("durable base {} above txid {}", m.durable_base, m.txid)));
+            return Err(bad(format!(
+                "durable base {} above txid {}",
+                m.durable_base, m.txid
+            )));
         }
         if m.hwm < 2 {
             return Err(bad(format!("high-water mark {}", m.hwm)));

@@ -6,8 +6,8 @@
 //! into fresh pages, each parent recording its children's new id, txid and checksum.
 
 use crate::page::{
-    seal, set_overflow, wr_u32, wr_u64, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET,
-    HEADER, LEAF_ELEM, REF_SIZE,
+    seal, set_overflow, wr_u32, wr_u64, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET, HEADER,
+    LEAF_ELEM, REF_SIZE,
 };
 use crate::Result;
 

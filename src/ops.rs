@@ -71,16 +71,23 @@ impl Db {
         let p = self.inner.page_size;
         let hwm = tx.snap.meta.hwm;
         if id >= hwm {
-            return Err(Error::InvalidArgument(format!("page {id} is beyond the high-water mark {hwm}")));
+            return Err(Error::InvalidArgument(format!(
+                "page {id} is beyond the high-water mark {hwm}"
+            )));
         }
-        let off = usize::try_from(id).ok().and_then(|i| i.checked_mul(p)).ok_or(Error::InvalidArgument("page id too large".into()))?;
+        let off = usize::try_from(id)
+            .ok()
+            .and_then(|i| i.checked_mul(p))
+            .ok_or(Error::InvalidArgument("page id too large".into()))?;
         let first = bytes
             .get(off..off + p)
             .ok_or_else(|| Error::corrupt(id, "page lies past the end of the file"))?;
         let h = Header::parse(first).ok_or_else(|| Error::corrupt(id, "truncated header"))?;
         let mut info = PageInfo {
             id,
-            kind: PageType::from_u8(h.ptype).map_or("unknown", |t| t.name()).to_string(),
+            kind: PageType::from_u8(h.ptype)
+                .map_or("unknown", |t| t.name())
+                .to_string(),
             count: h.count as u64,
             overflow: h.overflow as u64,
             txid: h.txid,
@@ -115,10 +122,16 @@ impl Db {
                 }
             }
         }
-        let free = {
-            let w = self.inner.writer.lock();
-            w.free.free.contains(id) || w.free.pending.values().flatten().any(|&(s, l)| id >= s && id < s + l)
-        };
+        // Without blocking on a writer (which may be this thread): if one is active, the
+        // free/pending status is not reported.
+        let free = self.inner.writer.try_lock().is_some_and(|w| {
+            w.free.free.contains(id)
+                || w.free
+                    .pending
+                    .values()
+                    .flatten()
+                    .any(|&(s, l)| id >= s && id < s + l)
+        });
         if free {
             info.kind = "free".into();
         }
@@ -163,7 +176,10 @@ impl Db {
                 db_.set_sequence(sb.sequence())?;
                 let iter = match &after {
                     None => sb.iter(),
-                    Some(k) => sb.range::<&[u8], _>((std::ops::Bound::Excluded(k.as_slice()), std::ops::Bound::Unbounded)),
+                    Some(k) => sb.range::<&[u8], _>((
+                        std::ops::Bound::Excluded(k.as_slice()),
+                        std::ops::Bound::Unbounded,
+                    )),
                 };
                 let mut bytes = 0usize;
                 let mut last = None;

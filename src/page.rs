@@ -137,7 +137,10 @@ impl BucketHeader {
         if b.len() != BUCKET_HEADER {
             return Err(Error::corrupt(
                 page,
-                format!("bucket header of {} bytes, expected {BUCKET_HEADER}", b.len()),
+                format!(
+                    "bucket header of {} bytes, expected {BUCKET_HEADER}",
+                    b.len()
+                ),
             ));
         }
         let bad = || Error::corrupt(page, "truncated bucket header");

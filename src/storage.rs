@@ -257,7 +257,8 @@ impl Storage for FileStorage {
         let map = if len == 0 {
             None
         } else {
-            let len = usize::try_from(len).map_err(|_| io::Error::other("file too large to map"))?;
+            let len =
+                usize::try_from(len).map_err(|_| io::Error::other("file too large to map"))?;
             // SAFETY: the mapping is read-only and private to this handle, which holds the file's
             // advisory lock (exclusive for writers), so no cooperating process resizes or rewrites
             // it. The engine itself only writes pages that no live snapshot can reach and only

@@ -6,16 +6,20 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
 use crate::bucket::{BRef, Bucket, BucketNames};
 use crate::db::{Db, DbInner, Snapshot, Writer};
 use crate::error::{Error, Result};
-use crate::freelist::{encode_record, record_size, Record, RunSet, CHAIN_COMPACT, KIND_DELTA, KIND_FULL};
+use crate::freelist::{
+    encode_record, record_size, Record, RunSet, CHAIN_COMPACT, KIND_DELTA, KIND_FULL,
+};
 use crate::meta::Meta;
-use crate::node::{split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId, branch_entry_size, leaf_entry_size};
+use crate::mvcc::{reusable_upto, Arc};
+use crate::node::{
+    branch_entry_size, leaf_entry_size, split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId,
+};
 use crate::page::{seal, set_overflow, BucketHeader, ChildRef, Page, PageType, HEADER};
 use crate::MAX_DEPTH;
 
@@ -25,6 +29,9 @@ pub(crate) enum Loc<'a> {
     Page(Page<'a>),
     Node(NodeId),
 }
+
+/// A leaf element as read: key, value, and whether it is a nested bucket.
+pub(crate) type Item<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, bool);
 
 /// One bucket opened in the write transaction.
 pub(crate) struct BState {
@@ -66,12 +73,7 @@ pub struct Tx<'db> {
 impl<'db> Tx<'db> {
     pub(crate) fn new_read(db: &'db Db) -> Tx<'db> {
         let inner = &db.inner;
-        let snap = {
-            let mut s = inner.shared.lock();
-            let snap = s.current.clone();
-            *s.readers.entry(snap.meta.txid).or_insert(0) += 1;
-            snap
-        };
+        let (snap, _) = inner.shared.begin_read();
         Tx {
             db: inner,
             snap,
@@ -91,14 +93,10 @@ impl<'db> Tx<'db> {
         if let Some(why) = &guard.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
-        let (snap, oldest) = {
-            let s = inner.shared.lock();
-            (s.current.clone(), s.readers.keys().next().copied())
-        };
-        // Pages freed by commit k are visible to snapshots older than k: reusable once every
-        // live reader is at k or later and commit k is durable.
-        let upto = oldest.unwrap_or(u64::MAX).min(guard.last_synced);
+        let (snap, _) = inner.shared.current();
+        let upto = reusable_upto(inner.shared.oldest_reader(), guard.last_synced);
         guard.free.release(upto)?;
+        inner.counters.publish(&guard);
         let root = if snap.meta.root.is_empty() {
             None
         } else {
@@ -227,7 +225,9 @@ impl<'db> Tx<'db> {
 
     pub(crate) fn ws(&self) -> Result<std::cell::RefMut<'_, WriteState>> {
         match &self.write {
-            Some(w) => w.try_borrow_mut().map_err(|_| Error::InvalidArgument("re-entrant use of a write transaction".into())),
+            Some(w) => w.try_borrow_mut().map_err(|_| {
+                Error::InvalidArgument("re-entrant use of a write transaction".into())
+            }),
             None => Err(Error::ReadOnly),
         }
     }
@@ -262,14 +262,20 @@ impl<'db> Tx<'db> {
     pub(crate) fn loc_len<'a>(&'a self, loc: Loc<'a>) -> usize {
         match loc {
             Loc::Page(p) => p.count,
-            Loc::Node(n) => self.write.as_ref().map_or(0, |w| w.borrow().nodes.get(n).map_or(0, |x| x.len())),
+            Loc::Node(n) => self
+                .write
+                .as_ref()
+                .map_or(0, |w| w.borrow().nodes.get(n).map_or(0, |x| x.len())),
         }
     }
 
     pub(crate) fn loc_is_leaf<'a>(&'a self, loc: Loc<'a>) -> bool {
         match loc {
             Loc::Page(p) => p.leaf,
-            Loc::Node(n) => self.write.as_ref().is_none_or(|w| w.borrow().nodes.get(n).is_none_or(|x| x.is_leaf())),
+            Loc::Node(n) => self
+                .write
+                .as_ref()
+                .is_none_or(|w| w.borrow().nodes.get(n).is_none_or(|x| x.is_leaf())),
         }
     }
 
@@ -294,7 +300,7 @@ impl<'db> Tx<'db> {
     }
 
     /// Key, value and bucket flag of leaf element `i`.
-    pub(crate) fn loc_item<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<(Cow<'a, [u8]>, Cow<'a, [u8]>, bool)> {
+    pub(crate) fn loc_item<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<Item<'a>> {
         match loc {
             Loc::Page(p) => {
                 let it = p.leaf_item(i)?;
@@ -304,7 +310,11 @@ impl<'db> Tx<'db> {
                 let w = self.ws()?;
                 match w.nodes.get(n) {
                     Some(Node::Leaf(e)) => match e.get(i) {
-                        Some(e) => Ok((Cow::Owned(e.key.clone()), Cow::Owned(e.value.clone()), e.bucket)),
+                        Some(e) => Ok((
+                            Cow::Owned(e.key.clone()),
+                            Cow::Owned(e.value.clone()),
+                            e.bucket,
+                        )),
                         None => Err(Error::InvalidArgument("stale cursor position".into())),
                     },
                     _ => Err(Error::InvalidArgument("stale cursor position".into())),
@@ -357,7 +367,10 @@ impl<'db> Tx<'db> {
         for depth in 0..=MAX_DEPTH {
             if let Some(id) = Self::loc_page_id(loc) {
                 if !cfg!(feature = "bug-unbounded-descent") && path[..depth].contains(&id) {
-                    return Err(Error::corrupt(id, "page appears twice on one root-to-leaf path (cycle)"));
+                    return Err(Error::corrupt(
+                        id,
+                        "page appears twice on one root-to-leaf path (cycle)",
+                    ));
                 }
                 path[depth] = id;
             }
@@ -434,10 +447,24 @@ impl<'db> Tx<'db> {
         if (size <= p && len <= crate::node::MAX_ELEMS) || len < 2 * min {
             return Vec::new();
         }
-        let first_cap = if append { p } else { (size / 2).max(HEADER + 1) };
+        let first_cap = if append {
+            p
+        } else {
+            (size / 2).max(HEADER + 1)
+        };
         let parts = match node {
-            Node::Leaf(e) => split_sizes(&e.iter().map(leaf_entry_size).collect::<Vec<_>>(), first_cap, p, min),
-            Node::Branch(e) => split_sizes(&e.iter().map(branch_entry_size).collect::<Vec<_>>(), first_cap, p, min),
+            Node::Leaf(e) => split_sizes(
+                &e.iter().map(leaf_entry_size).collect::<Vec<_>>(),
+                first_cap,
+                p,
+                min,
+            ),
+            Node::Branch(e) => split_sizes(
+                &e.iter().map(branch_entry_size).collect::<Vec<_>>(),
+                first_cap,
+                p,
+                min,
+            ),
         };
         if parts.len() < 2 {
             return Vec::new();
@@ -467,9 +494,18 @@ impl<'db> Tx<'db> {
         ids
     }
 
-    fn put_rec(&self, w: &mut WriteState, id: NodeId, e: LeafEntry, depth: usize) -> Result<Vec<NodeId>> {
+    fn put_rec(
+        &self,
+        w: &mut WriteState,
+        id: NodeId,
+        e: LeafEntry,
+        depth: usize,
+    ) -> Result<Vec<NodeId>> {
         if depth > MAX_DEPTH {
-            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+            return Err(Error::corrupt(
+                0,
+                format!("tree deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let (i, child) = match &mut w.nodes[id] {
             Node::Leaf(entries) => {
@@ -487,6 +523,11 @@ impl<'db> Tx<'db> {
             }
             Node::Branch(entries) => {
                 let i = Node::search_branch(entries, &e.key);
+                // Keep every separator a lower bound of its subtree, the first one included,
+                // so that splits below produce separators in order.
+                if i == 0 && e.key < entries[0].key {
+                    entries[0].key = e.key.clone();
+                }
                 (i, entries[i].child)
             }
         };
@@ -522,7 +563,13 @@ impl<'db> Tx<'db> {
     }
 
     /// Insert or replace an entry in bucket `bid`.
-    pub(crate) fn put_entry(&self, bid: usize, key: &[u8], value: Vec<u8>, bucket: bool) -> Result<()> {
+    pub(crate) fn put_entry(
+        &self,
+        bid: usize,
+        key: &[u8],
+        value: Vec<u8>,
+        bucket: bool,
+    ) -> Result<()> {
         let mut guard = self.ws()?;
         let w = &mut *guard;
         Self::check_bucket(w, bid)?;
@@ -563,7 +610,10 @@ impl<'db> Tx<'db> {
 
     fn del_rec(&self, w: &mut WriteState, id: NodeId, key: &[u8], depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+            return Err(Error::corrupt(
+                0,
+                format!("tree deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let (i, child) = match &mut w.nodes[id] {
             Node::Leaf(entries) => {
@@ -693,7 +743,12 @@ impl<'db> Tx<'db> {
     }
 
     /// The state id of nested bucket `name` of `parent`, opening it if needed.
-    pub(crate) fn open_child(&self, parent: usize, name: &[u8], header: BucketHeader) -> Result<usize> {
+    pub(crate) fn open_child(
+        &self,
+        parent: usize,
+        name: &[u8],
+        header: BucketHeader,
+    ) -> Result<usize> {
         let mut guard = self.ws()?;
         let w = &mut *guard;
         if let Some(&id) = w.index.get(&(parent, name.to_vec())) {
@@ -726,48 +781,78 @@ impl<'db> Tx<'db> {
         let hwm = self.snap.meta.hwm;
         let mut guard = self.ws()?;
         let w = &mut *guard;
-        let mut buckets = vec![bid];
         let mut seen = std::collections::HashSet::new();
-        while let Some(b) = buckets.pop() {
-            w.buckets[b].deleted = true;
-            w.epoch += 1;
-            let mut stack: Vec<Child> = w.buckets[b].root.into_iter().collect();
-            while let Some(c) = stack.pop() {
-                match c {
-                    Child::Page(r) => {
-                        if !seen.insert(r.pgid) || seen.len() as u64 > hwm {
-                            return Err(Error::corrupt(r.pgid, "page reachable twice while freeing a bucket"));
-                        }
-                        let p = self.load(&r)?;
-                        w.freed.push((r.pgid, self.page_span_pages(&p)));
-                        for i in 0..p.count {
-                            if p.leaf {
-                                let it = p.leaf_item(i)?;
-                                if it.bucket {
-                                    let h = BucketHeader::decode(it.value, r.pgid)?;
-                                    match w.index.get(&(b, it.key.to_vec())) {
-                                        Some(&cid) if !w.buckets[cid].deleted => buckets.push(cid),
-                                        _ => stack.extend((!h.root.is_empty()).then_some(Child::Page(h.root))),
-                                    }
+        // Each item is a subtree and the open bucket state that owns it, if any: a bucket
+        // reached only through an on-disk header has no state, and neither has anything
+        // nested in it.
+        let mut stack: Vec<(Child, Option<usize>)> = Vec::new();
+        let mut buckets = vec![bid];
+        loop {
+            let Some((c, owner)) = stack.pop() else {
+                let Some(b) = buckets.pop() else { break };
+                w.buckets[b].deleted = true;
+                w.epoch += 1;
+                stack.extend(w.buckets[b].root.map(|r| (r, Some(b))));
+                continue;
+            };
+            // Where a nested bucket's subtree continues: its open state, or its on-disk root.
+            let nested = |w: &WriteState,
+                          name: &[u8],
+                          value: &[u8],
+                          page: u64|
+             -> Result<Option<(Option<usize>, Option<Child>)>> {
+                let h = BucketHeader::decode(value, page)?;
+                Ok(match owner.and_then(|b| w.index.get(&(b, name.to_vec()))) {
+                    Some(&cid) if !w.buckets[cid].deleted => Some((Some(cid), None)),
+                    _ if !h.root.is_empty() => Some((None, Some(Child::Page(h.root)))),
+                    _ => None,
+                })
+            };
+            match c {
+                Child::Page(r) => {
+                    if !seen.insert(r.pgid) || seen.len() as u64 > hwm {
+                        return Err(Error::corrupt(
+                            r.pgid,
+                            "page reachable twice while freeing a bucket",
+                        ));
+                    }
+                    let p = self.load(&r)?;
+                    w.freed.push((r.pgid, self.page_span_pages(&p)));
+                    for i in 0..p.count {
+                        if p.leaf {
+                            let it = p.leaf_item(i)?;
+                            if it.bucket {
+                                match nested(w, it.key, it.value, r.pgid)? {
+                                    Some((Some(cid), _)) => buckets.push(cid),
+                                    Some((None, Some(c))) => stack.push((c, None)),
+                                    _ => {}
                                 }
-                            } else {
-                                stack.push(Child::Page(p.child(i)?));
+                            }
+                        } else {
+                            stack.push((Child::Page(p.child(i)?), owner));
+                        }
+                    }
+                }
+                Child::Node(id) => match &w.nodes[id] {
+                    Node::Branch(e) => {
+                        let children: Vec<Child> = e.iter().map(|e| e.child).collect();
+                        stack.extend(children.into_iter().map(|c| (c, owner)));
+                    }
+                    Node::Leaf(e) => {
+                        let items: Vec<(Vec<u8>, Vec<u8>)> = e
+                            .iter()
+                            .filter(|e| e.bucket)
+                            .map(|e| (e.key.clone(), e.value.clone()))
+                            .collect();
+                        for (k, v) in items {
+                            match nested(w, &k, &v, 0)? {
+                                Some((Some(cid), _)) => buckets.push(cid),
+                                Some((None, Some(c))) => stack.push((c, None)),
+                                _ => {}
                             }
                         }
                     }
-                    Child::Node(id) => match &w.nodes[id] {
-                        Node::Branch(e) => stack.extend(e.iter().map(|e| e.child)),
-                        Node::Leaf(e) => {
-                            for e in e.iter().filter(|e| e.bucket) {
-                                let h = BucketHeader::decode(&e.value, 0)?;
-                                match w.index.get(&(b, e.key.clone())) {
-                                    Some(&cid) if !w.buckets[cid].deleted => buckets.push(cid),
-                                    _ => stack.extend((!h.root.is_empty()).then_some(Child::Page(h.root))),
-                                }
-                            }
-                        }
-                    },
-                }
+                },
             }
         }
         Ok(())
@@ -807,14 +892,20 @@ impl<'db> Tx<'db> {
                 let view = match db.storage.view() {
                     Ok(v) => v,
                     Err(e) => {
-                        guard.poisoned = Some(format!("remapping after commit {} failed: {e}", meta.txid));
+                        guard.poisoned =
+                            Some(format!("remapping after commit {} failed: {e}", meta.txid));
                         return Err(e.into());
                     }
                 };
-                db.shared.lock().current = Arc::new(Snapshot { meta, view });
+                db.shared.publish(Snapshot { meta, view }, meta.txid);
                 db.counters.commits.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = shrink(db, &mut guard, &meta) {
-                    guard.poisoned = Some(format!("shrinking the file after commit {} failed: {e}", meta.txid));
+                let r = shrink(db, &mut guard, &meta);
+                db.counters.publish(&guard);
+                if let Err(e) = r {
+                    guard.poisoned = Some(format!(
+                        "shrinking the file after commit {} failed: {e}",
+                        meta.txid
+                    ));
                     return Err(e);
                 }
                 Ok(())
@@ -824,7 +915,8 @@ impl<'db> Tx<'db> {
                 // in-memory state can no longer be trusted to match the file: refuse writes
                 // until the file is reopened.
                 if io || !matches!(e, Error::IncompatibleValue | Error::BucketNotFound) {
-                    guard.poisoned = Some(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
+                    guard.poisoned =
+                        Some(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
                 }
                 Err(e)
             }
@@ -837,20 +929,25 @@ impl<'db> Tx<'db> {
 fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     let p = db.page_size as u64;
     let target = meta.hwm * p;
-    if wr.file_len <= target || wr.file_len - target < 32 * p || target > (wr.file_len - 32 * p) / 2 {
+    if wr.file_len <= target || wr.file_len - target < 32 * p || target > (wr.file_len - 32 * p) / 2
+    {
         return Ok(());
     }
-    let s = db.shared.lock();
-    if s.readers.keys().next().is_some_and(|&t| t < meta.txid) {
-        return Ok(());
+    let mut result = Ok(());
+    let shrunk = db.shared.publish_if_no_older_readers(meta.txid, || {
+        let r = db.storage.set_len(target).and_then(|_| db.storage.view());
+        match r {
+            Ok(view) => Some(Snapshot { meta: *meta, view }),
+            Err(e) => {
+                result = Err(e.into());
+                None
+            }
+        }
+    });
+    if shrunk {
+        wr.file_len = target;
     }
-    db.storage.set_len(target)?;
-    wr.file_len = target;
-    let view = db.storage.view()?;
-    let mut s = s;
-    let cur = s.current.clone();
-    s.current = Arc::new(Snapshot { meta: cur.meta, view });
-    Ok(())
+    result
 }
 
 struct Commit<'t, 'db> {
@@ -905,7 +1002,8 @@ impl Commit<'_, '_> {
         }
         let c = &self.db().counters;
         c.pages_written.fetch_add(n, Ordering::Relaxed);
-        c.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        c.bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         if cfg!(feature = "bug-meta-before-data") {
             self.deferred.push((off, buf));
             return Ok(());
@@ -921,7 +1019,10 @@ impl Commit<'_, '_> {
             Child::Node(id) => id,
         };
         if depth > MAX_DEPTH {
-            return Err(Error::corrupt(0, format!("tree deeper than {MAX_DEPTH} levels")));
+            return Err(Error::corrupt(
+                0,
+                format!("tree deeper than {MAX_DEPTH} levels"),
+            ));
         }
         let mut node = std::mem::replace(&mut self.tx.ws()?.nodes[id], Node::Leaf(Vec::new()));
         if let Node::Branch(entries) = &mut node {
@@ -948,7 +1049,10 @@ impl Commit<'_, '_> {
         // which makes the parent dirty before its own turn.
         let (max_depth, n_buckets) = {
             let w = tx.ws()?;
-            (w.buckets.iter().map(|b| b.depth).max().unwrap_or(0), w.buckets.len())
+            (
+                w.buckets.iter().map(|b| b.depth).max().unwrap_or(0),
+                w.buckets.len(),
+            )
         };
         let mut root_ref = tx.snap.meta.root;
         for d in (0..=max_depth).rev() {
@@ -965,7 +1069,8 @@ impl Commit<'_, '_> {
                     None => ChildRef::EMPTY,
                     Some(c) => self.spill(c, 0)?,
                 };
-                tx.ws()?.buckets[bid].root = (!new_root.is_empty()).then_some(Child::Page(new_root));
+                tx.ws()?.buckets[bid].root =
+                    (!new_root.is_empty()).then_some(Child::Page(new_root));
                 match parent {
                     None => root_ref = new_root,
                     Some(parent) => {
@@ -1033,7 +1138,8 @@ impl Commit<'_, '_> {
         let p = self.db().page_size;
         let prev_chain = self.wr.free.chain.clone();
         let pending_runs: usize = self.wr.free.pending.values().map(|v| v.len()).sum();
-        let full_runs_bound = self.wr.free.free.runs() + pending_runs + freed.len() + prev_chain.len() + 1;
+        let full_runs_bound =
+            self.wr.free.free.runs() + pending_runs + freed.len() + prev_chain.len() + 1;
         let delta_runs_bound = freed.len() + self.allocated.len() + 1;
         let full = prev_chain.is_empty()
             || prev_chain.len() as u32 >= CHAIN_COMPACT
@@ -1053,26 +1159,34 @@ impl Commit<'_, '_> {
                 }
             }
             set.clip(self.hwm);
-            (Record {
-                kind: KIND_FULL,
-                chain_len: 1,
-                hwm: self.hwm,
-                prev: ChildRef::EMPTY,
-                add: set.iter().collect(),
-                remove: Vec::new(),
-            }, at, pages)
+            (
+                Record {
+                    kind: KIND_FULL,
+                    chain_len: 1,
+                    hwm: self.hwm,
+                    prev: ChildRef::EMPTY,
+                    add: set.iter().collect(),
+                    remove: Vec::new(),
+                },
+                at,
+                pages,
+            )
         } else {
             let pages = record_size(delta_runs_bound).div_ceil(p) as u64;
             let at = self.alloc(pages);
             self.shrink_hwm();
-            (Record {
-                kind: KIND_DELTA,
-                chain_len: prev_chain.len() as u32 + 1,
-                hwm: self.hwm,
-                prev: prev_chain[0].0,
-                add: freed.clone(),
-                remove: self.allocated.clone(),
-            }, at, pages)
+            (
+                Record {
+                    kind: KIND_DELTA,
+                    chain_len: prev_chain.len() as u32 + 1,
+                    hwm: self.hwm,
+                    prev: prev_chain[0].0,
+                    add: freed.clone(),
+                    remove: self.allocated.clone(),
+                },
+                at,
+                pages,
+            )
         };
         let (rec, at, pages) = rec;
         let mut buf = vec![0u8; pages as usize * p];
@@ -1099,14 +1213,7 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.reader {
             self.reader = false;
-            let mut s = self.db.shared.lock();
-            let t = self.snap.meta.txid;
-            if let Some(n) = s.readers.get_mut(&t) {
-                *n -= 1;
-                if *n == 0 {
-                    s.readers.remove(&t);
-                }
-            }
+            self.db.shared.end_read(self.snap.meta.txid);
         }
         self.closed.set(true);
     }

@@ -1,0 +1,110 @@
+//! Migration from bbolt: a hardened, read-only reader for bbolt's file format (version 2), a
+//! diagnosis of bbolt files ([`check_file`] / [`check_bytes`]), and an importer into a deadbolt
+//! database ([`import_file`]) with a salvage mode for damaged files.
+//!
+//! The reader applies deadbolt's own rules to bbolt's pages: a bounded explicit stack instead
+//! of recursion, every page's type checked against what the parent implies (a branch that
+//! points at the freelist page, as in moby/moby#49074, is an error, not a loop), page ids
+//! inside the file and below the high-water mark, element offsets inside the page, keys in
+//! order, and no page entered twice. bbolt files have no page checksums, so every report lists
+//! which checks were possible ([`CHECKS_PERFORMED`], [`CHECKS_NOT_POSSIBLE`]).
+//!
+//! The parser works on any `&[u8]` (see [`BoltFile`], [`Walker`]); the file functions open the
+//! source through [`crate::FileStorage`] read-only, under a shared lock, and never write it.
+//!
+//! Three ways to read:
+//! - strict ([`Walker::new`] with `salvage = false`, and [`import_file`] by default): the first
+//!   problem is an [`crate::Error::Corruption`] naming the page; a strict import checks the whole
+//!   file first and writes nothing to a damaged one;
+//! - diagnosis ([`Walker::diagnose`], used by [`check_bytes`]): every problem is recorded with
+//!   its page, bucket path and the key range it makes unreadable, and the walk goes on;
+//! - salvage ([`Walker::new`] with `salvage = true`, [`ImportOptions::salvage`]): like the
+//!   diagnosis, and it also reads what the diagnosis only points at: a page whose type field is
+//!   garbage but whose elements form a valid page of the type its depth implies, and, with a
+//!   consistent freelist, orphaned subtrees (pages neither reachable nor free, cut off by a bad
+//!   pointer) whose keys fall into exactly one lost range. Everything salvage reads that strict
+//!   reading would not is reported as such.
+//!
+//! Bounds, all checked in release builds: B+tree depth [`MAX_TREE_DEPTH`], bucket nesting
+//! [`MAX_BUCKET_NESTING`], each page entered at most once per walk (bitmaps of one bit per page
+//! of the file are the only allocations sized from the file), element counts bounded by the
+//! page's bytes, [`MAX_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
+//! [`MAX_RECOVERY_RANGES`] and [`MAX_ORPHAN_ROOTS`] for orphan recovery. Import memory is
+//! bounded by [`ImportOptions::max_tx_bytes`] plus the engine's own per-transaction state.
+//!
+//! ```no_run
+//! use deadbolt::bolt::{check_file, import_file, ImportOptions};
+//! # fn main() -> deadbolt::Result<()> {
+//! let report = check_file("volumes.db".as_ref())?;
+//! println!("{report}");
+//! let db = deadbolt::Db::open("volumes.deadbolt")?;
+//! let opts = ImportOptions { salvage: !report.is_ok(), ..ImportOptions::default() };
+//! let imported = import_file("volumes.db".as_ref(), &db, &opts, &mut |_, _| {})?;
+//! println!("{imported}");
+//! # Ok(()) }
+//! ```
+
+mod check;
+pub mod format;
+mod import;
+mod reader;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use check::{
+    check_bytes, check_file, BoltReport, FreelistInfo, PageCensus, Verdict, CHECKS_NOT_POSSIBLE,
+    CHECKS_PERFORMED,
+};
+pub use format::MetaInfo;
+pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
+pub use reader::{
+    show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,
+    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_ORPHAN_ROOTS, MAX_PROBLEMS,
+    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
+};
+
+use crate::{Error, FileOptions, FileStorage, Result, Storage, View};
+
+/// Default wait for the source file's shared lock (a running bbolt writer holds an exclusive
+/// one).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A read-only, shared-locked, memory-mapped bbolt file. The lock is held as long as this lives.
+pub struct SourceFile {
+    _storage: FileStorage,
+    view: Arc<dyn View>,
+}
+
+impl SourceFile {
+    /// Open `path` read-only under a shared lock, waiting at most `lock_timeout`.
+    pub fn open(path: &Path, lock_timeout: Option<Duration>) -> Result<SourceFile> {
+        let opts = FileOptions {
+            read_only: true,
+            create: false,
+            lock_timeout,
+        };
+        let (storage, _) = FileStorage::open(path, &opts).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::LockTimeout
+            } else {
+                Error::Io(e)
+            }
+        })?;
+        let view = storage.view()?;
+        Ok(SourceFile {
+            _storage: storage,
+            view,
+        })
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        self.view.bytes()
+    }
+}
+
+pub(crate) fn open_view(path: &Path) -> Result<SourceFile> {
+    SourceFile::open(path, Some(DEFAULT_LOCK_TIMEOUT))
+}

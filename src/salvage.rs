@@ -1,0 +1,302 @@
+//! Salvage: copy everything that still verifies out of a damaged deadbolt file into a fresh
+//! database, skipping damaged subtrees and reporting exactly which key ranges of which buckets
+//! were lost. The source is opened read-only and never written.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::db::{decode_metas, DbInner, Options};
+use crate::error::{Error, Result};
+use crate::mvcc::Arc;
+use crate::page::{BucketHeader, ChildRef};
+use crate::storage::{FileOptions, FileStorage, Storage};
+use crate::{Db, Tx, MAX_DEPTH};
+
+/// Bytes of keys and values copied per destination transaction.
+const TX_BYTES: usize = 4 << 20;
+
+/// A key range of a bucket that could not be read. `from` is inclusive, `to` exclusive;
+/// `None` is unbounded, so both `None` means the whole bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostRange {
+    pub path: Vec<Vec<u8>>,
+    pub from: Option<Vec<u8>>,
+    pub to: Option<Vec<u8>>,
+    /// The page that failed to verify.
+    pub page: u64,
+    pub reason: String,
+}
+
+/// What [`salvage`] recovered and lost.
+#[derive(Clone, Debug, Default)]
+pub struct SalvageReport {
+    /// The commit the copy was taken from.
+    pub txid: u64,
+    /// Notes about the meta pages (a newer commit that could not be used, a damaged slot).
+    pub notes: Vec<String>,
+    pub buckets: u64,
+    pub keys: u64,
+    pub lost: Vec<LostRange>,
+    pub transactions: u64,
+}
+
+impl SalvageReport {
+    /// True when nothing was lost.
+    pub fn is_complete(&self) -> bool {
+        self.lost.is_empty()
+    }
+}
+
+impl fmt::Display for SalvageReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
+        }
+        for l in &self.lost {
+            let path: Vec<String> = l.path.iter().map(|c| crate::ops::printable(c)).collect();
+            let b = |k: &Option<Vec<u8>>, open: &str| {
+                k.as_deref().map_or(open.to_string(), crate::ops::printable)
+            };
+            writeln!(
+                f,
+                "lost /{}: keys [{}, {}) at page {}: {}",
+                path.join("/"),
+                b(&l.from, "-inf"),
+                b(&l.to, "+inf"),
+                l.page,
+                l.reason
+            )?;
+        }
+        write!(
+            f,
+            "recovered {} buckets and {} keys from commit {} in {} transactions; {} ranges lost",
+            self.buckets,
+            self.keys,
+            self.txid,
+            self.transactions,
+            self.lost.len()
+        )
+    }
+}
+
+/// Salvage the deadbolt file at `src` into a new database at `dst` (which must not exist or
+/// be empty).
+pub fn salvage(src: &Path, dst: &Path) -> Result<SalvageReport> {
+    let (storage, _) = FileStorage::open(
+        src,
+        &FileOptions {
+            read_only: true,
+            create: false,
+            lock_timeout: Some(std::time::Duration::from_secs(5)),
+        },
+    )?;
+    let out = Db::open(dst)?;
+    if out.begin_read()?.buckets().next().is_some() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not empty",
+            dst.display()
+        )));
+    }
+    salvage_storage(Arc::new(storage), &out)
+}
+
+struct Sink<'a> {
+    db: &'a Db,
+    tx: Option<Tx<'a>>,
+    bytes: usize,
+    txs: u64,
+}
+
+impl<'a> Sink<'a> {
+    fn tx(&mut self) -> Result<&Tx<'a>> {
+        if self.tx.is_none() {
+            self.tx = Some(self.db.begin_write()?);
+        }
+        self.tx.as_ref().ok_or(Error::TxClosed)
+    }
+    fn bucket<'t>(tx: &'t Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'t>> {
+        let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
+        let mut b = tx.create_bucket_if_not_exists(first)?;
+        for n in rest {
+            b = b.create_bucket_if_not_exists(n)?;
+        }
+        Ok(b)
+    }
+    fn ensure(&mut self, path: &[Vec<u8>], seq: u64) -> Result<()> {
+        let tx = self.tx()?;
+        Self::bucket(tx, path)?.set_sequence(seq)
+    }
+    fn put(&mut self, path: &[Vec<u8>], k: &[u8], v: &[u8]) -> Result<()> {
+        let tx = self.tx()?;
+        Self::bucket(tx, path)?.put(k, v)?;
+        self.bytes += k.len() + v.len();
+        if self.bytes >= TX_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit()?;
+            self.txs += 1;
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+struct Item {
+    r: ChildRef,
+    path: Rc<Vec<Vec<u8>>>,
+    lo: Option<Vec<u8>>,
+    hi: Option<Vec<u8>>,
+    depth: usize,
+}
+
+/// Salvage from any storage into `dst`.
+pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport> {
+    let view = src.view()?;
+    let bytes = view.bytes();
+    let (page_size, candidates, damaged) = decode_metas(bytes)?;
+    let opts = Options {
+        read_only: true,
+        verify_every_access: true,
+        ..Options::default()
+    };
+    let inner = DbInner::new(src.clone(), opts, page_size, view.clone(), &candidates);
+    let mut report = SalvageReport {
+        notes: damaged,
+        ..Default::default()
+    };
+    // The newest commit whose root still verifies.
+    let mut meta = None;
+    for m in &candidates {
+        let ok = m.hwm.saturating_mul(page_size as u64) <= bytes.len() as u64
+            && (m.root.is_empty() || inner.load_page(bytes, m.hwm, &m.root).is_ok());
+        if ok {
+            meta = Some(*m);
+            break;
+        }
+        report.notes.push(format!(
+            "commit {} unusable: its root does not verify",
+            m.txid
+        ));
+    }
+    let meta = meta.ok_or_else(|| Error::corrupt(0, "no commit with a readable root"))?;
+    report.txid = meta.txid;
+    let mut sink = Sink {
+        db: dst,
+        tx: None,
+        bytes: 0,
+        txs: 0,
+    };
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut stack = Vec::new();
+    if !meta.root.is_empty() {
+        stack.push(Item {
+            r: meta.root,
+            path: Rc::new(Vec::new()),
+            lo: None,
+            hi: None,
+            depth: 0,
+        });
+    }
+    while let Some(it) = stack.pop() {
+        let lose = |reason: String, report: &mut SalvageReport| {
+            report.lost.push(LostRange {
+                path: (*it.path).clone(),
+                from: it.lo.clone(),
+                to: it.hi.clone(),
+                page: it.r.pgid,
+                reason,
+            })
+        };
+        if it.depth > MAX_DEPTH {
+            lose(format!("tree deeper than {MAX_DEPTH} levels"), &mut report);
+            continue;
+        }
+        if !seen.insert(it.r.pgid) || seen.len() as u64 > meta.hwm {
+            lose("page reachable twice".into(), &mut report);
+            continue;
+        }
+        let page = match inner.load_page(bytes, meta.hwm, &it.r) {
+            Ok(p) => p,
+            Err(e) => {
+                lose(e.to_string(), &mut report);
+                continue;
+            }
+        };
+        if page.leaf {
+            for i in 0..page.count {
+                let e = page.leaf_item(i)?;
+                let inside = it.lo.as_deref().is_none_or(|lo| e.key >= lo)
+                    && it.hi.as_deref().is_none_or(|hi| e.key < hi);
+                if !inside {
+                    continue;
+                }
+                if e.bucket {
+                    let mut path = (*it.path).clone();
+                    path.push(e.key.to_vec());
+                    match BucketHeader::decode(e.value, it.r.pgid) {
+                        Ok(h) => {
+                            sink.ensure(&path, h.sequence)?;
+                            report.buckets += 1;
+                            if !h.root.is_empty() {
+                                stack.push(Item {
+                                    r: h.root,
+                                    path: Rc::new(path),
+                                    lo: None,
+                                    hi: None,
+                                    depth: 0,
+                                });
+                            }
+                        }
+                        Err(err) => report.lost.push(LostRange {
+                            path,
+                            from: None,
+                            to: None,
+                            page: it.r.pgid,
+                            reason: err.to_string(),
+                        }),
+                    }
+                } else if it.path.is_empty() {
+                    // The root bucket holds only buckets.
+                    continue;
+                } else {
+                    sink.put(&it.path, e.key, e.value)?;
+                    report.keys += 1;
+                }
+            }
+        } else {
+            // Children in reverse so that keys are copied in ascending order.
+            for i in (0..page.count).rev() {
+                let child = page.child(i)?;
+                let lo = if i == 0 {
+                    it.lo.clone()
+                } else {
+                    Some(page.key(i)?.to_vec())
+                };
+                let hi = if i + 1 < page.count {
+                    Some(page.key(i + 1)?.to_vec())
+                } else {
+                    it.hi.clone()
+                };
+                stack.push(Item {
+                    r: child,
+                    path: it.path.clone(),
+                    lo,
+                    hi,
+                    depth: it.depth + 1,
+                });
+            }
+        }
+    }
+    sink.flush()?;
+    report.transactions = sink.txs;
+    report
+        .lost
+        .sort_by(|a, b| (&a.path, &a.from).cmp(&(&b.path, &b.from)));
+    Ok(report)
+}

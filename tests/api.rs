@@ -1,0 +1,402 @@
+//! API behaviour: limits, incompatible names, read-only transactions, rollback, sequences,
+//! locks, read-only mode, poisoning after a failed sync, cursor semantics.
+
+mod common;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadbolt::{Db, Error, MemStorage, Options, Storage, View, MAX_KEY_SIZE};
+
+#[test]
+fn limits_and_incompatible_names() {
+    let db = Db::in_memory().unwrap();
+    let tx = db.begin_write().unwrap();
+    let b = tx.create_bucket(b"b").unwrap();
+    assert!(matches!(b.put(b"", b"v"), Err(Error::KeyEmpty)));
+    assert!(matches!(
+        b.put(&vec![1; MAX_KEY_SIZE + 1], b"v"),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    b.put(&vec![1; MAX_KEY_SIZE], b"max").unwrap();
+    assert!(matches!(
+        tx.create_bucket(b""),
+        Err(Error::InvalidBucketName)
+    ));
+    assert!(matches!(tx.create_bucket(b"b"), Err(Error::BucketExists)));
+    b.create_bucket(b"child").unwrap();
+    assert!(matches!(
+        b.put(b"child", b"v"),
+        Err(Error::IncompatibleValue)
+    ));
+    assert!(matches!(b.get(b"child"), Err(Error::IncompatibleValue)));
+    assert!(matches!(b.delete(b"child"), Err(Error::IncompatibleValue)));
+    b.put(b"val", b"v").unwrap();
+    assert!(matches!(
+        b.create_bucket(b"val"),
+        Err(Error::IncompatibleValue)
+    ));
+    assert!(matches!(b.bucket(b"val"), Err(Error::IncompatibleValue)));
+    assert!(matches!(
+        b.delete_bucket(b"nope"),
+        Err(Error::BucketNotFound)
+    ));
+    assert!(matches!(
+        tx.delete_bucket(b"nope"),
+        Err(Error::BucketNotFound)
+    ));
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let b = tx.bucket(b"b").unwrap().unwrap();
+    assert_eq!(
+        b.get(&vec![1; MAX_KEY_SIZE]).unwrap().unwrap().as_ref(),
+        b"max"
+    );
+    assert!(matches!(b.put(b"k", b"v"), Err(Error::ReadOnly)));
+    assert!(matches!(tx.create_bucket(b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(b.set_sequence(1), Err(Error::ReadOnly)));
+}
+
+#[test]
+fn rollback_and_closure_errors() {
+    let db = Db::in_memory().unwrap();
+    db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
+    let r: Result<(), Error> = db.update(|tx| {
+        tx.bucket(b"b")?.unwrap().put(b"k", b"v")?;
+        Err(Error::InvalidArgument("caller changed its mind".into()))
+    });
+    assert!(r.is_err());
+    {
+        let tx = db.begin_write().unwrap();
+        tx.bucket(b"b").unwrap().unwrap().put(b"k2", b"v").unwrap();
+        // dropped without commit
+    }
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        assert_eq!(b.get(b"k")?, None);
+        assert_eq!(b.get(b"k2")?, None);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn sequences_and_nested_buckets() {
+    let db = Db::in_memory().unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        assert_eq!(b.next_sequence()?, 1);
+        assert_eq!(b.next_sequence()?, 2);
+        let n = b.create_bucket(b"n")?;
+        n.set_sequence(u64::MAX)?;
+        assert!(n.next_sequence().is_err());
+        let nn = n.create_bucket(b"nn")?;
+        nn.put(b"deep", b"yes")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        assert_eq!(b.sequence(), 2);
+        let n = b.bucket(b"n")?.unwrap();
+        assert_eq!(n.sequence(), u64::MAX);
+        assert_eq!(
+            n.bucket(b"nn")?.unwrap().get(b"deep")?.unwrap().as_ref(),
+            b"yes"
+        );
+        let names: Vec<Vec<u8>> = tx.buckets().map(|r| r.unwrap().to_vec()).collect();
+        assert_eq!(names, vec![b"b".to_vec()]);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.update(|tx| tx.bucket(b"b")?.unwrap().delete_bucket(b"n"))
+        .unwrap();
+    db.view(|tx| {
+        assert!(tx.bucket(b"b")?.unwrap().bucket(b"n")?.is_none());
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert!(db.check().unwrap().is_ok());
+}
+
+#[test]
+fn cursor_moves_and_deletes() {
+    let db = Db::in_memory().unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..1000u32 {
+            b.put(format!("{i:05}").as_bytes(), b"v")?;
+        }
+        b.create_bucket(b"00500x")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        let mut c = b.cursor();
+        assert_eq!(c.first()?.unwrap().key.as_ref(), b"00000");
+        assert_eq!(c.prev()?, None);
+        assert_eq!(c.last()?.unwrap().key.as_ref(), b"00999");
+        assert_eq!(c.next()?, None);
+        let e = c.seek(b"00500")?.unwrap();
+        assert_eq!(e.key.as_ref(), b"00500");
+        let e = c.next()?.unwrap();
+        assert_eq!(e.key.as_ref(), b"00500x");
+        assert!(e.value.is_none(), "nested bucket has no value");
+        assert_eq!(c.prev()?.unwrap().key.as_ref(), b"00500");
+        assert_eq!(c.seek(b"zzz")?, None);
+        assert_eq!(c.prev()?.unwrap().key.as_ref(), b"00999");
+        let r: Vec<Vec<u8>> = b
+            .range(b"00010".as_slice()..b"00013".as_slice())
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(
+            r,
+            vec![b"00010".to_vec(), b"00011".to_vec(), b"00012".to_vec()]
+        );
+        // Both ends of one iterator meet exactly once.
+        let mut it = b.range(b"00100".as_slice()..=b"00105".as_slice());
+        let mut got = Vec::new();
+        loop {
+            match (it.next(), it.next_back()) {
+                (None, None) => break,
+                (a, z) => {
+                    got.extend(a.map(|r| r.unwrap().0.to_vec()));
+                    got.extend(z.map(|r| r.unwrap().0.to_vec()));
+                }
+            }
+        }
+        got.sort();
+        assert_eq!(got.len(), 6);
+        got.dedup();
+        assert_eq!(got.len(), 6);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.update(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        let mut c = b.cursor();
+        let mut e = c.first()?;
+        let mut i = 0;
+        while let Some(en) = e {
+            if en.value.is_some() && i % 2 == 0 {
+                c.delete()?;
+            }
+            i += 1;
+            e = c.next()?;
+        }
+        assert_eq!(i, 1001, "every entry visited once despite deletes");
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.view(|tx| {
+        assert_eq!(tx.bucket(b"b")?.unwrap().iter().count(), 499);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn exclusive_lock_and_read_only_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let db = Db::open(&path).unwrap();
+    db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
+    let second = Db::open_with(
+        &path,
+        Options {
+            lock_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(second, Err(Error::LockTimeout)),
+        "a second writer must not open the file"
+    );
+    drop(db);
+    let ro = Db::open_with(
+        &path,
+        Options {
+            read_only: true,
+            lock_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let ro2 = Db::open_with(
+        &path,
+        Options {
+            read_only: true,
+            lock_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(ro.begin_write(), Err(Error::ReadOnly)));
+    assert!(ro2.view(|tx| tx.bucket(b"b").map(|b| b.is_some())).unwrap());
+    let w = Db::open_with(
+        &path,
+        Options {
+            lock_timeout: Some(Duration::from_millis(50)),
+            ..Options::default()
+        },
+    );
+    assert!(
+        matches!(w, Err(Error::LockTimeout)),
+        "readers hold a shared lock"
+    );
+}
+
+/// A storage whose sync fails on demand.
+struct FailingSync {
+    inner: MemStorage,
+    fail: AtomicBool,
+}
+impl Storage for FailingSync {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn view(&self) -> io::Result<Arc<dyn View>> {
+        self.inner.view()
+    }
+    fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
+        self.inner.write_at(o, d)
+    }
+    fn set_len(&self, l: u64) -> io::Result<()> {
+        self.inner.set_len(l)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.fail.load(Ordering::Relaxed) {
+            Err(io::Error::other("EIO"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn failed_sync_poisons_the_handle() {
+    let s = Arc::new(FailingSync {
+        inner: MemStorage::new(),
+        fail: AtomicBool::new(false),
+    });
+    let db = Db::open_storage(s.clone(), Options::default()).unwrap();
+    db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
+    s.fail.store(true, Ordering::Relaxed);
+    let r = db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", b"v"));
+    assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+    s.fail.store(false, Ordering::Relaxed);
+    assert!(
+        matches!(db.begin_write(), Err(Error::Poisoned(_))),
+        "no retry after a failed sync"
+    );
+    // Readers still work on the last good snapshot.
+    assert!(db.view(|tx| tx.bucket(b"b").map(|b| b.is_some())).unwrap());
+}
+
+#[test]
+fn one_sync_per_durable_commit_and_no_sync_option() {
+    let db = Db::in_memory().unwrap();
+    let s0 = db.stats().syncs;
+    for i in 0..10u8 {
+        db.update(|tx| tx.create_bucket_if_not_exists(b"b")?.put(&[i], &[i]))
+            .unwrap();
+    }
+    assert_eq!(db.stats().syncs - s0, 10);
+    let db = Db::open_storage(
+        Arc::new(MemStorage::new()),
+        Options {
+            no_sync: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let s0 = db.stats().syncs;
+    for i in 0..10u8 {
+        db.update(|tx| tx.create_bucket_if_not_exists(b"b")?.put(&[i], &[i]))
+            .unwrap();
+    }
+    assert_eq!(db.stats().syncs, s0);
+    db.sync().unwrap();
+    assert_eq!(db.stats().syncs, s0 + 1);
+}
+
+#[test]
+fn file_shrinks_after_deleting_most_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let db = Db::open(&path).unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..20000u32 {
+            b.put(&i.to_be_bytes(), &[0u8; 200])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let big = std::fs::metadata(&path).unwrap().len();
+    db.update(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        for i in 100..20000u32 {
+            b.delete(&i.to_be_bytes())?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    for _ in 0..3 {
+        db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"x", b"y"))
+            .unwrap();
+    }
+    let small = std::fs::metadata(&path).unwrap().len();
+    assert!(small * 10 < big, "file did not shrink: {big} -> {small}");
+    assert!(db.check().unwrap().is_ok());
+}
+
+#[test]
+fn backup_and_compact_produce_valid_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path().join("src.db")).unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..3000u32 {
+            b.put(&i.to_be_bytes(), &[7u8; 100])?;
+        }
+        b.set_sequence(42)?;
+        b.create_bucket(b"n")?.put(b"k", b"v")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.update(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        for i in (0..3000u32).step_by(2) {
+            b.delete(&i.to_be_bytes())?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.backup(dir.path().join("backup.db")).unwrap();
+    db.compact_into(dir.path().join("compact.db")).unwrap();
+    assert!(
+        db.backup(dir.path().join("backup.db")).is_err(),
+        "backup does not overwrite"
+    );
+    for name in ["backup.db", "compact.db"] {
+        let copy = Db::open(dir.path().join(name)).unwrap();
+        assert!(copy.check().unwrap().is_ok(), "{name}");
+        copy.view(|tx| {
+            let b = tx.bucket(b"b")?.unwrap();
+            assert_eq!(b.iter().count(), 1500, "{name}");
+            assert_eq!(b.sequence(), 42, "{name}");
+            assert_eq!(b.bucket(b"n")?.unwrap().get(b"k")?.unwrap().as_ref(), b"v");
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    }
+    let a = std::fs::metadata(dir.path().join("src.db")).unwrap().len();
+    let c = std::fs::metadata(dir.path().join("compact.db"))
+        .unwrap()
+        .len();
+    assert!(c < a, "compacted copy is smaller: {a} -> {c}");
+}

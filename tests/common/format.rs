@@ -1,0 +1,229 @@
+//! A tiny independent reader/patcher of the on-disk format, written from docs/FORMAT.md, for
+//! tests that damage files on purpose (and so also check that the document is right).
+#![allow(dead_code)]
+
+pub fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+pub fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().unwrap())
+}
+pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ref {
+    pub pgid: u64,
+    pub txid: u64,
+    pub crc: u32,
+}
+
+pub fn ref_at(b: &[u8], off: usize) -> Ref {
+    Ref {
+        pgid: u64_at(b, off),
+        txid: u64_at(b, off + 8),
+        crc: u32_at(b, off + 16),
+    }
+}
+pub fn put_ref(b: &mut [u8], off: usize, r: Ref) {
+    put_u64(b, off, r.pgid);
+    put_u64(b, off + 8, r.txid);
+    put_u32(b, off + 16, r.crc);
+}
+
+pub struct Meta {
+    pub slot: usize,
+    pub txid: u64,
+    pub hwm: u64,
+    pub root: Ref,
+    pub freelist: Ref,
+}
+
+/// The newest valid meta of an image with page size `p`.
+pub fn newest_meta(img: &[u8], p: usize) -> Meta {
+    let mut best: Option<Meta> = None;
+    for slot in 0..2 {
+        let b = &img[slot * p..slot * p + p];
+        if crc32fast::hash(&b[4..]) != u32_at(b, 0) {
+            continue;
+        }
+        let m = Meta {
+            slot,
+            txid: u64_at(b, 56),
+            hwm: u64_at(b, 72),
+            root: ref_at(b, 80),
+            freelist: ref_at(b, 104),
+        };
+        if best.as_ref().is_none_or(|x| m.txid > x.txid) {
+            best = Some(m);
+        }
+    }
+    best.expect("a valid meta")
+}
+
+pub fn span_len(img: &[u8], p: usize, pgid: u64) -> usize {
+    let off = pgid as usize * p;
+    (1 + u32_at(img, off + 24) as usize) * p
+}
+
+/// Recompute the checksum of the span at `pgid`; returns it.
+pub fn reseal(img: &mut [u8], p: usize, pgid: u64) -> u32 {
+    let off = pgid as usize * p;
+    let len = span_len(img, p, pgid);
+    let crc = crc32fast::hash(&img[off + 4..off + len]);
+    put_u32(img, off, crc);
+    crc
+}
+
+pub fn page_type(img: &[u8], p: usize, pgid: u64) -> u8 {
+    img[pgid as usize * p + 4]
+}
+pub fn count(img: &[u8], p: usize, pgid: u64) -> usize {
+    u16::from_le_bytes(
+        img[pgid as usize * p + 6..pgid as usize * p + 8]
+            .try_into()
+            .unwrap(),
+    ) as usize
+}
+
+/// Leaf element `i` of page `pgid`: (flags, key range, value range) as absolute offsets.
+pub fn leaf_elem(
+    img: &[u8],
+    p: usize,
+    pgid: u64,
+    i: usize,
+) -> (u8, std::ops::Range<usize>, std::ops::Range<usize>) {
+    let base = pgid as usize * p;
+    let e = base + 32 + 16 * i;
+    let (ko, kl, vl) = (
+        u32_at(img, e + 4) as usize,
+        u32_at(img, e + 8) as usize,
+        u32_at(img, e + 12) as usize,
+    );
+    (
+        img[e],
+        base + ko..base + ko + kl,
+        base + ko + kl..base + ko + kl + vl,
+    )
+}
+
+/// Offset of branch element `i` of page `pgid` (its ChildRef fields start there).
+pub fn branch_elem(p: usize, pgid: u64, i: usize) -> usize {
+    pgid as usize * p + 32 + 32 * i
+}
+
+/// Find bucket `name` in the root bucket's tree (assumed to be a single leaf) and return the
+/// offset of its header value (ChildRef at +0) and the root leaf's page id.
+pub fn top_bucket_header(img: &[u8], p: usize, meta: &Meta, name: &[u8]) -> (usize, u64) {
+    let root = meta.root.pgid;
+    assert_eq!(
+        page_type(img, p, root),
+        3,
+        "root bucket tree is a single leaf in these tests"
+    );
+    for i in 0..count(img, p, root) {
+        let (_, k, v) = leaf_elem(img, p, root, i);
+        if &img[k] == name {
+            return (v.start, root);
+        }
+    }
+    panic!("bucket not found")
+}
+
+/// After changing the span at `pgid` (a bucket's root page, child of the root leaf which holds
+/// its header at `header_off`): reseal it, the root leaf and the newest meta.
+pub fn reseal_up(
+    img: &mut [u8],
+    p: usize,
+    pgid: u64,
+    header_off: usize,
+    root_leaf: u64,
+    meta_slot: usize,
+) {
+    let c = reseal(img, p, pgid);
+    put_u32(img, header_off + 16, c);
+    let c = reseal(img, p, root_leaf);
+    put_u32(img, meta_slot * p + 80 + 16, c);
+    reseal(img, p, meta_slot as u64);
+}
+
+/// Where each reachable span's ChildRef lives: page id -> (absolute offset of the ref, page
+/// holding it; the meta slot for the roots). Walks a healthy image only.
+pub fn parents(img: &[u8], p: usize) -> (Meta, std::collections::HashMap<u64, (usize, u64)>) {
+    let m = newest_meta(img, p);
+    let mut map = std::collections::HashMap::new();
+    let slot = m.slot as u64;
+    let mut stack = Vec::new();
+    if m.root.pgid != 0 {
+        map.insert(m.root.pgid, (m.slot * p + 80, slot));
+        stack.push(m.root.pgid);
+    }
+    if m.freelist.pgid != 0 {
+        map.insert(m.freelist.pgid, (m.slot * p + 104, slot));
+        let mut f = m.freelist.pgid;
+        loop {
+            let prev = ref_at(img, f as usize * p + 48);
+            if prev.pgid == 0 {
+                break;
+            }
+            map.insert(prev.pgid, (f as usize * p + 48, f));
+            f = prev.pgid;
+        }
+    }
+    while let Some(pg) = stack.pop() {
+        let n = count(img, p, pg);
+        match page_type(img, p, pg) {
+            2 => {
+                for i in 0..n {
+                    let off = branch_elem(p, pg, i);
+                    let c = u64_at(img, off);
+                    map.insert(c, (off, pg));
+                    stack.push(c);
+                }
+            }
+            3 => {
+                for i in 0..n {
+                    let (flags, _, v) = leaf_elem(img, p, pg, i);
+                    if flags == 1 {
+                        let r = ref_at(img, v.start);
+                        if r.pgid != 0 {
+                            map.insert(r.pgid, (v.start, pg));
+                            stack.push(r.pgid);
+                        }
+                    }
+                }
+            }
+            t => panic!("unexpected page type {t} at {pg}"),
+        }
+    }
+    (m, map)
+}
+
+/// Recompute the checksum of `pgid` and of every span above it up to (and including) the meta,
+/// so that a change to `pgid` is consistent with every checksum on its path.
+pub fn reseal_chain(
+    img: &mut [u8],
+    p: usize,
+    pgid: u64,
+    parents: &std::collections::HashMap<u64, (usize, u64)>,
+) {
+    let mut cur = pgid;
+    for _ in 0..200 {
+        let c = reseal(img, p, cur);
+        match parents.get(&cur) {
+            Some(&(off, parent)) => {
+                put_u32(img, off + 16, c);
+                if parent < 2 {
+                    reseal(img, p, parent);
+                    return;
+                }
+                cur = parent;
+            }
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Hostile bytes: the seed scenario of moby/moby#49074 in deadbolt's own format, and friends.
+//! Every damaged file must give a prompt `Error::Corruption` with flat memory.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use common::format::*;
+use deadbolt::{Db, Error, MemStorage, Options};
+
+/// Counting allocator: tracks the bytes currently allocated and the peak since a reset.
+struct Counting;
+static CUR: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarding to the system allocator with the caller's layout.
+        let p = unsafe { System.alloc(l) };
+        let now = CUR.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        CUR.fetch_sub(l.size(), Ordering::Relaxed);
+        // SAFETY: `p` was allocated by `alloc` above with this layout.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const P: usize = 1024;
+
+/// A database with bucket "b" holding a three-level tree, and a later commit to another
+/// bucket so that "b"'s pages are older than the last commit.
+fn build() -> Vec<u8> {
+    let s = Arc::new(MemStorage::new());
+    let db = Db::open_storage(
+        s.clone(),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..3000u32 {
+            b.put(
+                format!("key-{i:06}").as_bytes(),
+                format!("value-{i}").as_bytes(),
+            )?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    for i in 0..2 {
+        db.update(|tx| tx.create_bucket_if_not_exists(b"other")?.put(b"n", &[i]))
+            .unwrap();
+    }
+    assert!(db.stats().depth >= 1);
+    drop(db);
+    s.to_bytes()
+}
+
+fn open(img: Vec<u8>) -> deadbolt::Result<Db> {
+    Db::open_storage(
+        Arc::new(MemStorage::from_bytes(img)),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
+}
+
+/// Walk bucket "b" forwards and backwards; return the first error.
+fn walk(db: &Db) -> Result<usize, Error> {
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
+        let mut n = 0;
+        for kv in b.iter() {
+            kv?;
+            n += 1;
+        }
+        for kv in b.iter().rev() {
+            kv?;
+        }
+        Ok(n)
+    })
+}
+
+fn bucket_root(img: &[u8]) -> (Meta, usize, u64, Ref) {
+    let m = newest_meta(img, P);
+    let (hdr, leaf) = top_bucket_header(img, P, &m, b"b");
+    let r = ref_at(img, hdr);
+    (m, hdr, leaf, r)
+}
+
+fn expect_corruption(r: Result<usize, Error>, want: &str) -> u64 {
+    match r {
+        Err(Error::Corruption { page, detail }) => {
+            assert!(
+                detail.contains(want),
+                "expected '{want}', got '{detail}' at page {page}"
+            );
+            page
+        }
+        other => panic!("expected corruption ({want}), got {other:?}"),
+    }
+}
+
+#[test]
+fn healthy_image_walks() {
+    let img = build();
+    let db = open(img).unwrap();
+    assert_eq!(walk(&db).unwrap(), 3000);
+    assert!(db.check().unwrap().is_ok());
+}
+
+/// The seed bug: a branch element points at the free-list page. With every checksum up to the
+/// meta recomputed (so only the type check can catch it), iteration fails at once, naming the
+/// page, with flat memory.
+#[test]
+fn branch_pointing_at_freelist_page() {
+    let mut img = build();
+    let (m, hdr, leaf, root) = bucket_root(&img);
+    assert_eq!(page_type(&img, P, root.pgid), 2, "bucket root is a branch");
+    let fl = m.freelist;
+    assert_eq!(page_type(&img, P, fl.pgid), 4);
+    put_ref(&mut img, branch_elem(P, root.pgid, 1), fl);
+    reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
+    let db = open(img).unwrap();
+    let base = CUR.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let page = expect_corruption(
+        walk(&db),
+        "expected a branch or leaf page, found type 4 (freelist)",
+    );
+    assert_eq!(page, fl.pgid);
+    let grew = PEAK.load(Ordering::Relaxed) - base;
+    assert!(grew < 256 << 10, "iteration allocated {grew} bytes");
+    // The integrity check reports it too, with the bucket path.
+    let rep = db.check().unwrap();
+    assert!(!rep.is_ok());
+    assert!(
+        rep.problems
+            .iter()
+            .any(|p| p.page == fl.pgid && p.path == vec![b"b".to_vec()]),
+        "{rep}"
+    );
+}
+
+/// The same pointer change without recomputing checksums: caught at the parent's record.
+#[test]
+fn branch_pointer_changed_without_checksums() {
+    let mut img = build();
+    let (m, _, _, root) = bucket_root(&img);
+    put_ref(&mut img, branch_elem(P, root.pgid, 1), m.freelist);
+    let db = open(img).unwrap();
+    let page = expect_corruption(walk(&db), "checksum mismatch");
+    assert_eq!(page, root.pgid);
+}
+
+/// A branch element pointing at its own ancestor, on a file whose pages were already verified
+/// by this process (so the checksum cache would let the cycle through): the bounded cursor
+/// reports the cycle at once instead of looping.
+#[test]
+fn branch_pointing_at_own_ancestor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cycle.db");
+    std::fs::write(&path, build()).unwrap();
+    let db = Db::open(&path).unwrap();
+    assert_eq!(walk(&db).unwrap(), 3000); // every page now verified and cached
+    let mut img = std::fs::read(&path).unwrap();
+    let (_, _, _, root) = bucket_root(&img);
+    // A child branch of the root: make its first element point back at the root.
+    let child = ref_at(&img, branch_elem(P, root.pgid, 0));
+    assert_eq!(page_type(&img, P, child.pgid), 2, "three-level tree");
+    let off = branch_elem(P, child.pgid, 0);
+    put_ref(&mut img, off, root);
+    reseal(&mut img, P, child.pgid);
+    // Patch the live file in place (the mapping sees it), as a hostile disk would.
+    let at = child.pgid as usize * P;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &img[at..at + P], at as u64).unwrap();
+    drop(f);
+    let base = CUR.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let r = walk(&db);
+    let grew = PEAK.load(Ordering::Relaxed) - base;
+    match r {
+        Err(Error::Corruption { detail, .. }) => {
+            assert!(detail.contains("cycle"), "{detail}")
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(grew < 256 << 10, "iteration allocated {grew} bytes");
+    // A fresh open of the same file (nothing cached) reports it too.
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    expect_corruption(walk(&db), "");
+}
+
+/// A pointer past the end of the file and past the high-water mark.
+#[test]
+fn branch_pointing_past_eof() {
+    let mut img = build();
+    let (m, hdr, leaf, root) = bucket_root(&img);
+    let r = Ref {
+        pgid: m.hwm + 1000,
+        txid: root.txid,
+        crc: 0,
+    };
+    put_ref(&mut img, branch_elem(P, root.pgid, 2), r);
+    reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
+    let db = open(img).unwrap();
+    let page = expect_corruption(walk(&db), "outside");
+    assert_eq!(page, m.hwm + 1000);
+}
+
+/// Garbage element counts and offsets on a leaf (checksums fixed): a precise error, no panic.
+#[test]
+fn absurd_counts_and_offsets() {
+    let img0 = build();
+    let (m, hdr, leaf, root) = bucket_root(&img0);
+    let child = ref_at(&img0, branch_elem(P, root.pgid, 0));
+    // Damage the bucket root page itself in several ways.
+    for (i, patch) in [
+        (6usize, vec![0xff, 0xff]),
+        (32 + 20, vec![0xff, 0xff, 0xff, 0x7f]),
+        (32 + 24, vec![0, 0, 0, 0]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut img = img0.clone();
+        let at = root.pgid as usize * P + patch.0;
+        img[at..at + patch.1.len()].copy_from_slice(&patch.1);
+        reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
+        let db = open(img).unwrap();
+        let r = walk(&db);
+        assert!(
+            matches!(r, Err(Error::Corruption { .. })),
+            "case {i}: {r:?}"
+        );
+    }
+    let _ = child;
+}
+
+/// Both metas damaged: open refuses with a corruption error naming the metas.
+#[test]
+fn both_metas_damaged() {
+    let mut img = build();
+    img[100] ^= 1;
+    img[P + 100] ^= 1;
+    match open(img) {
+        Err(Error::Corruption { detail, .. }) => assert!(detail.contains("meta"), "{detail}"),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+}
+
+/// The newest meta damaged: open falls back to the older commit and says so.
+#[test]
+fn newest_meta_damaged_falls_back() {
+    let mut img = build();
+    let m = newest_meta(&img, P);
+    img[m.slot * P + 60] ^= 0x10;
+    let db = open(img).unwrap();
+    assert!(db.recovery().damaged_meta.is_some());
+    assert_eq!(db.stats().txid, m.txid - 1);
+    assert_eq!(walk(&db).unwrap(), 3000);
+}
+
+/// A lost write: a page replaced by an older, self-consistent version of itself.
+#[test]
+fn stale_page_is_detected() {
+    let s = Arc::new(MemStorage::new());
+    let db = Db::open_storage(
+        s.clone(),
+        Options {
+            page_size: P,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"old"))
+        .unwrap();
+    let before = s.to_bytes();
+    db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", b"new"))
+        .unwrap();
+    db.update(|tx| tx.create_bucket(b"c").map(|_| ())).unwrap();
+    drop(db);
+    let mut img = s.to_bytes();
+    let m = newest_meta(&img, P);
+    let (hdr, _) = top_bucket_header(&img, P, &m, b"b");
+    let r = ref_at(&img, hdr);
+    // Find where "old" lived: any leaf page of `before` holding the value, and put that old
+    // page image at the new page's place with its own id (a write that never happened).
+    let old_pg = (2..before.len() / P)
+        .find(|&i| {
+            page_type(&before, P, i as u64) == 3
+                && before[i * P..i * P + P].windows(3).any(|w| w == b"old")
+        })
+        .unwrap();
+    let mut old = before[old_pg * P..old_pg * P + P].to_vec();
+    put_u64(&mut old, 8, r.pgid);
+    let c = crc32fast::hash(&old[4..]);
+    put_u32(&mut old, 0, c);
+    img[r.pgid as usize * P..r.pgid as usize * P + P].copy_from_slice(&old);
+    let db = open(img).unwrap();
+    let got = db.view(|tx| {
+        tx.bucket(b"b")?
+            .unwrap()
+            .get(b"k")
+            .map(|v| v.map(|v| v.to_vec()))
+    });
+    match got {
+        Err(Error::Corruption { page, detail }) => {
+            assert_eq!(page, r.pgid);
+            assert!(
+                detail.contains("txid") || detail.contains("checksum"),
+                "{detail}"
+            );
+        }
+        other => panic!("stale data served: {other:?}"),
+    }
+}
