@@ -928,14 +928,10 @@ fn flipped_bits_give_a_verdict_never_a_crash() {
     }
 }
 
-/// Engine bug found through `bench`: random inserts commit a branch page whose separators are
-/// out of order ("keys out of order at element 1"); reads then fail and the next open rolls
-/// the commit back. Minimal case: put u32 big-endian keys 1000..1200, then 0..200 (32-byte
-/// values), in one transaction or two. The leftmost separator of a branch is not lowered when
-/// smaller keys go into its child, so when that child splits, separator 1 < separator 0.
-/// Run with `cargo test -p deadbolt-cli -- --ignored` once the engine is fixed.
+/// Regression: random inserts once committed a branch page whose separators were out of
+/// order (the leftmost separator was not lowered when smaller keys went into its child; fixed
+/// on main in bf8d8b4). `bench --write-mode rnd` is how the tool found it.
 #[test]
-#[ignore = "engine bug: inserts below a branch's first separator commit out-of-order separators"]
 fn bench_random_writes_in_large_batches() {
     let o = run(&[
         "bench",
