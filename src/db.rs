@@ -820,6 +820,36 @@ impl Db {
         Ok(())
     }
 
+    /// Give back every byte past the high-water mark: truncate the file to the pages in use and
+    /// sync. Skipped (returns `false`) while a reader of an older snapshot is open. Commits
+    /// already truncate when most of the file's end is free; this goes all the way.
+    pub fn shrink_to_fit(&self) -> Result<bool> {
+        let mut w = self.inner.writer.lock();
+        if let Some(why) = &w.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        if self.inner.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let (snap, _) = self.inner.shared.current();
+        let done = match crate::tx::truncate_to_hwm(&self.inner, &mut w, &snap.meta).and_then(|d| {
+            self.inner
+                .storage
+                .sync_data()
+                .map(|_| d)
+                .map_err(Error::from)
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                w.poisoned = Some(format!("shrinking the file failed: {e}"));
+                return Err(e);
+            }
+        };
+        self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.publish(&w);
+        Ok(done)
+    }
+
     /// What open found (a rolled-back commit, a damaged meta slot).
     pub fn recovery(&self) -> &Recovery {
         &self.inner.recovery

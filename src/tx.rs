@@ -933,6 +933,16 @@ fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     {
         return Ok(());
     }
+    truncate_to_hwm(db, wr, meta).map(|_| ())
+}
+
+/// Truncate the file to the high-water mark of `meta` (the newest commit) unless a reader of
+/// an older snapshot is live. Returns whether it did.
+pub(crate) fn truncate_to_hwm(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<bool> {
+    let target = meta.hwm * db.page_size as u64;
+    if wr.file_len == target {
+        return Ok(false);
+    }
     let mut result = Ok(());
     let shrunk = db.shared.publish_if_no_older_readers(meta.txid, || {
         let r = db.storage.set_len(target).and_then(|_| db.storage.view());
@@ -947,7 +957,7 @@ fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     if shrunk {
         wr.file_len = target;
     }
-    result
+    result.map(|_| shrunk)
 }
 
 struct Commit<'t, 'db> {

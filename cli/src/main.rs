@@ -72,6 +72,12 @@ enum Command {
     Compact(cmd::copy::CompactArgs),
     /// Run a quick write/read benchmark and print operations per second
     Bench(cmd::bench::Args),
+    /// Diagnose a bbolt file without hanging; exit 0 healthy, 1 damaged, 2 could not run
+    CheckBolt(cmd::bolt::CheckBoltArgs),
+    /// Import a bbolt file (buckets, keys, sequences) into a new deadbolt database
+    ImportBolt(cmd::bolt::ImportBoltArgs),
+    /// Copy everything that still verifies from a damaged deadbolt file into a new one
+    Salvage(cmd::bolt::SalvageArgs),
 }
 
 impl Command {
@@ -89,6 +95,9 @@ impl Command {
             Command::Backup(a) => cmd::copy::backup(a, ctx),
             Command::Compact(a) => cmd::copy::compact(a, ctx),
             Command::Bench(a) => cmd::bench::run(a, ctx),
+            Command::CheckBolt(a) => cmd::bolt::check_bolt(a, ctx),
+            Command::ImportBolt(a) => cmd::bolt::import_bolt(a, ctx),
+            Command::Salvage(a) => cmd::bolt::salvage(a, ctx),
         }
     }
 }

@@ -987,3 +987,74 @@ fn inspection_never_writes_and_shares_the_lock_with_readers() {
     );
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
 }
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/bolt")
+        .join(name)
+}
+
+#[test]
+fn check_bolt_healthy_and_damaged() {
+    let o = run(&["check-bolt", s(&corpus("j_docker_volumes.db"))]);
+    status(&o, 0);
+    let o = run(&["check-bolt", s(&corpus("corrupt_01_branch_to_freelist.db"))]);
+    status(&o, 1);
+    assert!(stdout(&o).contains("page 438"), "{}", stdout(&o));
+    let o = run(&["check-bolt", "/nonexistent/file.db"]);
+    status(&o, 2);
+}
+
+#[test]
+fn import_bolt_then_dump_and_salvage() {
+    let dir = TempDir::new().unwrap();
+    let dst = dir.path().join("volumes.db");
+    let o = run(&["import-bolt", s(&corpus("j_docker_volumes.db")), s(&dst)]);
+    status(&o, 0);
+    let o = run(&["dump", s(&dst)]);
+    status(&o, 0);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        5001,
+        "one bucket line and 5,000 keys"
+    );
+    // A damaged source is refused without --salvage and nothing is left behind.
+    let bad = dir.path().join("bad.db");
+    let o = run(&[
+        "import-bolt",
+        s(&corpus("corrupt_01_branch_to_freelist.db")),
+        s(&bad),
+    ]);
+    status(&o, 1);
+    assert!(!bad.exists());
+    let o = run(&[
+        "import-bolt",
+        "--salvage",
+        s(&corpus("corrupt_01_branch_to_freelist.db")),
+        s(&bad),
+    ]);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["check", s(&bad)]);
+    status(&o, 0);
+    // salvage of a damaged deadbolt file.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&dst, &copy).unwrap();
+    {
+        // One more commit, so the volumes leaves are older than the newest commit.
+        let db = Db::open(&copy).unwrap();
+        db.update(|tx| tx.create_bucket(b"other").map(|_| ()))
+            .unwrap();
+    }
+    let leaf = a_leaf_page(&copy);
+    damage_page(&copy, leaf, 4096);
+    let out = dir.path().join("saved.db");
+    let o = run(&["salvage", s(&copy), s(&out)]);
+    status(&o, 1);
+    assert!(stdout(&o).contains("lost"), "{}", stdout(&o));
+    let o = run(&["check", s(&out)]);
+    status(&o, 0);
+}

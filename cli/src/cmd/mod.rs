@@ -1,5 +1,6 @@
 //! One module per subcommand (or per family of small ones).
 pub mod bench;
+pub mod bolt;
 pub mod check;
 pub mod copy;
 pub mod dump;
