@@ -884,6 +884,7 @@ impl<'db> Tx<'db> {
             allocated: Vec::new(),
             io_started: false,
             deferred: Vec::new(),
+            run: None,
         };
         let res = c.run();
         let io = c.io_started;
@@ -970,7 +971,12 @@ struct Commit<'t, 'db> {
     io_started: bool,
     /// With the planted bug `bug-meta-before-data`: page writes held back until after the meta.
     deferred: Vec<(u64, Vec<u8>)>,
+    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes).
+    run: Option<(u64, Vec<u8>)>,
 }
+
+/// Largest single coalesced write.
+const WRITE_RUN: usize = 1 << 20;
 
 impl Commit<'_, '_> {
     fn db(&self) -> &DbInner {
@@ -1018,7 +1024,23 @@ impl Commit<'_, '_> {
             self.deferred.push((off, buf));
             return Ok(());
         }
-        self.db().storage.write_at(off, &buf)?;
+        // Coalesce adjacent spans into one write (a bulk load allocates them in order).
+        if let Some((roff, rbuf)) = &mut self.run {
+            if *roff + rbuf.len() as u64 == off && rbuf.len() + buf.len() <= WRITE_RUN {
+                rbuf.extend_from_slice(&buf);
+                return Ok(());
+            }
+        }
+        self.flush_run()?;
+        self.run = Some((off, buf));
+        Ok(())
+    }
+
+    /// Issue the pending coalesced write, if any.
+    fn flush_run(&mut self) -> Result<()> {
+        if let Some((off, buf)) = self.run.take() {
+            self.db().storage.write_at(off, &buf)?;
+        }
         Ok(())
     }
 
@@ -1108,6 +1130,7 @@ impl Commit<'_, '_> {
         let p = self.db().page_size as u64;
         let sync = !self.db().opts.no_sync;
         self.io_started = true;
+        self.flush_run()?;
         storage.write_at((self.txid % 2) * p, &meta.encode())?;
         if cfg!(feature = "bug-meta-before-data") {
             self.sync_once(&storage)?;
