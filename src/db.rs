@@ -238,6 +238,8 @@ pub(crate) struct DbInner {
     pub recovery: Recovery,
     #[allow(dead_code)] // until the group-commit queue lands
     pub batcher: crate::batch::Batcher,
+    /// [`max_overflow`] for this page size, computed once.
+    pub max_overflow: u64,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
@@ -337,7 +339,7 @@ impl DbInner {
             )));
         }
         let over = h.overflow as u64;
-        if over > max_overflow(self.page_size) || r.pgid + 1 + over > hwm {
+        if over > self.max_overflow || r.pgid + 1 + over > hwm {
             return Err(bad(format!(
                 "overflow of {over} pages runs past the high-water mark {hwm}"
             )));
@@ -647,6 +649,7 @@ impl DbInner {
             counters: Counters::default(),
             recovery: Recovery::default(),
             batcher: crate::batch::Batcher::default(),
+            max_overflow: max_overflow(page_size),
         }
     }
 }
