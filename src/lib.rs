@@ -22,6 +22,7 @@ mod ops;
 mod page;
 mod tx;
 
+pub use batch::BatchOptions;
 pub use bucket::{Bucket, BucketNames, Iter};
 pub use cursor::{Cursor, Entry};
 pub use db::BucketStats;
