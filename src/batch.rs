@@ -680,3 +680,230 @@ mod tests {
         assert_eq!(db.batch_options().max_size, 1);
     }
 }
+
+/// Model checks of the group-commit hand-off (`RUSTFLAGS="--cfg loom" cargo test --release
+/// --lib loom_models`): the real [`Queue`], [`Slot`]/[`Reply`] and [`run_rounds`] driven as
+/// `Db::batch` drives them, over a model engine whose commit makes its writes visible in two
+/// steps (written, then synced). Checked in every interleaving: each caller gets exactly one
+/// outcome, `Ok` only once its write is synced, each successful write lands exactly once, a
+/// failing caller fails alone and leaves no trace.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use loom::thread;
+    use std::cell::RefCell;
+
+    fn check(name: &str, f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(2);
+        }
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = n.clone();
+        b.check(move || {
+            m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f()
+        });
+        eprintln!(
+            "loom batch {name}: {} executions",
+            n.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    #[derive(Default)]
+    struct File {
+        written: Vec<u64>,
+        synced: Vec<u64>,
+        commits: u64,
+    }
+
+    /// The engine: one writer at a time, a file.
+    #[derive(Default)]
+    struct Model {
+        writer: Mutex<()>,
+        file: Mutex<File>,
+    }
+
+    type MTx<'a> = (MutexGuard<'a, ()>, RefCell<Vec<u64>>);
+
+    impl Model {
+        fn begin(&self) -> Result<MTx<'_>> {
+            Ok((lock(&self.writer), RefCell::new(Vec::new())))
+        }
+        fn apply(&self, tx: &MTx<'_>, v: u64, fail: bool) -> bool {
+            if fail {
+                // A failing closure may have written before failing.
+                tx.1.borrow_mut().push(v + 1000);
+                return false;
+            }
+            tx.1.borrow_mut().push(v);
+            true
+        }
+        fn commit(&self, tx: MTx<'_>) -> Result<()> {
+            let (w, staged) = tx;
+            lock(&self.file).written.extend(staged.into_inner());
+            // The sync, as a separate step another thread may observe before.
+            {
+                let mut f = lock(&self.file);
+                f.synced = f.written.clone();
+                f.commits += 1;
+            }
+            drop(w);
+            Ok(())
+        }
+        fn synced_count(&self, v: u64) -> usize {
+            lock(&self.file).synced.iter().filter(|&&x| x == v).count()
+        }
+    }
+
+    enum MOut {
+        Done(Result<()>),
+        Solo,
+    }
+
+    struct MCall {
+        v: u64,
+        fail_in_batch: bool,
+        reply: Reply<MOut>,
+    }
+
+    /// What a caller does: `Db::batch` with a closure writing `v` that fails in a batch
+    /// (`fail_in_batch`) and/or alone (`fail_alone`).
+    fn caller(
+        q: &Queue<MCall>,
+        m: &Model,
+        v: u64,
+        fail_in_batch: bool,
+        fail_alone: bool,
+        max_size: usize,
+        wait: bool,
+    ) -> Result<()> {
+        let slot = Arc::new(Slot::new());
+        let call = MCall {
+            v,
+            fail_in_batch,
+            reply: Reply::new(slot.clone(), || MOut::Done(Err(Error::TxClosed))),
+        };
+        if let Joined::Leader(id) = q.join(call, max_size) {
+            let deadline = wait.then(|| Instant::now() + Duration::from_secs(3600));
+            let calls = q.take(id, deadline);
+            run_rounds(
+                calls,
+                || m.begin(),
+                |tx, c| m.apply(tx, c.v, c.fail_in_batch),
+                |tx| m.commit(tx),
+                |c, verdict| {
+                    c.reply.send(match verdict {
+                        Verdict::Committed(r) => MOut::Done(r),
+                        Verdict::Solo => MOut::Solo,
+                    })
+                },
+            );
+        }
+        let r = match slot.wait() {
+            MOut::Done(r) => r,
+            MOut::Solo => {
+                let tx = m.begin()?;
+                if m.apply(&tx, v, fail_alone) {
+                    m.commit(tx)
+                } else {
+                    Err(Error::InvalidArgument("failed alone".into()))
+                }
+            }
+        };
+        match &r {
+            Ok(()) => assert_eq!(m.synced_count(v), 1, "caller {v} told Ok before its sync"),
+            Err(_) => assert_eq!(m.synced_count(v), 0, "failed caller {v} left a write"),
+        }
+        r
+    }
+
+    /// Three callers `(value, fails in batch, fails alone)`, one on the model's main thread.
+    fn three(calls: [(u64, bool, bool); 3], max_size: usize, wait: bool) -> (Model, [bool; 3]) {
+        let q = Arc::new(Queue::new());
+        let m = Arc::new(Model::default());
+        let hs: Vec<_> = calls[1..]
+            .iter()
+            .map(|&(v, fb, fa)| {
+                let (q, m) = (q.clone(), m.clone());
+                thread::spawn(move || caller(&q, &m, v, fb, fa, max_size, wait).is_ok())
+            })
+            .collect();
+        let (v, fb, fa) = calls[0];
+        let mut ok = [
+            caller(&q, &m, v, fb, fa, max_size, wait).is_ok(),
+            false,
+            false,
+        ];
+        for (i, h) in hs.into_iter().enumerate() {
+            ok[i + 1] = h.join().expect("caller thread");
+        }
+        let m = Arc::try_unwrap(m).unwrap_or_else(|_| panic!("model still shared"));
+        for (i, &(v, _, _)) in calls.iter().enumerate() {
+            let want = usize::from(ok[i]);
+            assert_eq!(m.synced_count(v), want, "value {v} landed {want} times");
+            assert_eq!(
+                m.synced_count(v + 1000),
+                0,
+                "a failed closure's write landed"
+            );
+        }
+        (m, ok)
+    }
+
+    /// A full batch: the leader waits until the third caller fills it; one commit for all.
+    #[test]
+    fn full_batch_shares_one_commit() {
+        check("full", || {
+            let (m, ok) = three(
+                [(1, false, false), (2, false, false), (3, false, false)],
+                3,
+                true,
+            );
+            assert_eq!(ok, [true; 3]);
+            assert_eq!(lock(&m.file).commits, 1);
+        });
+    }
+
+    /// A leader that takes its batch at once (the delay ran out): late callers open and lead
+    /// batches of their own; nobody is lost or served twice.
+    #[test]
+    fn late_callers_lead_new_batches() {
+        check("late", || {
+            let (m, ok) = three(
+                [(1, false, false), (2, false, false), (3, false, false)],
+                8,
+                false,
+            );
+            assert_eq!(ok, [true; 3]);
+            let c = lock(&m.file).commits;
+            assert!((1..=3).contains(&c), "{c} commits for 3 callers");
+        });
+    }
+
+    /// One caller fails for good and one fails only in the batch: the first gets its error,
+    /// the second succeeds alone, the third is unaffected.
+    #[test]
+    fn a_failure_fails_only_its_caller() {
+        check("failure", || {
+            let (_m, ok) = three(
+                [(1, true, true), (2, true, false), (3, false, false)],
+                3,
+                true,
+            );
+            assert_eq!(ok, [false, true, true]);
+        });
+    }
+
+    /// A reply dropped unsent (a leader that unwinds) still wakes its caller.
+    #[test]
+    fn an_abandoned_reply_wakes_its_caller() {
+        check("abandoned", || {
+            let slot = Arc::new(Slot::new());
+            let reply = Reply::new(slot.clone(), || 7u32);
+            let h = thread::spawn(move || drop(reply));
+            assert_eq!(slot.wait(), 7);
+            h.join().expect("dropper");
+        });
+    }
+}
