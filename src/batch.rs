@@ -339,6 +339,9 @@ impl Db {
     /// (or the panic re-raised) to this caller only. `Ok` is returned only after the commit
     /// that contains this write has been synced (unless `no_sync` is set).
     ///
+    /// Like `update`, `f` must not begin another write transaction (or call `batch`): the
+    /// writer lock is held while it runs.
+    ///
     /// Batching pays off with many concurrent writers; a lone caller waits up to
     /// [`BatchOptions::max_delay`] for company (see [`Db::set_batch_options`]).
     pub fn batch<F>(&self, f: F) -> Result<()>

@@ -125,6 +125,17 @@ fn check_seen(seen: &Seen, seed: u64, what: &str) {
 
 #[test]
 fn transfers_keep_the_total_and_snapshots_hold() {
+    run(false);
+}
+
+/// The same with `no_sync` commits and an occasional `Db::sync`: pages freed by unsynced
+/// commits must wait for a sync as well as for readers.
+#[test]
+fn transfers_keep_the_total_without_sync_per_commit() {
+    run(true);
+}
+
+fn run(no_sync: bool) {
     let secs: f64 = std::env::var("DEADBOLT_STRESS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -137,7 +148,7 @@ fn transfers_keep_the_total_and_snapshots_hold() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         });
-    println!("stress: seed {seed} (replay with DEADBOLT_SEED={seed}), {secs} s");
+    println!("stress: seed {seed} (replay with DEADBOLT_SEED={seed}), {secs} s, no_sync {no_sync}");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stress.db");
@@ -147,6 +158,7 @@ fn transfers_keep_the_total_and_snapshots_hold() {
             &path,
             Options {
                 page_size: 1024,
+                no_sync,
                 ..Options::default()
             },
         )
@@ -196,6 +208,10 @@ fn transfers_keep_the_total_and_snapshots_hold() {
                     0..=3 => db
                         .batch(move |tx| transfer(tx, from, to, amount, churn))
                         .unwrap_or_else(|e| panic!("seed {seed}: batch: {e}")),
+                    // An explicit sync now and then (what makes no_sync frees reusable).
+                    4 if rng.below(4) == 0 => db
+                        .sync()
+                        .unwrap_or_else(|e| panic!("seed {seed}: sync: {e}")),
                     // A plain update.
                     4..=6 => db
                         .update(|tx| transfer(tx, from, to, amount, churn))
