@@ -236,7 +236,6 @@ pub(crate) struct DbInner {
     pub verified: Verified,
     pub counters: Counters,
     pub recovery: Recovery,
-    #[allow(dead_code)] // until the group-commit queue lands
     pub batcher: crate::batch::Batcher,
     /// [`max_overflow`] for this page size, computed once.
     pub max_overflow: u64,

@@ -26,6 +26,7 @@ mod page;
 mod salvage;
 mod tx;
 
+pub use batch::BatchOptions;
 pub use bucket::{Bucket, BucketNames, Iter};
 pub use cursor::{Cursor, Entry};
 pub use db::BucketStats;
