@@ -363,7 +363,11 @@ impl<'tx> Iter<'tx> {
             return None;
         }
         loop {
-            let step = if front { self.step_front() } else { self.step_back() };
+            let step = if front {
+                self.step_front()
+            } else {
+                self.step_back()
+            };
             match step {
                 Err(e) => {
                     self.done = true;
