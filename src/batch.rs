@@ -1,6 +1,912 @@
 //! Group commit (`Db::batch`): concurrent callers share one write transaction and one sync.
-//! (Filled in by the group-commit work; the state lives in every `Db`.)
+//!
+//! Semantics follow bbolt's `DB.Batch`:
+//!
+//! * The first caller to find no open batch opens one and becomes its *leader*; later callers
+//!   join it as *followers* until it holds [`BatchOptions::max_size`] calls.
+//! * The leader waits until the batch is full or [`BatchOptions::max_delay`] has passed, closes
+//!   it (newcomers open the next batch), and runs every call's closure, in arrival order, in one
+//!   write transaction, then commits it: one sync for the whole batch.
+//! * A closure that returns `Err` (or panics) is taken out of the batch, the transaction is rolled
+//!   back and the others run again; the failed caller then runs its closure alone in a plain
+//!   [`Db::update`] and gets that outcome. One caller's failure never fails the others. A
+//!   closure may therefore run more than once and must only act through the transaction.
+//! * Each caller is told its outcome only after the commit (and so the sync) that covers its
+//!   write has returned. If the commit fails, every caller in the batch gets the error.
+//!
+//! The queue and the leader's rounds are written against std-like primitives that are loom's
+//! under `--cfg loom`, so the hand-off is model-checked (see `loom_models` at the end).
 
-/// Shared state of the group-commit queue.
-#[derive(Default)]
-pub(crate) struct Batcher {}
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+#[cfg(loom)]
+use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::tx::Tx;
+
+/// Tuning of [`Db::batch`] (bbolt's `MaxBatchSize` and `MaxBatchDelay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Most calls in one batch; a batch that reaches it is run at once. At least 1.
+    pub max_size: usize,
+    /// Longest a batch's leader waits for more callers before running it.
+    pub max_delay: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_size: 1000,
+            max_delay: Duration::from_millis(10),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---- the generic core (model-checked) ----------------------------------------------------
+
+/// A one-shot slot a follower waits on.
+pub(crate) struct Slot<T> {
+    value: Mutex<Option<T>>,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Slot<T> {
+        Slot {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn put(&self, v: T) {
+        let mut g = lock(&self.value);
+        if g.is_none() {
+            *g = Some(v);
+        }
+        drop(g);
+        self.ready.notify_all();
+    }
+
+    /// Wait for the outcome. Terminates because every [`Reply`] delivers exactly once, even
+    /// when dropped unsent (a leader that unwinds).
+    pub(crate) fn wait(&self) -> T {
+        let mut g = lock(&self.value);
+        loop {
+            if let Some(v) = g.take() {
+                return v;
+            }
+            g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The sending half of a [`Slot`]: delivers exactly once; if dropped unsent, delivers the
+/// value of `abandoned` so that no follower waits forever.
+pub(crate) struct Reply<T> {
+    slot: Option<Arc<Slot<T>>>,
+    abandoned: fn() -> T,
+}
+
+impl<T> Reply<T> {
+    pub(crate) fn new(slot: Arc<Slot<T>>, abandoned: fn() -> T) -> Reply<T> {
+        Reply {
+            slot: Some(slot),
+            abandoned,
+        }
+    }
+
+    pub(crate) fn send(mut self, v: T) {
+        if let Some(s) = self.slot.take() {
+            s.put(v);
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if let Some(s) = self.slot.take() {
+            s.put((self.abandoned)());
+        }
+    }
+}
+
+/// What joining the queue made of the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Joined {
+    /// Opened batch `id`: take it with [`Queue::take`] and run it.
+    Leader(u64),
+    /// Joined an open batch; its leader will reply.
+    Follower,
+}
+
+struct QState<C> {
+    /// The batch newcomers join.
+    open: Option<(u64, Vec<C>)>,
+    /// Batches that filled up before their leader took them.
+    sealed: Vec<(u64, Vec<C>)>,
+    next_id: u64,
+}
+
+/// The gathering of calls into batches.
+pub(crate) struct Queue<C> {
+    state: Mutex<QState<C>>,
+    full: Condvar,
+}
+
+impl<C> Queue<C> {
+    pub(crate) fn new() -> Queue<C> {
+        Queue {
+            state: Mutex::new(QState {
+                open: None,
+                sealed: Vec::new(),
+                next_id: 0,
+            }),
+            full: Condvar::new(),
+        }
+    }
+
+    /// Add `call` to the open batch, or open one (and lead it) if there is none.
+    pub(crate) fn join(&self, call: C, max_size: usize) -> Joined {
+        let max_size = max_size.max(1);
+        let mut g = lock(&self.state);
+        let st = &mut *g;
+        let (joined, len) = match &mut st.open {
+            Some((_, calls)) => {
+                calls.push(call);
+                (Joined::Follower, calls.len())
+            }
+            None => {
+                let id = st.next_id;
+                st.next_id = st.next_id.wrapping_add(1);
+                st.open = Some((id, vec![call]));
+                (Joined::Leader(id), 1)
+            }
+        };
+        if len >= max_size {
+            if let Some(b) = st.open.take() {
+                st.sealed.push(b);
+            }
+            drop(g);
+            self.full.notify_all();
+        }
+        joined
+    }
+
+    /// The leader of batch `id` takes it, closing it to newcomers: at once when `deadline` is
+    /// `None`, otherwise once it is full or the deadline has passed.
+    pub(crate) fn take(&self, id: u64, deadline: Option<Instant>) -> Vec<C> {
+        let mut g = lock(&self.state);
+        loop {
+            if let Some(i) = g.sealed.iter().position(|(b, _)| *b == id) {
+                return g.sealed.swap_remove(i).1;
+            }
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::ZERO,
+            };
+            if left.is_zero() {
+                break;
+            }
+            g = match self.full.wait_timeout(g, left) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        match g.open.take() {
+            Some((b, calls)) if b == id => calls,
+            other => {
+                // Not ours (cannot happen: only its leader removes an open batch unless it
+                // is full, and then it is in `sealed`). Put it back.
+                g.open = other;
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// How a call of a batch ended.
+pub(crate) enum Verdict {
+    /// Its closure succeeded and the batch's commit returned this.
+    Committed(Result<()>),
+    /// Its closure failed: the caller must run it alone.
+    Solo,
+}
+
+/// The leader's rounds: begin a transaction, apply every call in order; on the first call that
+/// fails, roll back (drop the transaction), hand that call back with [`Verdict::Solo`] and go
+/// again without it; once all apply, commit and only then give every call the commit's result.
+/// Each round removes a call or ends, so there are at most `calls.len() + 1` rounds.
+pub(crate) fn run_rounds<C, T>(
+    mut calls: Vec<C>,
+    mut begin: impl FnMut() -> Result<T>,
+    mut apply: impl FnMut(&T, &C) -> bool,
+    mut commit: impl FnMut(T) -> Result<()>,
+    mut finish: impl FnMut(C, Verdict),
+) {
+    let rounds = calls.len() + 1;
+    for _ in 0..rounds {
+        if calls.is_empty() {
+            return;
+        }
+        let tx = match begin() {
+            Ok(tx) => tx,
+            Err(e) => {
+                for c in calls.drain(..) {
+                    finish(c, Verdict::Committed(Err(copy_error(&e))));
+                }
+                return;
+            }
+        };
+        match calls.iter().position(|c| !apply(&tx, c)) {
+            Some(i) => {
+                drop(tx);
+                let c = calls.remove(i);
+                finish(c, Verdict::Solo);
+            }
+            None => {
+                let r = commit(tx);
+                for c in calls.drain(..) {
+                    let v = match &r {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(copy_error(e)),
+                    };
+                    finish(c, Verdict::Committed(v));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// An equivalent error for each caller of a failed batch ([`Error`] is not `Clone`).
+pub(crate) fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        Error::Corruption { page, detail } => Error::Corruption {
+            page: *page,
+            detail: detail.clone(),
+        },
+        Error::InvalidFile(s) => Error::InvalidFile(s.clone()),
+        Error::BucketNotFound => Error::BucketNotFound,
+        Error::BucketExists => Error::BucketExists,
+        Error::IncompatibleValue => Error::IncompatibleValue,
+        Error::KeyTooLarge { len } => Error::KeyTooLarge { len: *len },
+        Error::KeyEmpty => Error::KeyEmpty,
+        Error::ValueTooLarge { len } => Error::ValueTooLarge { len: *len },
+        Error::InvalidBucketName => Error::InvalidBucketName,
+        Error::ReadOnly => Error::ReadOnly,
+        Error::LockTimeout => Error::LockTimeout,
+        Error::Poisoned(s) => Error::Poisoned(s.clone()),
+        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+        Error::TxClosed => Error::TxClosed,
+    }
+}
+
+// ---- the engine's use of it --------------------------------------------------------------
+
+/// A caller's closure, as the queue holds it.
+type BatchFn = Box<dyn Fn(&Tx<'_>) -> Result<()> + Send + 'static>;
+
+/// What a caller of [`Db::batch`] is told.
+pub(crate) enum Outcome {
+    Done(Result<()>),
+    /// Run your closure alone.
+    Solo(BatchFn),
+}
+
+fn abandoned() -> Outcome {
+    Outcome::Done(Err(Error::Io(std::io::Error::other(
+        "the batch's leader unwound before finishing the batch",
+    ))))
+}
+
+pub(crate) struct Call {
+    f: BatchFn,
+    reply: Reply<Outcome>,
+}
+
+/// Shared state of the group-commit queue (one per `Db`).
+pub(crate) struct Batcher {
+    queue: Queue<Call>,
+    opts: Mutex<BatchOptions>,
+}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        Batcher {
+            queue: Queue::new(),
+            opts: Mutex::new(BatchOptions::default()),
+        }
+    }
+}
+
+impl Db {
+    /// Run `f` in a write transaction shared with other concurrent callers of `batch`, so that
+    /// they all commit with one sync (bbolt's `DB.Batch`).
+    ///
+    /// `f` may run more than once (if another caller's closure fails, the batch is retried
+    /// without it), so it must only act through the transaction. If `f` returns `Err` (or
+    /// panics), it is run again alone, as by [`Db::update`], and that is the outcome returned
+    /// (or the panic re-raised) to this caller only. `Ok` is returned only after the commit
+    /// that contains this write has been synced (unless `no_sync` is set).
+    ///
+    /// Like `update`, `f` must not begin another write transaction (or call `batch`): the
+    /// writer lock is held while it runs.
+    ///
+    /// Batching pays off with many concurrent writers; a lone caller waits up to
+    /// [`BatchOptions::max_delay`] for company (see [`Db::set_batch_options`]).
+    pub fn batch<F>(&self, f: F) -> Result<()>
+    where
+        F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
+    {
+        if self.inner.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let b = &self.inner.batcher;
+        let opts = self.batch_options();
+        let slot = Arc::new(Slot::new());
+        let call = Call {
+            f: Box::new(f),
+            reply: Reply::new(slot.clone(), abandoned),
+        };
+        if let Joined::Leader(id) = b.queue.join(call, opts.max_size) {
+            // A delay too long to represent is a wait for a full batch (capped at an hour).
+            let delay = opts.max_delay.min(Duration::from_secs(3600));
+            let deadline = Instant::now().checked_add(delay);
+            let calls = b.queue.take(id, deadline);
+            self.run_batch(calls);
+        }
+        match slot.wait() {
+            Outcome::Done(r) => r,
+            Outcome::Solo(f) => self.update(|tx| f(tx)),
+        }
+    }
+
+    fn run_batch(&self, calls: Vec<Call>) {
+        run_rounds(
+            calls,
+            || self.begin_write(),
+            |tx, c| matches!(catch_unwind(AssertUnwindSafe(|| (c.f)(tx))), Ok(Ok(()))),
+            |tx| tx.commit(),
+            |c, v| {
+                let Call { f, reply } = c;
+                reply.send(match v {
+                    Verdict::Committed(r) => Outcome::Done(r),
+                    Verdict::Solo => Outcome::Solo(f),
+                })
+            },
+        );
+    }
+
+    /// Set the largest batch and the longest wait of [`Db::batch`] (defaults: 1000 calls,
+    /// 10 ms). Takes effect for batches opened afterwards.
+    pub fn set_batch_options(&self, opts: BatchOptions) -> Result<()> {
+        if opts.max_size == 0 {
+            return Err(Error::InvalidArgument(
+                "batch max_size must be at least 1".into(),
+            ));
+        }
+        *lock(&self.inner.batcher.opts) = opts;
+        Ok(())
+    }
+
+    /// The current [`BatchOptions`].
+    pub fn batch_options(&self) -> BatchOptions {
+        *lock(&self.inner.batcher.opts)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::storage::{MemStorage, Storage, View};
+    use crate::Options;
+    use std::io;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Barrier;
+
+    /// Memory storage that counts completed syncs and can be told to fail them.
+    #[derive(Default)]
+    struct Probe {
+        mem: MemStorage,
+        synced: AtomicU64,
+        fail_sync: AtomicBool,
+    }
+
+    impl Storage for Probe {
+        fn len(&self) -> io::Result<u64> {
+            self.mem.len()
+        }
+        fn view(&self) -> io::Result<std::sync::Arc<dyn View>> {
+            self.mem.view()
+        }
+        fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.mem.write_at(offset, data)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.mem.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            if self.fail_sync.load(Ordering::SeqCst) {
+                return Err(io::Error::other("injected sync failure"));
+            }
+            self.mem.sync_data()?;
+            self.synced.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn probe_db() -> (std::sync::Arc<Probe>, std::sync::Arc<Db>) {
+        let p = std::sync::Arc::new(Probe::default());
+        let db = Db::open_storage(p.clone(), Options::default()).unwrap();
+        db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
+        (p, std::sync::Arc::new(db))
+    }
+
+    fn get(db: &Db, k: &[u8]) -> Option<Vec<u8>> {
+        let tx = db.begin_read().unwrap();
+        let b = tx.bucket(b"b").unwrap().unwrap();
+        b.get(k).unwrap().map(|v| v.into_owned())
+    }
+
+    /// Run `n` threads that call `batch` at once with closures made by `mk(i)`; return each
+    /// thread's result (Err(()) for a panic).
+    fn run_threads<F>(
+        db: &std::sync::Arc<Db>,
+        n: usize,
+        mk: impl Fn(usize) -> F,
+    ) -> Vec<std::result::Result<Result<()>, ()>>
+    where
+        F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
+    {
+        let start = std::sync::Arc::new(Barrier::new(n));
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let (db, start, f) = (db.clone(), start.clone(), mk(i));
+                std::thread::spawn(move || {
+                    start.wait();
+                    db.batch(f)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().map_err(|_| ())).collect()
+    }
+
+    #[test]
+    fn concurrent_callers_share_commits_and_all_land() {
+        let (p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 8,
+            max_delay: Duration::from_millis(200),
+        })
+        .unwrap();
+        let before = p.synced.load(Ordering::SeqCst);
+        let res = run_threads(&db, 8, |i| {
+            move |tx: &Tx<'_>| {
+                tx.bucket(b"b")?
+                    .ok_or(Error::BucketNotFound)?
+                    .put(format!("k{i}").as_bytes(), b"v")
+            }
+        });
+        assert!(res.iter().all(|r| matches!(r, Ok(Ok(())))));
+        for i in 0..8 {
+            assert_eq!(
+                get(&db, format!("k{i}").as_bytes()).as_deref(),
+                Some(&b"v"[..])
+            );
+        }
+        let syncs = p.synced.load(Ordering::SeqCst) - before;
+        assert!(syncs < 8, "8 callers took {syncs} syncs: no batching");
+        assert!(db.check().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_failing_caller_fails_alone() {
+        let (_p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 6,
+            max_delay: Duration::from_millis(200),
+        })
+        .unwrap();
+        let res = run_threads(&db, 6, |i| {
+            move |tx: &Tx<'_>| {
+                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
+                b.put(format!("k{i}").as_bytes(), b"v")?;
+                if i == 3 {
+                    return Err(Error::InvalidArgument("caller 3 always fails".into()));
+                }
+                Ok(())
+            }
+        });
+        for (i, r) in res.iter().enumerate() {
+            match (i, r) {
+                (3, Ok(Err(Error::InvalidArgument(_)))) => {}
+                (3, other) => panic!("caller 3 got {other:?}"),
+                (_, Ok(Ok(()))) => {}
+                (_, other) => panic!("caller {i} got {other:?}"),
+            }
+        }
+        for i in 0..6 {
+            let want = (i != 3).then(|| b"v".to_vec());
+            assert_eq!(get(&db, format!("k{i}").as_bytes()), want, "key {i}");
+        }
+    }
+
+    #[test]
+    fn a_closure_that_fails_in_the_batch_is_retried_alone() {
+        let (_p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 4,
+            max_delay: Duration::from_millis(200),
+        })
+        .unwrap();
+        let runs = std::sync::Arc::new(AtomicUsize::new(0));
+        let res = run_threads(&db, 4, |i| {
+            let runs = runs.clone();
+            move |tx: &Tx<'_>| {
+                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
+                b.put(format!("k{i}").as_bytes(), b"v")?;
+                if i == 0 && runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(Error::InvalidArgument("first run fails".into()));
+                }
+                Ok(())
+            }
+        });
+        assert!(res.iter().all(|r| matches!(r, Ok(Ok(())))), "{res:?}");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        for i in 0..4 {
+            assert!(get(&db, format!("k{i}").as_bytes()).is_some());
+        }
+    }
+
+    #[test]
+    fn a_panicking_closure_panics_its_own_caller_only() {
+        let (_p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 4,
+            max_delay: Duration::from_millis(200),
+        })
+        .unwrap();
+        let res = run_threads(&db, 4, |i| {
+            move |tx: &Tx<'_>| {
+                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
+                b.put(format!("k{i}").as_bytes(), b"v")?;
+                if i == 1 {
+                    panic!("caller 1 panics");
+                }
+                Ok(())
+            }
+        });
+        for (i, r) in res.iter().enumerate() {
+            if i == 1 {
+                assert!(r.is_err(), "caller 1 should have panicked");
+            } else {
+                assert!(matches!(r, Ok(Ok(()))), "caller {i}: {r:?}");
+                assert!(get(&db, format!("k{i}").as_bytes()).is_some());
+            }
+        }
+        assert!(get(&db, b"k1").is_none());
+        db.update(|tx| tx.bucket(b"b").map(|_| ())).unwrap();
+    }
+
+    #[test]
+    fn ok_only_after_the_covering_sync() {
+        let (p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 4,
+            max_delay: Duration::from_millis(5),
+        })
+        .unwrap();
+        for _round in 0..5 {
+            let seen: std::sync::Arc<Vec<AtomicU64>> =
+                std::sync::Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
+            let res = run_threads(&db, 4, |i| {
+                let (seen, p) = (seen.clone(), p.clone());
+                move |tx: &Tx<'_>| {
+                    // Syncs completed when the closure last ran, i.e. before its commit.
+                    seen[i].store(p.synced.load(Ordering::SeqCst), Ordering::SeqCst);
+                    tx.bucket(b"b")?
+                        .ok_or(Error::BucketNotFound)?
+                        .put(format!("k{i}").as_bytes(), b"v")
+                }
+            });
+            let now = p.synced.load(Ordering::SeqCst);
+            for (i, r) in res.iter().enumerate() {
+                assert!(matches!(r, Ok(Ok(()))));
+                assert!(
+                    now > seen[i].load(Ordering::SeqCst),
+                    "caller {i} acked before a sync"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_fails_every_caller_of_the_batch() {
+        let (p, db) = probe_db();
+        db.set_batch_options(BatchOptions {
+            max_size: 3,
+            max_delay: Duration::from_millis(300),
+        })
+        .unwrap();
+        p.fail_sync.store(true, Ordering::SeqCst);
+        let res = run_threads(&db, 3, |i| {
+            move |tx: &Tx<'_>| {
+                tx.bucket(b"b")?
+                    .ok_or(Error::BucketNotFound)?
+                    .put(format!("k{i}").as_bytes(), b"v")
+            }
+        });
+        for r in &res {
+            assert!(matches!(r, Ok(Err(Error::Io(_)))), "{r:?}");
+        }
+        // The handle is poisoned afterwards, as with update.
+        assert!(matches!(
+            db.batch(|_tx: &Tx<'_>| Ok(())),
+            Err(Error::Poisoned(_))
+        ));
+    }
+
+    #[test]
+    fn options_are_validated_and_size_one_is_update() {
+        let (p, db) = probe_db();
+        assert!(db
+            .set_batch_options(BatchOptions {
+                max_size: 0,
+                max_delay: Duration::ZERO
+            })
+            .is_err());
+        db.set_batch_options(BatchOptions {
+            max_size: 1,
+            max_delay: Duration::from_secs(60),
+        })
+        .unwrap();
+        let before = p.synced.load(Ordering::SeqCst);
+        for i in 0..3u8 {
+            db.batch(move |tx: &Tx<'_>| {
+                tx.bucket(b"b")?
+                    .ok_or(Error::BucketNotFound)?
+                    .put(&[i + 1], b"v")
+            })
+            .unwrap();
+        }
+        assert_eq!(p.synced.load(Ordering::SeqCst) - before, 3);
+        assert_eq!(db.batch_options().max_size, 1);
+    }
+}
+
+/// Model checks of the group-commit hand-off (`RUSTFLAGS="--cfg loom" cargo test --release
+/// --lib loom_models`): the real [`Queue`], [`Slot`]/[`Reply`] and [`run_rounds`] driven as
+/// `Db::batch` drives them, over a model engine whose commit makes its writes visible in two
+/// steps (written, then synced). Checked in every interleaving: each caller gets exactly one
+/// outcome, `Ok` only once its write is synced, each successful write lands exactly once, a
+/// failing caller fails alone and leaves no trace.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use loom::thread;
+    use std::cell::RefCell;
+
+    fn check(name: &str, f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if b.preemption_bound.is_none() {
+            b.preemption_bound = Some(2);
+        }
+        let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let m = n.clone();
+        b.check(move || {
+            m.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f()
+        });
+        eprintln!(
+            "loom batch {name}: {} executions",
+            n.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+
+    #[derive(Default)]
+    struct File {
+        written: Vec<u64>,
+        synced: Vec<u64>,
+        commits: u64,
+    }
+
+    /// The engine: one writer at a time, a file.
+    #[derive(Default)]
+    struct Model {
+        writer: Mutex<()>,
+        file: Mutex<File>,
+    }
+
+    type MTx<'a> = (MutexGuard<'a, ()>, RefCell<Vec<u64>>);
+
+    impl Model {
+        fn begin(&self) -> Result<MTx<'_>> {
+            Ok((lock(&self.writer), RefCell::new(Vec::new())))
+        }
+        fn apply(&self, tx: &MTx<'_>, v: u64, fail: bool) -> bool {
+            if fail {
+                // A failing closure may have written before failing.
+                tx.1.borrow_mut().push(v + 1000);
+                return false;
+            }
+            tx.1.borrow_mut().push(v);
+            true
+        }
+        fn commit(&self, tx: MTx<'_>) -> Result<()> {
+            let (w, staged) = tx;
+            lock(&self.file).written.extend(staged.into_inner());
+            // The sync, as a separate step another thread may observe before.
+            {
+                let mut f = lock(&self.file);
+                f.synced = f.written.clone();
+                f.commits += 1;
+            }
+            drop(w);
+            Ok(())
+        }
+        fn synced_count(&self, v: u64) -> usize {
+            lock(&self.file).synced.iter().filter(|&&x| x == v).count()
+        }
+    }
+
+    enum MOut {
+        Done(Result<()>),
+        Solo,
+    }
+
+    struct MCall {
+        v: u64,
+        fail_in_batch: bool,
+        reply: Reply<MOut>,
+    }
+
+    /// What a caller does: `Db::batch` with a closure writing `v` that fails in a batch
+    /// (`fail_in_batch`) and/or alone (`fail_alone`).
+    fn caller(
+        q: &Queue<MCall>,
+        m: &Model,
+        v: u64,
+        fail_in_batch: bool,
+        fail_alone: bool,
+        max_size: usize,
+        wait: bool,
+    ) -> Result<()> {
+        let slot = Arc::new(Slot::new());
+        let call = MCall {
+            v,
+            fail_in_batch,
+            reply: Reply::new(slot.clone(), || MOut::Done(Err(Error::TxClosed))),
+        };
+        if let Joined::Leader(id) = q.join(call, max_size) {
+            let deadline = wait.then(|| Instant::now() + Duration::from_secs(3600));
+            let calls = q.take(id, deadline);
+            run_rounds(
+                calls,
+                || m.begin(),
+                |tx, c| m.apply(tx, c.v, c.fail_in_batch),
+                |tx| m.commit(tx),
+                |c, verdict| {
+                    c.reply.send(match verdict {
+                        Verdict::Committed(r) => MOut::Done(r),
+                        Verdict::Solo => MOut::Solo,
+                    })
+                },
+            );
+        }
+        let r = match slot.wait() {
+            MOut::Done(r) => r,
+            MOut::Solo => {
+                let tx = m.begin()?;
+                if m.apply(&tx, v, fail_alone) {
+                    m.commit(tx)
+                } else {
+                    Err(Error::InvalidArgument("failed alone".into()))
+                }
+            }
+        };
+        match &r {
+            Ok(()) => assert_eq!(m.synced_count(v), 1, "caller {v} told Ok before its sync"),
+            Err(_) => assert_eq!(m.synced_count(v), 0, "failed caller {v} left a write"),
+        }
+        r
+    }
+
+    /// Three callers `(value, fails in batch, fails alone)`, one on the model's main thread.
+    fn three(calls: [(u64, bool, bool); 3], max_size: usize, wait: bool) -> (Model, [bool; 3]) {
+        let q = Arc::new(Queue::new());
+        let m = Arc::new(Model::default());
+        let hs: Vec<_> = calls[1..]
+            .iter()
+            .map(|&(v, fb, fa)| {
+                let (q, m) = (q.clone(), m.clone());
+                thread::spawn(move || caller(&q, &m, v, fb, fa, max_size, wait).is_ok())
+            })
+            .collect();
+        let (v, fb, fa) = calls[0];
+        let mut ok = [
+            caller(&q, &m, v, fb, fa, max_size, wait).is_ok(),
+            false,
+            false,
+        ];
+        for (i, h) in hs.into_iter().enumerate() {
+            ok[i + 1] = h.join().expect("caller thread");
+        }
+        let m = Arc::try_unwrap(m).unwrap_or_else(|_| panic!("model still shared"));
+        for (i, &(v, _, _)) in calls.iter().enumerate() {
+            let want = usize::from(ok[i]);
+            assert_eq!(m.synced_count(v), want, "value {v} landed {want} times");
+            assert_eq!(
+                m.synced_count(v + 1000),
+                0,
+                "a failed closure's write landed"
+            );
+        }
+        (m, ok)
+    }
+
+    /// A full batch: the leader waits until the third caller fills it; one commit for all.
+    #[test]
+    fn full_batch_shares_one_commit() {
+        check("full", || {
+            let (m, ok) = three(
+                [(1, false, false), (2, false, false), (3, false, false)],
+                3,
+                true,
+            );
+            assert_eq!(ok, [true; 3]);
+            assert_eq!(lock(&m.file).commits, 1);
+        });
+    }
+
+    /// A leader that takes its batch at once (the delay ran out): late callers open and lead
+    /// batches of their own; nobody is lost or served twice.
+    #[test]
+    fn late_callers_lead_new_batches() {
+        check("late", || {
+            let (m, ok) = three(
+                [(1, false, false), (2, false, false), (3, false, false)],
+                8,
+                false,
+            );
+            assert_eq!(ok, [true; 3]);
+            let c = lock(&m.file).commits;
+            assert!((1..=3).contains(&c), "{c} commits for 3 callers");
+        });
+    }
+
+    /// One caller fails for good and one fails only in the batch: the first gets its error,
+    /// the second succeeds alone, the third is unaffected.
+    #[test]
+    fn a_failure_fails_only_its_caller() {
+        check("failure", || {
+            let (_m, ok) = three(
+                [(1, true, true), (2, true, false), (3, false, false)],
+                3,
+                true,
+            );
+            assert_eq!(ok, [false, true, true]);
+        });
+    }
+
+    /// A reply dropped unsent (a leader that unwinds) still wakes its caller.
+    #[test]
+    fn an_abandoned_reply_wakes_its_caller() {
+        check("abandoned", || {
+            let slot = Arc::new(Slot::new());
+            let reply = Reply::new(slot.clone(), || 7u32);
+            let h = thread::spawn(move || drop(reply));
+            assert_eq!(slot.wait(), 7);
+            h.join().expect("dropper");
+        });
+    }
+}

@@ -288,8 +288,8 @@ pub struct Iter<'tx> {
     hi: Bound<Vec<u8>>,
     started_front: bool,
     started_back: bool,
-    last_front: Option<Vec<u8>>,
-    last_back: Option<Vec<u8>>,
+    last_front: Option<Cow<'tx, [u8]>>,
+    last_back: Option<Cow<'tx, [u8]>>,
     done: bool,
 }
 
@@ -355,14 +355,20 @@ impl<'tx> Iter<'tx> {
     }
 }
 
-impl<'tx> Iterator for Iter<'tx> {
-    type Item = Result<Pair<'tx>>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'tx> Iter<'tx> {
+    /// One step from the front or the back, skipping nested buckets, stopping at the range's
+    /// bound or where the other end has already been.
+    fn advance(&mut self, front: bool) -> Option<Result<Pair<'tx>>> {
         if self.done {
             return None;
         }
         loop {
-            match self.step_front() {
+            let step = if front {
+                self.step_front()
+            } else {
+                self.step_back()
+            };
+            match step {
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -372,11 +378,21 @@ impl<'tx> Iterator for Iter<'tx> {
                     return None;
                 }
                 Ok(Some(e)) => {
-                    if !self.in_front_bounds(&e.key) {
+                    let inside = if front {
+                        self.in_front_bounds(&e.key)
+                    } else {
+                        self.in_back_bounds(&e.key)
+                    };
+                    if !inside {
                         self.done = true;
                         return None;
                     }
-                    self.last_front = Some(e.key.to_vec());
+                    // A borrowed key (read transactions) is copied by pointer only.
+                    if front {
+                        self.last_front = Some(e.key.clone());
+                    } else {
+                        self.last_back = Some(e.key.clone());
+                    }
                     if let Some(v) = e.value {
                         return Some(Ok((e.key, v)));
                     }
@@ -386,33 +402,16 @@ impl<'tx> Iterator for Iter<'tx> {
     }
 }
 
+impl<'tx> Iterator for Iter<'tx> {
+    type Item = Result<Pair<'tx>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.advance(true)
+    }
+}
+
 impl<'tx> DoubleEndedIterator for Iter<'tx> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        loop {
-            match self.step_back() {
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-                Ok(None) => {
-                    self.done = true;
-                    return None;
-                }
-                Ok(Some(e)) => {
-                    if !self.in_back_bounds(&e.key) {
-                        self.done = true;
-                        return None;
-                    }
-                    self.last_back = Some(e.key.to_vec());
-                    if let Some(v) = e.value {
-                        return Some(Ok((e.key, v)));
-                    }
-                }
-            }
-        }
+        self.advance(false)
     }
 }
 

@@ -236,8 +236,9 @@ pub(crate) struct DbInner {
     pub verified: Verified,
     pub counters: Counters,
     pub recovery: Recovery,
-    #[allow(dead_code)] // until the group-commit queue lands
     pub batcher: crate::batch::Batcher,
+    /// [`max_overflow`] for this page size, computed once.
+    pub max_overflow: u64,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
@@ -337,7 +338,7 @@ impl DbInner {
             )));
         }
         let over = h.overflow as u64;
-        if over > max_overflow(self.page_size) || r.pgid + 1 + over > hwm {
+        if over > self.max_overflow || r.pgid + 1 + over > hwm {
             return Err(bad(format!(
                 "overflow of {over} pages runs past the high-water mark {hwm}"
             )));
@@ -647,6 +648,7 @@ impl DbInner {
             counters: Counters::default(),
             recovery: Recovery::default(),
             batcher: crate::batch::Batcher::default(),
+            max_overflow: max_overflow(page_size),
         }
     }
 }
@@ -818,6 +820,36 @@ impl Db {
         w.last_synced = self.inner.shared.current().1;
         w.unsynced = false;
         Ok(())
+    }
+
+    /// Give back every byte past the high-water mark: truncate the file to the pages in use and
+    /// sync. Skipped (returns `false`) while a reader of an older snapshot is open. Commits
+    /// already truncate when most of the file's end is free; this goes all the way.
+    pub fn shrink_to_fit(&self) -> Result<bool> {
+        let mut w = self.inner.writer.lock();
+        if let Some(why) = &w.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        if self.inner.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let (snap, _) = self.inner.shared.current();
+        let done = match crate::tx::truncate_to_hwm(&self.inner, &mut w, &snap.meta).and_then(|d| {
+            self.inner
+                .storage
+                .sync_data()
+                .map(|_| d)
+                .map_err(Error::from)
+        }) {
+            Ok(d) => d,
+            Err(e) => {
+                w.poisoned = Some(format!("shrinking the file failed: {e}"));
+                return Err(e);
+            }
+        };
+        self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.counters.publish(&w);
+        Ok(done)
     }
 
     /// What open found (a rolled-back commit, a damaged meta slot).

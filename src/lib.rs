@@ -8,6 +8,8 @@
 
 pub mod bolt;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod storage;
 
 mod batch;
@@ -24,6 +26,7 @@ mod page;
 mod salvage;
 mod tx;
 
+pub use batch::BatchOptions;
 pub use bucket::{Bucket, BucketNames, Iter};
 pub use cursor::{Cursor, Entry};
 pub use db::BucketStats;

@@ -208,6 +208,7 @@ impl Db {
             todo.extend(children);
         }
         dst.sync()?;
+        dst.shrink_to_fit()?;
         Ok(())
     }
 }

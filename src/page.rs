@@ -54,10 +54,6 @@ pub(crate) const FLAG_BUCKET: u8 = 1;
 pub(crate) fn rd_u8(b: &[u8], off: usize) -> Option<u8> {
     b.get(off).copied()
 }
-pub(crate) fn rd_u16(b: &[u8], off: usize) -> Option<u16> {
-    let s = b.get(off..off.checked_add(2)?)?;
-    Some(u16::from_le_bytes([s[0], s[1]]))
-}
 pub(crate) fn rd_u32(b: &[u8], off: usize) -> Option<u32> {
     let s = b.get(off..off.checked_add(4)?)?;
     let mut a = [0u8; 4];
@@ -84,6 +80,22 @@ pub(crate) fn wr_u32(b: &mut [u8], off: usize, v: u32) {
 }
 pub(crate) fn wr_u64(b: &mut [u8], off: usize, v: u64) {
     b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Byte-wise key order, with a fast first step: most keys differ in their first eight bytes,
+/// which compare as one big-endian integer without a call to `memcmp`.
+#[inline]
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    if a.len() >= 8 && b.len() >= 8 {
+        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
+        x.copy_from_slice(&a[..8]);
+        y.copy_from_slice(&b[..8]);
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
 }
 
 /// A pointer to a page as its parent records it: id, the txid that wrote it, and its checksum.
@@ -163,14 +175,22 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    #[inline]
     pub(crate) fn parse(b: &[u8]) -> Option<Header> {
+        let a: &[u8; HEADER] = b.get(..HEADER)?.try_into().ok()?;
+        let u32_at = |o: usize| u32::from_le_bytes([a[o], a[o + 1], a[o + 2], a[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&a[o..o + 8]);
+            u64::from_le_bytes(x)
+        };
         Some(Header {
-            crc: rd_u32(b, 0)?,
-            ptype: rd_u8(b, 4)?,
-            count: rd_u16(b, 6)?,
-            pgid: rd_u64(b, 8)?,
-            txid: rd_u64(b, 16)?,
-            overflow: rd_u32(b, 24)?,
+            crc: u32_at(0),
+            ptype: a[4],
+            count: u16::from_le_bytes([a[6], a[7]]),
+            pgid: u64_at(8),
+            txid: u64_at(16),
+            overflow: u32_at(24),
         })
     }
 }
@@ -232,20 +252,31 @@ impl<'a> Page<'a> {
         }
     }
 
-    /// Key of element `i`.
-    pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
-        let e = HEADER + i * self.elem_size();
-        let (ko, kl) = if self.leaf {
-            (rd_u32(self.data, e + 4), rd_u32(self.data, e + 8))
+    /// Key of element `i` (the hot path of every search: one bounds check on the element's
+    /// two fields and one on the key).
+    #[inline]
+    fn key_fast(&self, i: usize) -> Option<&'a [u8]> {
+        if i >= self.count {
+            return None;
+        }
+        let e = if self.leaf {
+            HEADER + i * LEAF_ELEM + 4
         } else {
-            (rd_u32(self.data, e + 20), rd_u32(self.data, e + 24))
+            HEADER + i * BRANCH_ELEM + 20
         };
-        let (ko, kl) = match (ko, kl) {
-            (Some(a), Some(b)) if i < self.count => (a as usize, b as usize),
-            _ => return Err(self.bad(format!("element {i} out of bounds"))),
-        };
-        rd_slice(self.data, ko, kl)
-            .ok_or_else(|| self.bad(format!("key of element {i} ({ko}+{kl}) outside the page")))
+        let f: &[u8; 8] = self.data.get(e..e.checked_add(8)?)?.try_into().ok()?;
+        let ko = u32::from_le_bytes([f[0], f[1], f[2], f[3]]) as usize;
+        let kl = u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize;
+        self.data.get(ko..ko.checked_add(kl)?)
+    }
+
+    /// Key of element `i`.
+    #[inline]
+    pub(crate) fn key(&self, i: usize) -> Result<&'a [u8]> {
+        match self.key_fast(i) {
+            Some(k) => Ok(k),
+            None => Err(self.bad(format!("key of element {i} lies outside the page"))),
+        }
     }
 
     /// Leaf element `i`.
@@ -344,7 +375,7 @@ impl<'a> Page<'a> {
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.key(mid)? <= key {
+            if cmp_keys(self.key(mid)?, key) != std::cmp::Ordering::Greater {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -358,7 +389,7 @@ impl<'a> Page<'a> {
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.key(mid)? < key {
+            if cmp_keys(self.key(mid)?, key) == std::cmp::Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;

@@ -884,6 +884,7 @@ impl<'db> Tx<'db> {
             allocated: Vec::new(),
             io_started: false,
             deferred: Vec::new(),
+            run: None,
         };
         let res = c.run();
         let io = c.io_started;
@@ -933,6 +934,16 @@ fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     {
         return Ok(());
     }
+    truncate_to_hwm(db, wr, meta).map(|_| ())
+}
+
+/// Truncate the file to the high-water mark of `meta` (the newest commit) unless a reader of
+/// an older snapshot is live. Returns whether it did.
+pub(crate) fn truncate_to_hwm(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<bool> {
+    let target = meta.hwm * db.page_size as u64;
+    if wr.file_len == target {
+        return Ok(false);
+    }
     let mut result = Ok(());
     let shrunk = db.shared.publish_if_no_older_readers(meta.txid, || {
         let r = db.storage.set_len(target).and_then(|_| db.storage.view());
@@ -947,7 +958,7 @@ fn shrink(db: &DbInner, wr: &mut Writer, meta: &Meta) -> Result<()> {
     if shrunk {
         wr.file_len = target;
     }
-    result
+    result.map(|_| shrunk)
 }
 
 struct Commit<'t, 'db> {
@@ -960,7 +971,12 @@ struct Commit<'t, 'db> {
     io_started: bool,
     /// With the planted bug `bug-meta-before-data`: page writes held back until after the meta.
     deferred: Vec<(u64, Vec<u8>)>,
+    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes).
+    run: Option<(u64, Vec<u8>)>,
 }
+
+/// Largest single coalesced write.
+const WRITE_RUN: usize = 1 << 20;
 
 impl Commit<'_, '_> {
     fn db(&self) -> &DbInner {
@@ -1008,7 +1024,23 @@ impl Commit<'_, '_> {
             self.deferred.push((off, buf));
             return Ok(());
         }
-        self.db().storage.write_at(off, &buf)?;
+        // Coalesce adjacent spans into one write (a bulk load allocates them in order).
+        if let Some((roff, rbuf)) = &mut self.run {
+            if *roff + rbuf.len() as u64 == off && rbuf.len() + buf.len() <= WRITE_RUN {
+                rbuf.extend_from_slice(&buf);
+                return Ok(());
+            }
+        }
+        self.flush_run()?;
+        self.run = Some((off, buf));
+        Ok(())
+    }
+
+    /// Issue the pending coalesced write, if any.
+    fn flush_run(&mut self) -> Result<()> {
+        if let Some((off, buf)) = self.run.take() {
+            self.db().storage.write_at(off, &buf)?;
+        }
         Ok(())
     }
 
@@ -1098,6 +1130,7 @@ impl Commit<'_, '_> {
         let p = self.db().page_size as u64;
         let sync = !self.db().opts.no_sync;
         self.io_started = true;
+        self.flush_run()?;
         storage.write_at((self.txid % 2) * p, &meta.encode())?;
         if cfg!(feature = "bug-meta-before-data") {
             self.sync_once(&storage)?;

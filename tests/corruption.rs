@@ -3,35 +3,13 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::format::*;
 use deadbolt::{Db, Error, MemStorage, Options};
 
-/// Counting allocator: tracks the bytes currently allocated and the peak since a reset.
-struct Counting;
-static CUR: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarding to the system allocator with the caller's layout.
-        let p = unsafe { System.alloc(l) };
-        let now = CUR.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CUR.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: `p` was allocated by `alloc` above with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: common::alloc::Counting = common::alloc::Counting;
 
 const P: usize = 1024;
 
@@ -134,14 +112,13 @@ fn branch_pointing_at_freelist_page() {
     put_ref(&mut img, branch_elem(P, root.pgid, 1), fl);
     reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
     let db = open(img).unwrap();
-    let base = CUR.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = common::alloc::reset();
     let page = expect_corruption(
         walk(&db),
         "expected a branch or leaf page, found type 4 (freelist)",
     );
     assert_eq!(page, fl.pgid);
-    let grew = PEAK.load(Ordering::Relaxed) - base;
+    let grew = common::alloc::peak_above(base);
     assert!(grew < 256 << 10, "iteration allocated {grew} bytes");
     // The integrity check reports it too, with the bucket path.
     let rep = db.check().unwrap();
@@ -188,10 +165,9 @@ fn branch_pointing_at_own_ancestor() {
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &img[at..at + P], at as u64).unwrap();
     drop(f);
-    let base = CUR.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = common::alloc::reset();
     let r = walk(&db);
-    let grew = PEAK.load(Ordering::Relaxed) - base;
+    let grew = common::alloc::peak_above(base);
     match r {
         Err(Error::Corruption { detail, .. }) => {
             assert!(detail.contains("cycle"), "{detail}")

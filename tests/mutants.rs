@@ -11,10 +11,9 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,41 +21,8 @@ use common::format::*;
 use common::Rng;
 use deadbolt::{Bucket, Db, Error, MemStorage, Options, Tx};
 
-struct Counting;
-static CUR: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-static BIGGEST: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarding to the system allocator with the caller's layout.
-        let p = unsafe { System.alloc(l) };
-        let now = CUR.fetch_add(l.size(), Ordering::Relaxed) + l.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        BIGGEST.fetch_max(l.size(), Ordering::Relaxed);
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        CUR.fetch_sub(l.size(), Ordering::Relaxed);
-        // SAFETY: `p` came from `alloc` above with this layout.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: forwarding to the system allocator; `p` came from it with layout `l`.
-        let q = unsafe { System.realloc(p, l, new) };
-        if new >= l.size() {
-            let now = CUR.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        } else {
-            CUR.fetch_sub(l.size() - new, Ordering::Relaxed);
-        }
-        BIGGEST.fetch_max(new, Ordering::Relaxed);
-        q
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: common::alloc::Counting = common::alloc::Counting;
 
 /// Bound on extra memory one mutant may use beyond the image itself.
 const MEM_BOUND: usize = 64 << 20;
@@ -550,14 +516,12 @@ fn ten_thousand_mutants() {
             .or_default() += 1;
         started.store(t0.elapsed().as_millis() as u64, Ordering::Relaxed);
         current.store(seed, Ordering::Relaxed);
-        let base = CUR.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
-        BIGGEST.store(0, Ordering::Relaxed);
+        let base = common::alloc::reset();
         let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
             exercise(img, s.page, &s.contents, forged)
         }));
         current.store(u64::MAX, Ordering::Relaxed);
-        let grew = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+        let grew = common::alloc::peak_above(base);
         let verdict = match r {
             Err(_) => Some("panic".to_string()),
             Ok(Err(e)) => Some(e),

@@ -1,5 +1,6 @@
 //! Shared test helpers: a seeded RNG and seed handling.
 #![allow(dead_code)]
+pub mod alloc;
 pub mod format;
 
 /// SplitMix64: small, fast, deterministic.

@@ -1,0 +1,72 @@
+//! `deadbolt info FILE`: the database's vital numbers.
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::util::{open_read_only, Ctx};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Database file
+    pub file: PathBuf,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
+    let db = open_read_only(&a.file, ctx)?;
+    let s = db.stats();
+    let rolled_back = db.recovery().rolled_back.clone();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = json!({
+            "file": a.file.display().to_string(),
+            "page_size": s.page_size,
+            "format_version": s.format_version,
+            "txid": s.txid,
+            "high_water": s.high_water,
+            "file_size": s.file_size,
+            "free_pages": s.free_pages,
+            "pending_pages": s.pending_pages,
+            "freelist_chain": s.freelist_chain,
+            "depth": s.depth,
+            "rolled_back": rolled_back.as_ref().map(|r| json!({"txid": r.txid, "reason": r.reason})),
+        });
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    let hw_bytes = s.high_water.saturating_mul(s.page_size as u64);
+    writeln!(out, "File:             {}", a.file.display())?;
+    writeln!(out, "Page size:        {}", s.page_size)?;
+    writeln!(out, "Format version:   {}", s.format_version)?;
+    writeln!(out, "Txid:             {}", s.txid)?;
+    writeln!(
+        out,
+        "High-water mark:  {} pages ({hw_bytes} bytes)",
+        s.high_water
+    )?;
+    writeln!(out, "File size:        {} bytes", s.file_size)?;
+    writeln!(
+        out,
+        "Free pages:       {} ({} pending)",
+        s.free_pages, s.pending_pages
+    )?;
+    writeln!(
+        out,
+        "Freelist chain:   {} record{}",
+        s.freelist_chain,
+        if s.freelist_chain == 1 { "" } else { "s" }
+    )?;
+    writeln!(out, "Tree depth:       {}", s.depth)?;
+    if let Some(r) = rolled_back {
+        writeln!(
+            out,
+            "Recovered:        commit {} was rolled back at open: {}",
+            r.txid, r.reason
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! One module per subcommand (or per family of small ones).
+pub mod bench;
+pub mod bolt;
+pub mod check;
+pub mod copy;
+pub mod dump;
+pub mod info;
+pub mod inspect;
+pub mod pages;
+pub mod stats;
