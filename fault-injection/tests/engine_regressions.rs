@@ -7,7 +7,7 @@ use std::sync::Arc;
 use deadbolt::{Db, MemStorage, Options};
 use fault_injection::engine::Deadbolt;
 use fault_injection::run::{ci_matrix_with, exhaustive, par_map, test_threads, Report};
-use fault_injection::torture::run_case;
+use fault_injection::torture::{run_case, run_case_small};
 
 /// B1 (fixed on main since): on a healthy disk, a branch page was written with a duplicate
 /// first separator ("keys out of order at element 1"), so the next commit that read it failed
@@ -60,10 +60,14 @@ fn b2_crash_after_fallen_back_recovery() {
     assert!(rep.violations.is_empty());
 }
 
-/// B2 under `no_sync`: a power cut resurrects a commit rolled back two lifetimes earlier.
+/// B2 in the torture runner: a durable commit rolled back at one recovery comes back after the
+/// next crash (`torture --seed 1`, case 3250), and the same under `no_sync` (`--small`, case
+/// 10346).
 #[test]
-#[ignore = "engine bug B2 (no_sync variant) (fault-injection/README.md)"]
-fn b2_no_sync_variant() {
-    let r = run_case(&Deadbolt, 0xd2ce_9b1d_2c67_adf9);
+#[ignore = "engine bug B2 (fault-injection/README.md)"]
+fn b2_torture_cases() {
+    let r = run_case(&Deadbolt, 0xe761_1ebb_2f27_fbb9);
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let r = run_case_small(&Deadbolt, 0x5300_3d85_fa1a_0293);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
