@@ -711,7 +711,9 @@ pub fn ci_matrix_with(full_probes: usize) -> Vec<ExhCfg> {
 }
 
 /// Faults outside the model, swept deterministically: each write of a workload lost (F12) or
-/// misdirected (F11) in turn, then one bit flipped in each sector of the finished file (F10).
+/// misdirected (F11) in turn, then for each sector of the finished file that holds data: one bit
+/// flipped (F10), the sector read as zeros (F9), and its bytes read in place of another
+/// sector's (F13).
 /// Invariant I7: open and reads return the data of some commit or a typed error, never wrong
 /// data, never a panic; a fall-back below the last commit after bit rot must be reported.
 pub fn at_rest_sweep(
@@ -829,6 +831,59 @@ pub fn at_rest_sweep(
                 "[bit rot workload={} page={page_size} sector={} byte {i} seed={seed:#x}] {m}",
                 wl.name, media.sector
             ));
+        }
+        // F9: a latent sector error on a controller that returns zeros for the sector.
+        let mut img = image.clone();
+        img[start..end].fill(0);
+        rep.images += 1;
+        let v = verify(
+            engine,
+            img,
+            media,
+            opts,
+            &clean.hist,
+            Strictness::Detect,
+            None,
+            None,
+            rng.next_u64(),
+        );
+        dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
+        if v.detected {
+            rep.detected += 1;
+        }
+        if let Some(m) = v.violation {
+            rep.violations.push(format!(
+                "[zeroed sector {s} (F9) workload={} page={page_size} sector={} seed={seed:#x}] {m}",
+                wl.name, media.sector
+            ));
+        }
+        // F13: a misdirected read. One open sees this sector's bytes in place of another
+        // sector's: a typed error or the data of some commit.
+        let other = rng.below_usize(image.len().div_ceil(media.sector));
+        if other != s {
+            let ostart = other * media.sector;
+            let oend = (ostart + (end - start)).min(image.len());
+            let mut img = image.clone();
+            let n = oend - ostart;
+            img.copy_within(start..start + n, ostart);
+            rep.images += 1;
+            let v = verify(
+                engine,
+                img,
+                media,
+                opts,
+                &clean.hist,
+                Strictness::Detect,
+                None,
+                None,
+                rng.next_u64(),
+            );
+            if let Some(m) = v.violation {
+                rep.violations.push(format!(
+                    "[misdirected read of sector {s} at sector {other} (F13) workload={} page={page_size} seed={seed:#x}] {m}",
+                    wl.name
+                ));
+            }
         }
     }
     rep.digest = dig.finish();

@@ -5,7 +5,7 @@
 //! prefix; F3 for every sector subset of small windows, sampled otherwise; F4 sampled; F5 and F6
 //! inside them), and each image is reopened and checked against the oracle (I1-I6, I8; I7 for
 //! PSOW off and no_sync power cuts). Every fourth image also gets a commit after recovery with a
-//! second crash inside it. The I/O-error sweep (F7, F8) and the at-rest sweep (F10-F12) follow.
+//! second crash inside it. The I/O-error sweep (F7, F8) and the at-rest sweep (F9-F13) follow.
 
 use std::time::Instant;
 
@@ -150,7 +150,7 @@ fn tier1_at_rest_sweep() {
         rep.merge(r);
     }
     report(
-        "tier 1 at-rest sweep (F10, F11, F12)",
+        "tier 1 at-rest sweep (F9-F13)",
         &rep,
         t.elapsed().as_secs_f64(),
     );
