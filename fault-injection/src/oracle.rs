@@ -231,6 +231,31 @@ pub fn verify(
     }
     let j = v.matched.unwrap();
     let txid = v.txid;
+    if strict == Strictness::Full && seed % 4 == 0 {
+        // I9: recovering again from what the first recovery left gives the same commit.
+        let again = Arc::new(SimDisk::new(
+            disk.current(),
+            media,
+            FaultPlan::default(),
+            seed,
+        ));
+        match catch(|| {
+            engine
+                .open(again.clone(), &opts)
+                .and_then(|d| Ok((d.scan()?, d.recovered_txid())))
+        }) {
+            Err(p) => return Verdict::bad(format!("I7: panic in the second recovery: {p}")),
+            Ok(Err(e)) => return Verdict::bad(format!("I9: the second recovery failed: {e}")),
+            Ok(Ok((st, t))) => {
+                if st != *hist.entries[j].state || t != txid {
+                    return Verdict::bad(format!(
+                        "I9: recovering twice differs: txid {txid} then {t}; {}",
+                        hist.entries[j].state.diff(&st)
+                    ));
+                }
+            }
+        }
+    }
     let mut h = hist.clone();
     h.rebase(j, txid);
     if let (Some(ops), Some(image0)) = (probe, image0) {
