@@ -231,7 +231,7 @@ pub fn verify(
     }
     let j = v.matched.unwrap();
     let txid = v.txid;
-    if strict == Strictness::Full && seed % 4 == 0 {
+    if strict == Strictness::Full && seed.is_multiple_of(4) {
         // I9: recovering again from what the first recovery left gives the same commit.
         let again = Arc::new(SimDisk::new(
             disk.current(),
