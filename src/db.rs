@@ -771,8 +771,17 @@ impl Db {
             inner.counters.publish(w);
         }
         if !opts.read_only {
-            // Make everything open verified durable before building on it (a process crash
-            // may have left it in the page cache only).
+            // The other meta slot must hold an older commit or nothing. A newer meta that did
+            // not verify (or a slot that did not decode) is wiped before anything is built on
+            // the commit we chose: the next commit reuses that slot, and a crash while it is
+            // half-written could otherwise bring the rolled-back commit back to life (a torn
+            // mix of old and new sectors that happens to verify again).
+            let other = (meta.txid + 1) % 2;
+            if !candidates.iter().any(|m| m.txid % 2 == other && m.txid < meta.txid) {
+                inner.storage.write_at(other * page_size as u64, &vec![0u8; page_size])?;
+            }
+            // Make everything open verified (and the wipe) durable before building on it: a
+            // process crash may have left it in the page cache only.
             inner.storage.sync_data()?;
             inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }
