@@ -684,7 +684,15 @@ impl Db {
     /// Open a database on any [`Storage`] (used by the fault-injection harness). An empty
     /// storage is initialised: both meta pages are written, synced, and the directory synced.
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
-        if storage.len()? == 0 {
+        let len = storage.len()?;
+        let interrupted_create = len > 0
+            && len <= 2 * opts.page_size as u64
+            && !opts.read_only
+            && decode_metas(storage.view()?.bytes()).is_err();
+        if len == 0 || interrupted_create {
+            // A new file, or one whose creation was cut short (no meta page decodes and the
+            // file is no longer than the two meta pages that creation writes: every database
+            // that ever committed is longer): write both metas, sync, sync the directory.
             if opts.read_only {
                 return Err(Error::InvalidFile("empty file".into()));
             }
@@ -777,8 +785,13 @@ impl Db {
             // half-written could otherwise bring the rolled-back commit back to life (a torn
             // mix of old and new sectors that happens to verify again).
             let other = (meta.txid + 1) % 2;
-            if !candidates.iter().any(|m| m.txid % 2 == other && m.txid < meta.txid) {
-                inner.storage.write_at(other * page_size as u64, &vec![0u8; page_size])?;
+            if !candidates
+                .iter()
+                .any(|m| m.txid % 2 == other && m.txid < meta.txid)
+            {
+                inner
+                    .storage
+                    .write_at(other * page_size as u64, &vec![0u8; page_size])?;
             }
             // Make everything open verified (and the wipe) durable before building on it: a
             // process crash may have left it in the page cache only.
