@@ -85,6 +85,9 @@ pub struct Recovery {
     pub rolled_back: Option<RolledBack>,
     /// A meta slot that could not be decoded at all (normal after a crash during a meta write).
     pub damaged_meta: Option<String>,
+    /// The file held no valid meta page and was no longer than two pages: a creation cut short
+    /// by a crash. It was initialised again (nothing in it could have been committed).
+    pub recreated: bool,
 }
 
 /// A newer commit that open found incomplete or damaged and did not use.
@@ -763,6 +766,7 @@ impl Db {
         };
         let mut inner = inner_probe;
         inner.recovery = Recovery {
+            recreated: interrupted_create,
             txid: meta.txid,
             rolled_back,
             damaged_meta: if damaged.is_empty() {
