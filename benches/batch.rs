@@ -250,34 +250,42 @@ fn interleaved_ratio() {
             open_fixed(&dir, "fixed-batch.db", fixed),
         ),
     ];
-    for (name, du, db) in &setups {
-        db.set_batch_options(BatchOptions {
-            max_size: THREADS as usize,
-            max_delay: Duration::from_millis(10),
-        })
-        .expect("options");
-        let mut ratios = Vec::new();
-        for r in 0..rounds {
-            let u = rate_for(du, window, false, r * 100_000_000);
-            let b = rate_for(db, window, true, r * 100_000_000);
+    let option_sets = [
+        ("default options", BatchOptions::default()),
+        (
+            "max_size 8",
+            BatchOptions {
+                max_size: THREADS as usize,
+                max_delay: Duration::from_millis(10),
+            },
+        ),
+    ];
+    for (opt_name, opts) in option_sets {
+        for (name, du, db) in &setups {
+            db.set_batch_options(opts).expect("options");
+            let mut ratios = Vec::new();
+            for r in 0..rounds {
+                let u = rate_for(du, window, false, r * 100_000_000);
+                let b = rate_for(db, window, true, r * 100_000_000);
+                println!(
+                    "{name}, {opt_name}, round {r}: update 1 thread {u:.0} calls/s, \
+                     batch 8 threads {b:.0} calls/s, ratio {:.2}x",
+                    b / u
+                );
+                ratios.push(b / u);
+            }
+            ratios.sort_by(|a, b| a.total_cmp(b));
+            let med = ratios[ratios.len() / 2];
+            let detail = if *name == "fixed-latency sync" {
+                format!(", sync {fixed:?}")
+            } else {
+                String::new()
+            };
             println!(
-                "{name} round {r}: update 1 thread {u:.0} calls/s, batch 8 threads {b:.0} calls/s, \
-                 ratio {:.2}x",
-                b / u
+                "RATIO {name}{detail}, {opt_name} (interleaved, median of {rounds} rounds of \
+                 {window:?}): batch 8 threads / update 1 thread = {med:.2}x (target >= 5x)"
             );
-            ratios.push(b / u);
         }
-        ratios.sort_by(|a, b| a.total_cmp(b));
-        let med = ratios[ratios.len() / 2];
-        let detail = if *name == "fixed-latency sync" {
-            format!(", sync {fixed:?}")
-        } else {
-            String::new()
-        };
-        println!(
-            "RATIO {name}{detail} (interleaved, median of {rounds} rounds of {window:?}): \
-             batch 8 threads / update 1 thread = {med:.2}x (target >= 5x)"
-        );
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! * The first caller to find no open batch opens one and becomes its *leader*; later callers
 //!   join it as *followers* until it holds [`BatchOptions::max_size`] calls.
-//! * The leader waits until the batch is full or [`BatchOptions::max_delay`] has passed, closes
+//! * The leader waits until the batch is full, [`BatchOptions::max_delay`] has passed, or no
+//!   caller has joined for [`QUIET`] (200 µs; bbolt always waits out the delay), closes
 //!   it (newcomers open the next batch), and runs every call's closure, in arrival order, in one
 //!   write transaction, then commits it: one sync for the whole batch.
 //! * A closure that returns `Err` (or panics) is taken out of the batch, the transaction is rolled
@@ -46,6 +47,11 @@ impl Default for BatchOptions {
         }
     }
 }
+
+/// A leader stops waiting for company once nobody has joined its batch for this long (so many
+/// writers fill batches without each batch waiting out `max_delay`, and a lone writer waits this
+/// long, not `max_delay`).
+pub(crate) const QUIET: Duration = Duration::from_micros(200);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -182,9 +188,18 @@ impl<C> Queue<C> {
     }
 
     /// The leader of batch `id` takes it, closing it to newcomers: at once when `deadline` is
-    /// `None`, otherwise once it is full or the deadline has passed.
-    pub(crate) fn take(&self, id: u64, deadline: Option<Instant>) -> Vec<C> {
+    /// `None`, otherwise once it is full, the deadline has passed, or (with `quiet`) nobody has
+    /// joined it for that long.
+    pub(crate) fn take(
+        &self,
+        id: u64,
+        deadline: Option<Instant>,
+        quiet: Option<Duration>,
+    ) -> Vec<C> {
         let mut g = lock(&self.state);
+        // Batch size at the previous wake-up; the number of waits is bounded by the batch's
+        // growth (each quiet wait either sees a newcomer or ends) and by the deadline.
+        let mut seen = usize::MAX;
         loop {
             if let Some(i) = g.sealed.iter().position(|(b, _)| *b == id) {
                 return g.sealed.swap_remove(i).1;
@@ -196,7 +211,21 @@ impl<C> Queue<C> {
             if left.is_zero() {
                 break;
             }
-            g = match self.full.wait_timeout(g, left) {
+            let wait = match quiet {
+                Some(q) => {
+                    let now = match &g.open {
+                        Some((b, calls)) if *b == id => calls.len(),
+                        _ => 0,
+                    };
+                    if now == seen {
+                        break;
+                    }
+                    seen = now;
+                    left.min(q)
+                }
+                None => left,
+            };
+            g = match self.full.wait_timeout(g, wait) {
                 Ok((g, _)) => g,
                 Err(e) => e.into_inner().0,
             };
@@ -342,8 +371,8 @@ impl Db {
     /// Like `update`, `f` must not begin another write transaction (or call `batch`): the
     /// writer lock is held while it runs.
     ///
-    /// Batching pays off with many concurrent writers; a lone caller waits up to
-    /// [`BatchOptions::max_delay`] for company (see [`Db::set_batch_options`]).
+    /// Batching pays off with many concurrent writers; a lone caller waits [`QUIET`] (at most
+    /// [`BatchOptions::max_delay`]) for company (see [`Db::set_batch_options`]).
     pub fn batch<F>(&self, f: F) -> Result<()>
     where
         F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
@@ -362,8 +391,11 @@ impl Db {
             // A delay too long to represent is a wait for a full batch (capped at an hour).
             let delay = opts.max_delay.min(Duration::from_secs(3600));
             let deadline = Instant::now().checked_add(delay);
-            let calls = b.queue.take(id, deadline);
-            self.run_batch(calls);
+            // Take the writer before closing the batch: while the previous batch commits (and
+            // syncs), callers keep joining this one.
+            let first = self.begin_write();
+            let calls = b.queue.take(id, deadline, Some(QUIET));
+            self.run_batch(calls, first);
         }
         match slot.wait() {
             Outcome::Done(r) => r,
@@ -371,10 +403,11 @@ impl Db {
         }
     }
 
-    fn run_batch(&self, calls: Vec<Call>) {
+    fn run_batch<'d>(&'d self, calls: Vec<Call>, first: Result<Tx<'d>>) {
+        let mut first = Some(first);
         run_rounds(
             calls,
-            || self.begin_write(),
+            || first.take().unwrap_or_else(|| self.begin_write()),
             |tx, c| matches!(catch_unwind(AssertUnwindSafe(|| (c.f)(tx))), Ok(Ok(()))),
             |tx| tx.commit(),
             |c, v| {
@@ -789,7 +822,7 @@ mod loom_models {
         };
         if let Joined::Leader(id) = q.join(call, max_size) {
             let deadline = wait.then(|| Instant::now() + Duration::from_secs(3600));
-            let calls = q.take(id, deadline);
+            let calls = q.take(id, deadline, None);
             run_rounds(
                 calls,
                 || m.begin(),

@@ -85,6 +85,9 @@ pub struct Recovery {
     pub rolled_back: Option<RolledBack>,
     /// A meta slot that could not be decoded at all (normal after a crash during a meta write).
     pub damaged_meta: Option<String>,
+    /// The file held no valid meta page and was no longer than two pages: a creation cut short
+    /// by a crash. It was initialised again (nothing in it could have been committed).
+    pub recreated: bool,
 }
 
 /// A newer commit that open found incomplete or damaged and did not use.
@@ -684,7 +687,15 @@ impl Db {
     /// Open a database on any [`Storage`] (used by the fault-injection harness). An empty
     /// storage is initialised: both meta pages are written, synced, and the directory synced.
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
-        if storage.len()? == 0 {
+        let len = storage.len()?;
+        let interrupted_create = len > 0
+            && len <= 2 * opts.page_size as u64
+            && !opts.read_only
+            && decode_metas(storage.view()?.bytes()).is_err();
+        if len == 0 || interrupted_create {
+            // A new file, or one whose creation was cut short (no meta page decodes and the
+            // file is no longer than the two meta pages that creation writes: every database
+            // that ever committed is longer): write both metas, sync, sync the directory.
             if opts.read_only {
                 return Err(Error::InvalidFile("empty file".into()));
             }
@@ -755,6 +766,7 @@ impl Db {
         };
         let mut inner = inner_probe;
         inner.recovery = Recovery {
+            recreated: interrupted_create,
             txid: meta.txid,
             rolled_back,
             damaged_meta: if damaged.is_empty() {
@@ -771,8 +783,22 @@ impl Db {
             inner.counters.publish(w);
         }
         if !opts.read_only {
-            // Make everything open verified durable before building on it (a process crash
-            // may have left it in the page cache only).
+            // The other meta slot must hold an older commit or nothing. A newer meta that did
+            // not verify (or a slot that did not decode) is wiped before anything is built on
+            // the commit we chose: the next commit reuses that slot, and a crash while it is
+            // half-written could otherwise bring the rolled-back commit back to life (a torn
+            // mix of old and new sectors that happens to verify again).
+            let other = (meta.txid + 1) % 2;
+            if !candidates
+                .iter()
+                .any(|m| m.txid % 2 == other && m.txid < meta.txid)
+            {
+                inner
+                    .storage
+                    .write_at(other * page_size as u64, &vec![0u8; page_size])?;
+            }
+            // Make everything open verified (and the wipe) durable before building on it: a
+            // process crash may have left it in the page cache only.
             inner.storage.sync_data()?;
             inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
         }

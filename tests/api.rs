@@ -400,3 +400,16 @@ fn backup_and_compact_produce_valid_copies() {
         .len();
     assert!(c < a, "compacted copy is smaller: {a} -> {c}");
 }
+
+#[test]
+fn creation_cut_short_is_initialised_again() {
+    // A crash while creating left a torn first page and nothing else.
+    let s = Arc::new(MemStorage::from_bytes(vec![0xAB; 1500]));
+    let db = Db::open_storage(s.clone(), Options::default()).unwrap();
+    assert!(db.recovery().recreated);
+    db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
+    // But a longer file without a valid meta is damage, not a fresh file: never overwritten.
+    let big = Arc::new(MemStorage::from_bytes(vec![0xAB; 64 * 1024]));
+    assert!(Db::open_storage(big.clone(), Options::default()).is_err());
+    assert_eq!(big.to_bytes(), vec![0xAB; 64 * 1024]);
+}
