@@ -164,9 +164,9 @@ enum Cmd {
         filter: String,
         #[arg(long, value_enum, default_value_t = EngineArg::Deadbolt)]
         engine: EngineArg,
-        /// Per configuration, crash the commit after a fallen-back recovery at every op
-        /// (0 = the CI tier's setting).
-        #[arg(long, default_value_t = 0)]
+        /// Per configuration, crash the commit after a fallen-back recovery at every op for
+        /// this many images (16 = the CI tier's setting).
+        #[arg(long, default_value_t = 16)]
         full_probes: usize,
     },
     /// F15: craft a self-referencing branch page with valid checksums and check that the

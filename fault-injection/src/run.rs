@@ -634,9 +634,10 @@ pub fn ioerr_sweep(
 
 /// The bounded exhaustive tier's matrix: every fixed workload at page sizes 1K-16K with
 /// 512- and 4096-byte sectors (PSOW, atomic sectors), plus sub-sector tearing (atomicity off),
-/// PSOW off (Detect mode) and `no_sync` variants.
+/// PSOW off (Detect mode) and `no_sync` variants. For 16 images per configuration whose
+/// recovery fell back past a newer commit, the next commit is crashed after every op.
 pub fn ci_matrix() -> Vec<ExhCfg> {
-    ci_matrix_with(0)
+    ci_matrix_with(16)
 }
 
 /// [`ci_matrix`] with `full_probes` (see [`ExhCfg::full_probes`]) per configuration.

@@ -1,6 +1,4 @@
-//! Engine bugs this harness found, as regression tests. Those still open fail on the engine as
-//! of this writing and are ignored so that CI stays usable; remove the `#[ignore]` once fixed.
-//! Run them with `cargo test -p fault-injection --release --test engine_regressions -- --ignored`.
+//! Engine bugs this harness found, as regression tests (both fixed on main since).
 
 use std::sync::Arc;
 
@@ -36,14 +34,19 @@ fn b1_descending_inserts_with_overflow_values() {
         .expect("commit after the split");
 }
 
-/// B2: after a recovery that fell back past a newer commit (its meta intact but a page missing,
-/// or its meta damaged only in padding), the next commit reuses that txid and leaves the stale
-/// meta in place; a crash inside it can produce an image in which the stale commit verifies,
-/// so a transaction the database already reported as rolled back comes back.
+/// B2 (fixed on main since): after a recovery that fell back past a newer commit (its meta
+/// intact but a page missing, or its meta damaged only in padding), the next commit reused that
+/// txid and left the stale meta in place; a crash inside it could produce an image in which the
+/// stale commit verified, so a transaction already reported as rolled back came back.
 #[test]
-#[ignore = "engine bug B2: rolled-back commit resurrects after a later crash (fault-injection/README.md)"]
 fn b2_crash_after_fallen_back_recovery() {
-    let cfgs = ci_matrix_with(16);
+    let cfgs: Vec<_> = ci_matrix_with(64)
+        .into_iter()
+        .filter(|c| {
+            c.describe()
+                .contains("workload=basic page=1024 sector=4096")
+        })
+        .collect();
     let reps = par_map(&cfgs, test_threads(), |c| exhaustive(&Deadbolt, c));
     let mut rep = Report::default();
     for r in reps {
@@ -64,7 +67,6 @@ fn b2_crash_after_fallen_back_recovery() {
 /// next crash (`torture --seed 1`, case 3250), and the same under `no_sync` (`--small`, case
 /// 10346).
 #[test]
-#[ignore = "engine bug B2 (fault-injection/README.md)"]
 fn b2_torture_cases() {
     let r = run_case(&Deadbolt, 0xe761_1ebb_2f27_fbb9);
     assert!(r.violations.is_empty(), "{:?}", r.violations);

@@ -4,8 +4,9 @@
 //! then crashed after every single I/O operation, with every crash mode (F1; F2 for every
 //! prefix; F3 for every sector subset of small windows, sampled otherwise; F4 sampled; F5 and F6
 //! inside them), and each image is reopened and checked against the oracle (I1-I6, I8; I7 for
-//! PSOW off and no_sync power cuts). Every fourth image also gets a commit after recovery with a
-//! second crash inside it. The I/O-error sweep (F7, F8) and the at-rest sweep (F9-F13) follow.
+//! PSOW off and no_sync power cuts). Every image also gets a commit after recovery with a
+//! second crash inside it; when the recovery fell back past a newer commit (16 such images per
+//! configuration), that commit is crashed after every one of its ops in every mode. The I/O-error sweep (F7, F8) and the at-rest sweep (F9-F13) follow.
 
 use std::time::Instant;
 
@@ -33,16 +34,6 @@ fn report(name: &str, rep: &Report, secs: f64) {
     }
 }
 
-/// Engine bug B2 (open, see README.md): after a recovery that fell back past a newer commit,
-/// a crash inside the next commit can bring the rolled-back commit back. Its violations all
-/// come from the second crash cycle and show a state that is no commit prefix. They are counted
-/// and printed but expected (xfail) until the engine fix lands; then delete this and un-ignore
-/// `engine_regressions::b2_*`.
-fn known_b2(v: &str) -> bool {
-    v.contains("second crash cycle")
-        && (v.contains("equals no commit prefix") || v.contains("but the data"))
-}
-
 #[test]
 fn tier1_every_crash_point_every_mode() {
     let t = Instant::now();
@@ -52,21 +43,11 @@ fn tier1_every_crash_point_every_mode() {
     for r in reps {
         rep.merge(r);
     }
-    let (b2, other): (Vec<String>, Vec<String>) =
-        rep.violations.drain(..).partition(|v| known_b2(v));
-    rep.violations = other;
     report(
         &format!("tier 1 exhaustive ({} configurations)", cfgs.len()),
         &rep,
         t.elapsed().as_secs_f64(),
     );
-    if !b2.is_empty() {
-        println!(
-            "known engine bug B2 (xfail, see fault-injection/README.md): {} violation(s), first: {}",
-            b2.len(),
-            b2[0]
-        );
-    }
     assert!(rep.images >= 100_000, "only {} crash images", rep.images);
     assert!(
         rep.violations.is_empty(),
