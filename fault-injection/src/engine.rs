@@ -209,7 +209,14 @@ impl EngineDb for DeadboltDb {
     }
 
     fn recovered_txid(&self) -> u64 {
-        self.0.recovery().txid
+        let r = self.0.recovery();
+        if r.recreated {
+            // A creation cut short was re-initialised: its txid names no commit of ours, and the
+            // state (empty) is matched by content.
+            u64::MAX
+        } else {
+            r.txid
+        }
     }
 
     fn rolled_back(&self) -> Option<String> {

@@ -44,17 +44,33 @@ pub fn live(
     next: &mut dyn FnMut(&State, usize) -> Option<Vec<Op>>,
 ) -> Lifetime {
     let disk = Arc::new(SimDisk::new(image, media, plan, seed));
+    let trace_ops = std::env::var_os("FI_TRACE_OPS").is_some();
+    disk.record_log(trace_ops);
     let mut violations = Vec::new();
     let mut commits = 0;
-    let finish = |disk: &SimDisk, hist, violations, commits| Lifetime {
-        crashed: disk.is_crashed(),
-        crash: disk.state_now(),
-        hist,
-        violations,
-        ops: disk.ops(),
-        commits,
-        digest: disk.digest(),
-        counts: disk.counts(),
+    let finish = |disk: &SimDisk, hist, violations, commits| {
+        if trace_ops {
+            // Debug aid: the lifetime's op log (offset/length, or set_len/sync).
+            for (i, (op, r)) in disk.take_log().iter().enumerate() {
+                let d = match op {
+                    LogOp::Write { off, data, .. } => format!("write {off} +{}", data.len()),
+                    LogOp::SetLen(n) => format!("set_len {n}"),
+                    LogOp::Sync => "sync".into(),
+                    LogOp::SyncDir => "sync_dir".into(),
+                };
+                eprintln!("op {}: {d} {r:?}", i + 1);
+            }
+        }
+        Lifetime {
+            crashed: disk.is_crashed(),
+            crash: disk.state_now(),
+            hist,
+            violations,
+            ops: disk.ops(),
+            commits,
+            digest: disk.digest(),
+            counts: disk.counts(),
+        }
     };
     let db: Box<dyn EngineDb> = match catch(|| engine.open(disk.clone(), &opts)) {
         Err(p) => {
