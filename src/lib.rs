@@ -32,6 +32,7 @@ pub use cursor::{Cursor, Entry};
 pub use db::BucketStats;
 pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
 pub use error::{Error, Result};
+pub use ops::CompactStep;
 pub use salvage::{salvage, salvage_storage, LostRange, SalvageReport};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use tx::Tx;

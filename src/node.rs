@@ -6,7 +6,7 @@
 //! into fresh pages, each parent recording its children's new id, txid and checksum.
 
 use crate::page::{
-    seal, set_overflow, wr_u32, wr_u64, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET, HEADER,
+    seal, set_overflow, wr_u32, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET, HEADER,
     LEAF_ELEM, REF_SIZE,
 };
 use crate::Result;
@@ -148,7 +148,6 @@ impl Node {
                 }
             }
         }
-        let _ = wr_u64;
         let crc = seal(&mut b, ptype, n as u16, pgid, txid);
         (b, crc)
     }

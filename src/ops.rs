@@ -213,6 +213,74 @@ impl Db {
     }
 }
 
+/// What one [`Db::compact_step`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactStep {
+    /// Pages past the target size that were rewritten (with their ancestors) lower in the file.
+    pub moved: u64,
+    /// Pages the database needs: below this, the file would be dense.
+    pub target_pages: u64,
+    /// The high-water mark after the step's commit.
+    pub high_water: u64,
+}
+
+impl Db {
+    /// Incremental compaction, a little at a time while the database is in use: rewrite up to
+    /// `max_pages` of the pages that lie beyond the size the database needs into free pages
+    /// earlier in the file, in one write transaction. Once readers of older snapshots are gone
+    /// and the commit is durable, the freed tail is given back by later commits. Call it
+    /// repeatedly (e.g. from a maintenance timer) until `moved` is 0.
+    pub fn compact_step(&self, max_pages: u64) -> Result<CompactStep> {
+        let tx = self.begin_write()?;
+        let meta = tx.snap.meta;
+        let (free, pending) = tx.free_counts();
+        let target = meta.hwm.saturating_sub(free + pending);
+        let bytes = tx.bytes();
+        let mut moved = 0u64;
+        // Walk the snapshot's pages (never the arena), buckets included, each page once.
+        let mut stack: Vec<(usize, crate::page::ChildRef)> = Vec::new();
+        if !meta.root.is_empty() {
+            stack.push((0, meta.root));
+        }
+        let mut visited = 0u64;
+        while let Some((bid, r)) = stack.pop() {
+            if moved >= max_pages {
+                break;
+            }
+            visited += 1;
+            if visited > meta.hwm {
+                return Err(Error::corrupt(
+                    r.pgid,
+                    "more pages reachable than the file holds",
+                ));
+            }
+            let page = self.inner.load_page(bytes, meta.hwm, &r)?;
+            if r.pgid >= target {
+                moved += tx.touch(bid, page.key(0)?)? as u64;
+            }
+            for i in 0..page.count {
+                if page.leaf {
+                    let e = page.leaf_item(i)?;
+                    if e.bucket {
+                        let h = crate::page::BucketHeader::decode(e.value, r.pgid)?;
+                        if !h.root.is_empty() {
+                            stack.push((tx.open_child(bid, e.key, h)?, h.root));
+                        }
+                    }
+                } else {
+                    stack.push((bid, page.child(i)?));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(CompactStep {
+            moved,
+            target_pages: target,
+            high_water: self.stats().high_water,
+        })
+    }
+}
+
 fn resolve<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
     let mut b = tx.bucket(&path[0])?.ok_or(Error::BucketNotFound)?;
     for name in &path[1..] {

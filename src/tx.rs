@@ -608,6 +608,43 @@ impl<'db> Tx<'db> {
         Ok(())
     }
 
+    /// Copy the path from bucket `bid`'s root to the leaf that holds `key` into the arena, so
+    /// that commit rewrites those pages into the lowest free pages (incremental compaction).
+    /// Returns how many pages were copied.
+    pub(crate) fn touch(&self, bid: usize, key: &[u8]) -> Result<usize> {
+        let mut guard = self.ws()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        let Some(root) = w.buckets[bid].root else {
+            return Ok(0);
+        };
+        let before = w.nodes.len();
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let mut cur = self.materialize(w, root)?;
+        w.buckets[bid].root = Some(Child::Node(cur));
+        for _ in 0..MAX_DEPTH {
+            let (i, child) = match &w.nodes[cur] {
+                Node::Leaf(_) => break,
+                Node::Branch(e) => {
+                    let i = Node::search_branch(e, key);
+                    (i, e[i].child)
+                }
+            };
+            let cid = self.materialize(w, child)?;
+            Self::set_child(w, cur, i, Child::Node(cid));
+            cur = cid;
+        }
+        Ok(w.nodes.len() - before)
+    }
+
+    /// Pages free now and pending (write transactions; zeros for a read transaction).
+    pub(crate) fn free_counts(&self) -> (u64, u64) {
+        self.guard
+            .as_ref()
+            .map_or((0, 0), |g| (g.free.free.pages(), g.free.pending_pages()))
+    }
+
     fn del_rec(&self, w: &mut WriteState, id: NodeId, key: &[u8], depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
