@@ -1,0 +1,739 @@
+//! The peer comparison: runs every workload on every engine, each engine in its own child
+//! process (so peak memory does not mix), counts sync calls per durable commit with strace, and
+//! writes a Markdown report.
+//!
+//! ```sh
+//! cargo run --release -p deadbolt-bench -- --entries 1000000 --out docs/BENCHMARKS.md
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use deadbolt_bench::{engine_names, key, open, peak_rss_kib, Engine, Res, Rng, KEY_LEN};
+
+const QUICK_ENTRIES: u64 = 100_000;
+const INDIVIDUAL_COMMITS: u64 = 1_000;
+const BATCH_SIZE: u64 = 1_000;
+const SCAN_LEN: usize = 100;
+const PROBE_COMMITS: u64 = 100;
+
+struct Args {
+    entries: u64,
+    out: Option<PathBuf>,
+    engines: Vec<String>,
+    dir: Option<PathBuf>,
+    child: Option<String>,
+    probe: Option<(String, u64)>,
+}
+
+fn usage() -> String {
+    format!(
+        "usage: deadbolt-bench [--entries N] [--out FILE.md] [--engines a,b,..] [--dir DIR]\n\
+         \x20 --entries N   entries in the bulk load (default {QUICK_ENTRIES}; the published table uses 1000000)\n\
+         \x20 --out FILE    write the Markdown report there (it is always printed)\n\
+         \x20 --engines     subset of: {}\n\
+         \x20 --dir DIR     where the databases go (default: the system temp dir; must not be tmpfs)",
+        engine_names().join(",")
+    )
+}
+
+fn parse_args() -> Res<Args> {
+    let mut a = Args {
+        entries: QUICK_ENTRIES,
+        out: None,
+        engines: engine_names().iter().map(|s| s.to_string()).collect(),
+        dir: None,
+        child: None,
+        probe: None,
+    };
+    let mut it = std::env::args().skip(1);
+    let mut commits = PROBE_COMMITS;
+    let mut probe = None;
+    while let Some(arg) = it.next() {
+        let mut val = || {
+            it.next()
+                .ok_or_else(|| format!("{arg} needs a value\n{}", usage()))
+        };
+        match arg.as_str() {
+            "--entries" => {
+                a.entries = val()?.parse().map_err(|e| format!("--entries: {e}"))?;
+                if a.entries < 10_000 {
+                    return Err("--entries must be at least 10000".into());
+                }
+            }
+            "--out" => a.out = Some(val()?.into()),
+            "--engines" => a.engines = val()?.split(',').map(str::to_string).collect(),
+            "--dir" => a.dir = Some(val()?.into()),
+            "--child" => a.child = Some(val()?),
+            "--probe" => probe = Some(val()?),
+            "--commits" => commits = val()?.parse().map_err(|e| format!("--commits: {e}"))?,
+            "-h" | "--help" => return Err(usage().into()),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage()).into()),
+        }
+    }
+    a.probe = probe.map(|p| (p, commits));
+    for e in &a.engines {
+        if !engine_names().contains(&e.as_str()) {
+            return Err(format!("engine {e:?} is not built (built: {:?})", engine_names()).into());
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let run = || -> Res<()> {
+        let a = parse_args()?;
+        let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
+        if let Some((engine, commits)) = &a.probe {
+            return probe(engine, *commits, &base);
+        }
+        if let Some(engine) = &a.child {
+            return child(engine, a.entries, &base);
+        }
+        parent(&a, &base)
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deadbolt-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn emit(name: &str, v: f64) {
+    println!("RESULT {name} {v}");
+    eprintln!("  {name} = {v:.1}");
+}
+
+fn random_keys(seed: u64, n: u64, below: u64) -> Vec<[u8; KEY_LEN]> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| key(r.below(below))).collect()
+}
+
+/// Run every workload on one engine and print `RESULT name value` lines.
+fn child(name: &str, n: u64, base: &Path) -> Res<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("deadbolt-bench-")
+        .tempdir_in(base)
+        .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?;
+    let dir = tmp.path().join("db");
+    let db: Box<dyn Engine> = open(name, &dir)?;
+    let threads = std::thread::available_parallelism().map_or(2, |p| p.get()) as u64;
+
+    let t = Instant::now();
+    db.write(0..n)?;
+    emit("bulk_load_ms", t.elapsed().as_secs_f64() * 1e3);
+
+    let syncs0 = db.syncs();
+    let mut next = n;
+    let t = Instant::now();
+    for _ in 0..INDIVIDUAL_COMMITS {
+        db.write(next..next + 1)?;
+        next += 1;
+    }
+    emit(
+        "individual_per_s",
+        INDIVIDUAL_COMMITS as f64 / t.elapsed().as_secs_f64(),
+    );
+    if let (Some(a), Some(b)) = (syncs0, db.syncs()) {
+        emit(
+            "engine_syncs_per_commit",
+            (b - a) as f64 / INDIVIDUAL_COMMITS as f64,
+        );
+    }
+
+    let batches = (n / 10_000).max(10);
+    let t = Instant::now();
+    for _ in 0..batches {
+        db.write(next..next + BATCH_SIZE)?;
+        next += BATCH_SIZE;
+    }
+    emit("batch_ms", t.elapsed().as_secs_f64() * 1e3);
+
+    let reads = random_keys(1, n, n);
+    let t = Instant::now();
+    let found = db.get(&reads)?;
+    emit("reads_1t_per_s", n as f64 / t.elapsed().as_secs_f64());
+    if found != n {
+        return Err(format!("{name}: found {found} of {n} keys").into());
+    }
+
+    let per_thread: Vec<_> = (0..threads).map(|t| random_keys(100 + t, n, n)).collect();
+    let t = Instant::now();
+    let found: Res<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = per_thread
+            .iter()
+            .map(|keys| {
+                let db: &dyn Engine = &*db;
+                s.spawn(move || db.get(keys))
+            })
+            .collect();
+        let mut total = 0;
+        for h in hs {
+            total += h.join().map_err(|_| "reader thread panicked")??;
+        }
+        Ok(total)
+    });
+    emit(
+        "reads_nt_per_s",
+        (n * threads) as f64 / t.elapsed().as_secs_f64(),
+    );
+    if found? != n * threads {
+        return Err(format!("{name}: multi-threaded reads missed keys").into());
+    }
+    emit("threads", threads as f64);
+    drop(per_thread);
+
+    let starts = random_keys(2, (n / 100).max(100), n);
+    let t = Instant::now();
+    let scanned = db.scan(&starts, SCAN_LEN)?;
+    emit(
+        "scan_entries_per_s",
+        scanned as f64 / t.elapsed().as_secs_f64(),
+    );
+
+    let nested = n / 10;
+    db.nested_write(0..nested)?;
+    let mut r = Rng::new(3);
+    let idx: Vec<u64> = (0..n).map(|_| r.below(nested)).collect();
+    let t = Instant::now();
+    let found = db.nested_get(&idx)?;
+    emit("nested_reads_per_s", n as f64 / t.elapsed().as_secs_f64());
+    if found != n {
+        return Err(format!("{name}: nested reads found {found} of {n}").into());
+    }
+    emit("nested_native", f64::from(u8::from(db.nested_native())));
+
+    let t = Instant::now();
+    db.remove(0..n / 2)?;
+    emit("removals_ms", t.elapsed().as_secs_f64() * 1e3);
+
+    emit("size_bytes", deadbolt_bench::dir_size(&dir)? as f64);
+    let cdir = tmp.path().join("compact");
+    std::fs::create_dir_all(&cdir)?;
+    match db.compact(&cdir) {
+        Ok(Some(size)) => emit("compacted_bytes", size as f64),
+        Ok(None) => {}
+        Err(e) => eprintln!("  {name}: compaction failed: {e}"),
+    }
+    if let Some(kib) = peak_rss_kib() {
+        emit("peak_rss_kib", kib as f64);
+    }
+    Ok(())
+}
+
+/// Open a fresh database and make `commits` durable single-key commits: run under strace.
+fn probe(name: &str, commits: u64, base: &Path) -> Res<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("deadbolt-probe-")
+        .tempdir_in(base)?;
+    let db = open(name, &tmp.path().join("db"))?;
+    db.write(0..100)?;
+    for i in 0..commits {
+        db.write(1_000 + i..1_001 + i)?;
+    }
+    Ok(())
+}
+
+const SYNC_CALLS: &str = "fsync,fdatasync,msync,sync_file_range,syncfs";
+
+/// Sync system calls of one probe run, by strace -c.
+fn strace_syncs(exe: &Path, engine: &str, commits: u64, base: &Path) -> Res<u64> {
+    let out = tempfile::NamedTempFile::new()?;
+    let status = Command::new("strace")
+        .args(["-f", "-c", "-e", &format!("trace={SYNC_CALLS}"), "-o"])
+        .arg(out.path())
+        .arg(exe)
+        .args([
+            "--probe",
+            engine,
+            "--commits",
+            &commits.to_string(),
+            "--dir",
+        ])
+        .arg(base)
+        .status()
+        .map_err(|e| format!("running strace: {e}"))?;
+    if !status.success() {
+        return Err(format!("strace probe of {engine} failed: {status}").into());
+    }
+    let text = std::fs::read_to_string(out.path())?;
+    let mut total = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 5 && SYNC_CALLS.split(',').any(|c| c == f[f.len() - 1]) {
+            total += f[3].parse::<u64>().unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine(base: &Path) -> Vec<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|k| k.parse::<u64>().ok())
+        .map_or("unknown".into(), |k| format!("{} GiB", k / (1 << 20)));
+    let threads = std::thread::available_parallelism().map_or(0, |p| p.get());
+    vec![
+        format!("CPU: {cpu}, {threads} hardware threads; RAM: {mem}"),
+        format!("Kernel: {}", sh("uname", &["-sr"])),
+        format!(
+            "Database directory: `{}` on {} (real files; syncs reach the device)",
+            base.display(),
+            sh(
+                "findmnt",
+                &["-n", "-o", "FSTYPE", "-T", &base.to_string_lossy()]
+            )
+        ),
+        format!("Toolchain: {}", sh("rustc", &["-V"])),
+        format!(
+            "Load average when the run started: {}",
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    ]
+}
+
+type Results = BTreeMap<String, BTreeMap<String, f64>>;
+
+struct Row {
+    label: String,
+    metric: &'static str,
+    unit: &'static str,
+    higher_better: bool,
+    scale: f64,
+}
+
+fn parent(a: &Args, base: &Path) -> Res<()> {
+    let exe = std::env::current_exe()?;
+    let machine = machine(base);
+    let mut results: Results = BTreeMap::new();
+    let mut failures: BTreeMap<String, String> = BTreeMap::new();
+    for engine in &a.engines {
+        eprintln!("== {engine} ({} entries)", a.entries);
+        let out = Command::new(&exe)
+            .args([
+                "--child",
+                engine,
+                "--entries",
+                &a.entries.to_string(),
+                "--dir",
+            ])
+            .arg(base)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running the {engine} child: {e}"))?;
+        let r = results.entry(engine.clone()).or_default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let ["RESULT", k, v] = f[..] {
+                if let Ok(v) = v.parse() {
+                    r.insert(k.to_string(), v);
+                }
+            }
+        }
+        if !out.status.success() {
+            failures.insert(
+                engine.clone(),
+                format!("child process failed ({})", out.status),
+            );
+        }
+    }
+    let have_strace = Command::new("strace").arg("-V").output().is_ok();
+    if have_strace {
+        for engine in &a.engines {
+            eprintln!("== strace sync probe: {engine}");
+            let with = strace_syncs(&exe, engine, PROBE_COMMITS, base);
+            let without = strace_syncs(&exe, engine, 0, base);
+            match (with, without) {
+                (Ok(w), Ok(wo)) => {
+                    let per = w.saturating_sub(wo) as f64 / PROBE_COMMITS as f64;
+                    results
+                        .entry(engine.clone())
+                        .or_default()
+                        .insert("strace_syncs".into(), per);
+                    eprintln!("  syncs per commit = {per:.2}");
+                }
+                (Err(e), _) | (_, Err(e)) => eprintln!("  strace probe failed: {e}"),
+            }
+        }
+    }
+    let report = render(a, &machine, &results, &failures, have_strace);
+    println!("{report}");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+fn fmt_num(v: f64) -> String {
+    let (s, digits) = if v >= 100.0 {
+        (format!("{v:.0}"), 0)
+    } else if v >= 10.0 {
+        (format!("{v:.1}"), 1)
+    } else {
+        (format!("{v:.2}"), 2)
+    };
+    if digits > 0 {
+        return s;
+    }
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// deadbolt's figure relative to `other`, >1 meaning deadbolt is better.
+fn ratio(row: &Row, deadbolt: f64, other: f64) -> f64 {
+    if row.higher_better {
+        deadbolt / other
+    } else {
+        other / deadbolt
+    }
+}
+
+fn render(
+    a: &Args,
+    machine: &[String],
+    results: &Results,
+    failures: &BTreeMap<String, String>,
+    have_strace: bool,
+) -> String {
+    let n = a.entries;
+    let threads = results
+        .get("deadbolt")
+        .and_then(|r| r.get("threads"))
+        .copied()
+        .unwrap_or(2.0);
+    let batches = (n / 10_000).max(10);
+    let row = |label: String, metric, unit, higher_better, scale| Row {
+        label,
+        metric,
+        unit,
+        higher_better,
+        scale,
+    };
+    let rows = vec![
+        row(
+            format!("Bulk load: {} entries, one transaction", fmt_num(n as f64)),
+            "bulk_load_ms",
+            "ms",
+            false,
+            1.0,
+        ),
+        row(
+            format!("Individual durable commits: {INDIVIDUAL_COMMITS} × 1 key"),
+            "individual_per_s",
+            "commits/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!("Batch writes: {batches} transactions × {BATCH_SIZE} keys"),
+            "batch_ms",
+            "ms",
+            false,
+            1.0,
+        ),
+        row(
+            format!("Random point reads, 1 thread ({} reads)", fmt_num(n as f64)),
+            "reads_1t_per_s",
+            "reads/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!(
+                "Random point reads, {threads} threads ({} reads each)",
+                fmt_num(n as f64)
+            ),
+            "reads_nt_per_s",
+            "reads/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!(
+                "Range scans: {} random starts × {SCAN_LEN} entries",
+                fmt_num((n / 100).max(100) as f64)
+            ),
+            "scan_entries_per_s",
+            "entries/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!(
+                "Nested-bucket reads: {} entries in 100×10 buckets, {} lookups",
+                fmt_num((n / 10) as f64),
+                fmt_num(n as f64)
+            ),
+            "nested_reads_per_s",
+            "reads/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!(
+                "Removals: {} keys, one transaction",
+                fmt_num((n / 2) as f64)
+            ),
+            "removals_ms",
+            "ms",
+            false,
+            1.0,
+        ),
+        row(
+            "File size after all of the above".into(),
+            "size_bytes",
+            "MiB",
+            false,
+            1.0 / (1 << 20) as f64,
+        ),
+        row(
+            "File size after compaction".into(),
+            "compacted_bytes",
+            "MiB",
+            false,
+            1.0 / (1 << 20) as f64,
+        ),
+        row(
+            "Peak memory of the engine's process (VmHWM)".into(),
+            "peak_rss_kib",
+            "MiB",
+            false,
+            1.0 / 1024.0,
+        ),
+        row(
+            "Sync calls per durable commit (strace -f -c)".into(),
+            "strace_syncs",
+            "calls",
+            false,
+            1.0,
+        ),
+    ];
+    let engines: Vec<&String> = a.engines.iter().collect();
+    let peers: Vec<&String> = engines
+        .iter()
+        .copied()
+        .filter(|e| *e != "deadbolt")
+        .collect();
+    let get = |e: &str, m: &str| results.get(e).and_then(|r| r.get(m)).copied();
+
+    let mut s = String::new();
+    s.push_str("# Benchmarks: deadbolt and its peers\n\n");
+    s.push_str(&format!(
+        "Generated by `cargo run --release -p deadbolt-bench -- --entries {n}{}` \
+         (the exact command; `--entries 1000000` is the published size, the default is {QUICK_ENTRIES}).\n\n",
+        a.out.as_ref().map_or(String::new(), |o| format!(" --out {}", o.display()))
+    ));
+    s.push_str(&format!(
+        "**Size of this run: {} entries.**\n\n",
+        fmt_num(n as f64)
+    ));
+    s.push_str(
+        "Keys are 24 random bytes and values 150 random bytes, as in redb's published comparison. \
+         Every engine runs in its own process, one after another, on real files, with its \
+         default durability: every write transaction is durable when its commit returns (sled: \
+         the write followed by `flush()`). Figures are from one run and are only meaningful as \
+         ratios between engines measured side by side; the machine was shared with other jobs.\n\n",
+    );
+    s.push_str("## Machine\n\n");
+    for m in machine {
+        s.push_str(&format!("- {m}\n"));
+    }
+    s.push_str("\n## Results\n\n");
+    s.push_str("The last column is deadbolt's figure relative to the best peer for that row, \
+                oriented so that **> 1.00 means deadbolt is better** (faster, smaller, fewer syncs).\n\n");
+    s.push_str("| Workload | unit |");
+    for e in &engines {
+        s.push_str(&format!(" {e} |"));
+    }
+    s.push_str(" deadbolt ÷ best peer |\n|---|---|");
+    for _ in &engines {
+        s.push_str("---:|");
+    }
+    s.push_str("---:|\n");
+    for r in &rows {
+        s.push_str(&format!(
+            "| {} | {} {} |",
+            r.label,
+            r.unit,
+            if r.higher_better { "↑" } else { "↓" }
+        ));
+        for e in &engines {
+            let cell = match get(e, r.metric) {
+                Some(v) => {
+                    let mut c = fmt_num(v * r.scale);
+                    if r.metric == "nested_reads_per_s" && get(e, "nested_native") == Some(0.0) {
+                        c.push_str(" ᵉ");
+                    }
+                    c
+                }
+                None if failures.contains_key(e.as_str()) && r.metric != "compacted_bytes" => {
+                    "failed".into()
+                }
+                None if r.metric == "compacted_bytes" => "n/a".into(),
+                None => "–".into(),
+            };
+            s.push_str(&format!(" {cell} |"));
+        }
+        let best = peers
+            .iter()
+            .filter_map(|p| get(p, r.metric).map(|v| (*p, v)))
+            .fold(None::<(&String, f64)>, |acc, (p, v)| match acc {
+                Some((_, bv)) if ratio(r, bv, v) >= 1.0 => acc,
+                _ => Some((p, v)),
+            });
+        match (get("deadbolt", r.metric), best) {
+            (Some(d), Some((p, v))) if d > 0.0 && v > 0.0 => {
+                let x = ratio(r, d, v);
+                let mark = if x >= 1.0 { "" } else { " ✗" };
+                s.push_str(&format!(" **{x:.2}** (vs {p}){mark} |\n"));
+            }
+            (Some(d), Some((p, v))) if r.metric == "strace_syncs" => {
+                s.push_str(&format!(" {} vs {} ({p}) |\n", fmt_num(d), fmt_num(v)));
+            }
+            _ => s.push_str(" – |\n"),
+        }
+    }
+    s.push_str(
+        "\n↑ higher is better, ↓ lower is better. ᵉ = the engine has no nested buckets; \
+                emulated with a 9-byte bucket-path key prefix in one table, so it is a plain point \
+                read. n/a = the engine has no compaction. ✗ = deadbolt is behind the best peer.\n",
+    );
+    if let Some(d) = get("deadbolt", "engine_syncs_per_commit") {
+        s.push_str(&format!(
+            "\ndeadbolt's own counter (`Stats::syncs`) over the {INDIVIDUAL_COMMITS} individual \
+             commits: {d:.2} fdatasync per commit.\n"
+        ));
+    }
+    if !have_strace {
+        s.push_str("\nstrace was not installed, so sync calls per commit were not measured.\n");
+    }
+    if engines.iter().any(|e| *e == "bbolt-rs") {
+        s.push_str(
+            "\n**bbolt-rs** 1.3.10: deleting keys after a bulk load of these random keys panics \
+             (\"Page N already freed\" in its freelist; reproduced by \
+             `cargo run --release -p deadbolt-bench --example bbolt_repro`), and \
+             `bbolt_rs::util::compact` copied none of the entries, so it has no compacted size.\n",
+        );
+    }
+    for (e, why) in failures {
+        s.push_str(&format!(
+            "\n**{e}**: {why}; the workloads after the last figure shown did not run.\n"
+        ));
+    }
+
+    // Targets from issue 6.
+    s.push_str("\n## Targets\n\n| Target | measured ratio | met? |\n|---|---:|:---:|\n");
+    let mut target = |what: String, metric: &str, peer: &str, need: f64| {
+        let row = rows.iter().find(|r| r.metric == metric);
+        let cell = match (row, get("deadbolt", metric), get(peer, metric)) {
+            (Some(r), Some(d), Some(p)) if d > 0.0 && p > 0.0 => {
+                let x = ratio(r, d, p);
+                let ok = if x >= need { "yes" } else { "**no**" };
+                format!("{x:.2} | {ok}")
+            }
+            _ => "– | not measured".into(),
+        };
+        s.push_str(&format!("| {what} | {cell} |\n"));
+    };
+    for m in ["reads_1t_per_s", "reads_nt_per_s"] {
+        let t = if m == "reads_1t_per_s" {
+            "1 thread"
+        } else {
+            "all threads"
+        };
+        target(
+            format!("Random point reads ({t}) ≥ 1.0× LMDB"),
+            m,
+            "lmdb",
+            1.0,
+        );
+    }
+    for (peer, need) in [
+        ("lmdb", 1.8),
+        ("jammdb", 1.8),
+        ("bbolt-rs", 1.8),
+        ("redb", 1.0),
+    ] {
+        target(
+            format!("Individual durable commits ≥ {need}× {peer}"),
+            "individual_per_s",
+            peer,
+            need,
+        );
+    }
+    target(
+        "Bulk load no slower than LMDB".into(),
+        "bulk_load_ms",
+        "lmdb",
+        1.0,
+    );
+    target(
+        "Batch writes no slower than LMDB".into(),
+        "batch_ms",
+        "lmdb",
+        1.0,
+    );
+    target(
+        "Removals faster than redb".into(),
+        "removals_ms",
+        "redb",
+        1.0,
+    );
+    target(
+        "File size ≤ LMDB's after the same work".into(),
+        "size_bytes",
+        "lmdb",
+        1.0,
+    );
+    target(
+        "Compacted size ≤ LMDB's".into(),
+        "compacted_bytes",
+        "lmdb",
+        1.0,
+    );
+    s.push_str(
+        "\nGo bbolt is not in this table (no Go toolchain on the machine); jammdb and bbolt-rs, \
+         both ports of BoltDB with the same two-sync commit, stand in for it in the \
+         individual-commit target.\n",
+    );
+    s
+}
