@@ -1,9 +1,9 @@
 //! One adapter per engine, each using the engine's published API with its default durability.
 
-use std::ops::{Bound, Range};
-use std::path::{Path, PathBuf};
+use std::ops::Range;
+use std::path::Path;
 
-use crate::{key, nested_flat_key, nested_path, value, Engine, Res, KEY_LEN, NESTED_TABLE, TABLE};
+use crate::{key, nested_path, value, Engine, Res, KEY_LEN, TABLE};
 
 /// deadbolt with default options (durable commits, 4 KiB pages).
 pub struct Deadbolt {
@@ -128,7 +128,10 @@ pub use peers::*;
 #[cfg(feature = "peers")]
 mod peers {
     use super::*;
+    use std::ops::Bound;
+    use std::path::PathBuf;
 
+    use crate::{nested_flat_key, NESTED_TABLE};
     use bbolt_rs::{BucketApi, BucketRwApi, CursorApi, DbApi, DbRwAPI, TxApi, TxRwRefApi as _};
     use redb::{ReadableDatabase, TableDefinition};
 
