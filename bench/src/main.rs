@@ -26,6 +26,8 @@ struct Args {
     engines: Vec<String>,
     dir: Option<PathBuf>,
     child: Option<String>,
+    duel: bool,
+    from: Option<PathBuf>,
     probe: Option<(String, u64)>,
 }
 
@@ -36,7 +38,8 @@ fn usage() -> String {
          \x20 --runs R      run every engine R times, interleaved, and report medians (default 1)\n\
          \x20 --out FILE    write the Markdown report there (it is always printed)\n\
          \x20 --engines     subset of: {}\n\
-         \x20 --dir DIR     where the databases go (default: the system temp dir; must not be tmpfs)",
+         \x20 --dir DIR     where the databases go (default: the system temp dir; must not be tmpfs)\n\
+         \x20 --from FILE   re-render the report from the raw results a run saved (bench/results/raw.txt)",
         engine_names().join(",")
     )
 }
@@ -49,6 +52,8 @@ fn parse_args() -> Res<Args> {
         engines: engine_names().iter().map(|s| s.to_string()).collect(),
         dir: None,
         child: None,
+        duel: false,
+        from: None,
         probe: None,
     };
     let mut it = std::env::args().skip(1);
@@ -75,6 +80,8 @@ fn parse_args() -> Res<Args> {
             "--dir" => a.dir = Some(val()?.into()),
             "--child" => a.child = Some(val()?),
             "--probe" => probe = Some(val()?),
+            "--duel" => a.duel = true,
+            "--from" => a.from = Some(val()?.into()),
             "--commits" => commits = val()?.parse().map_err(|e| format!("--commits: {e}"))?,
             "-h" | "--help" => return Err(usage().into()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage()).into()),
@@ -95,6 +102,9 @@ fn main() -> ExitCode {
         let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
         if let Some((engine, commits)) = &a.probe {
             return probe(engine, *commits, &base);
+        }
+        if a.duel {
+            return duel(&a.engines, a.entries, &base);
         }
         if let Some(engine) = &a.child {
             return child(engine, a.entries, &base);
@@ -232,6 +242,40 @@ fn child(name: &str, n: u64, base: &Path) -> Res<()> {
     Ok(())
 }
 
+const DUEL_ROUNDS: u64 = 10;
+const DUEL_COMMITS: u64 = 100;
+const DUEL_ENTRIES: u64 = 100_000;
+
+/// Individual durable commits on all engines in one process, interleaved in rounds, so that the
+/// shared device's sync latency (which drifts by 10x over minutes here) hits every engine alike.
+fn duel(engines: &[String], n: u64, base: &Path) -> Res<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("deadbolt-duel-")
+        .tempdir_in(base)?;
+    let load = n.min(DUEL_ENTRIES);
+    let mut dbs = Vec::new();
+    for e in engines {
+        let db = open(e, &tmp.path().join(e))?;
+        db.write(0..load)?;
+        dbs.push((e, db, 0f64));
+    }
+    let mut next = load;
+    for _ in 0..DUEL_ROUNDS {
+        for (_, db, secs) in dbs.iter_mut() {
+            let t = Instant::now();
+            for i in next..next + DUEL_COMMITS {
+                db.write(i..i + 1)?;
+            }
+            *secs += t.elapsed().as_secs_f64();
+        }
+        next += DUEL_COMMITS;
+    }
+    for (e, _, secs) in &dbs {
+        println!("DUEL {e} {}", (DUEL_ROUNDS * DUEL_COMMITS) as f64 / secs);
+    }
+    Ok(())
+}
+
 /// Open a fresh database and make `commits` durable single-key commits: run under strace.
 fn probe(name: &str, commits: u64, base: &Path) -> Res<()> {
     let tmp = tempfile::Builder::new()
@@ -341,7 +385,81 @@ struct Row {
     scale: f64,
 }
 
+const RAW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/raw.txt");
+
 fn parent(a: &Args, base: &Path) -> Res<()> {
+    let (machine, results, failures, have_strace) = match &a.from {
+        Some(from) => load_raw(from)?,
+        None => {
+            let m = measure(a, base)?;
+            save_raw(Path::new(RAW), &m)?;
+            m
+        }
+    };
+    let report = render(a, &machine, &results, &failures, have_strace);
+    println!("{report}");
+    if let Some(out) = &a.out {
+        std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
+    Ok(())
+}
+
+type Measured = (Vec<String>, Results, BTreeMap<String, String>, bool);
+
+fn save_raw(path: &Path, m: &Measured) -> Res<()> {
+    let mut s = String::new();
+    for line in &m.0 {
+        s.push_str(&format!("machine {line}\n"));
+    }
+    for (e, r) in &m.1 {
+        for (k, v) in r {
+            s.push_str(&format!("result {e} {k} {v}\n"));
+        }
+    }
+    for (e, why) in &m.2 {
+        s.push_str(&format!("failure {e} {why}\n"));
+    }
+    s.push_str(&format!("strace {}\n", u8::from(m.3)));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, s).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("raw results saved in {}", path.display());
+    Ok(())
+}
+
+fn load_raw(path: &Path) -> Res<Measured> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut m: Measured = (Vec::new(), BTreeMap::new(), BTreeMap::new(), false);
+    for line in text.lines() {
+        let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "machine" => m.0.push(rest.to_string()),
+            "result" => {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                if let [e, k, v] = f[..] {
+                    let v = v
+                        .parse()
+                        .map_err(|e| format!("{}: {line:?}: {e}", path.display()))?;
+                    m.1.entry(e.to_string())
+                        .or_default()
+                        .insert(k.to_string(), v);
+                }
+            }
+            "failure" => {
+                let (e, why) = rest.split_once(' ').unwrap_or((rest, ""));
+                m.2.insert(e.to_string(), why.to_string());
+            }
+            "strace" => m.3 = rest == "1",
+            _ => return Err(format!("{}: unexpected line {line:?}", path.display()).into()),
+        }
+    }
+    Ok(m)
+}
+
+fn measure(a: &Args, base: &Path) -> Res<Measured> {
     let exe = std::env::current_exe()?;
     let machine = machine(base);
     let mut results: Results = BTreeMap::new();
@@ -383,6 +501,38 @@ fn parent(a: &Args, base: &Path) -> Res<()> {
             }
         }
     }
+    for round in 1..=a.runs {
+        eprintln!(
+            "== interleaved individual commits, run {round} of {}",
+            a.runs
+        );
+        let out = Command::new(&exe)
+            .args([
+                "--duel",
+                "--engines",
+                &a.engines.join(","),
+                "--entries",
+                &a.entries.to_string(),
+                "--dir",
+            ])
+            .arg(base)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("running the interleaved commit run: {e}"))?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let ["DUEL", e, v] = f[..] {
+                if let Ok(v) = v.parse() {
+                    let r = samples.entry(e.to_string()).or_default();
+                    r.entry("duel_per_s".into()).or_default().push(v);
+                    eprintln!("  {e}: {v:.0} commits/s");
+                }
+            }
+        }
+        if !out.status.success() {
+            eprintln!("  interleaved commit run failed: {}", out.status);
+        }
+    }
     for (engine, metrics) in samples {
         let r = results.entry(engine).or_default();
         for (k, mut v) in metrics {
@@ -409,13 +559,7 @@ fn parent(a: &Args, base: &Path) -> Res<()> {
             }
         }
     }
-    let report = render(a, &machine, &results, &failures, have_strace);
-    println!("{report}");
-    if let Some(out) = &a.out {
-        std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
-        eprintln!("wrote {}", out.display());
-    }
-    Ok(())
+    Ok((machine, results, failures, have_strace))
 }
 
 fn fmt_num(v: f64) -> String {
@@ -757,5 +901,10 @@ fn render(
          both ports of BoltDB with the same two-sync commit, stand in for it in the \
          individual-commit target.\n",
     );
+    // The analysis of where deadbolt's time goes is written by hand next to this command.
+    if let Ok(notes) = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/NOTES.md")) {
+        s.push('\n');
+        s.push_str(&notes);
+    }
     s
 }
