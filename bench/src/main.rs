@@ -622,8 +622,19 @@ fn render(
             1.0,
         ),
         row(
-            format!("Individual durable commits: {INDIVIDUAL_COMMITS} × 1 key"),
+            format!("Individual durable commits: {INDIVIDUAL_COMMITS} × 1 key, each engine in its own process"),
             "individual_per_s",
+            "commits/s",
+            true,
+            1.0,
+        ),
+        row(
+            format!(
+                "Individual durable commits, all engines in one process, interleaved: \
+                 {DUEL_ROUNDS} rounds × {DUEL_COMMITS} commits each, on {} entries",
+                fmt_num(n.min(DUEL_ENTRIES) as f64)
+            ),
+            "duel_per_s",
             "commits/s",
             true,
             1.0,
