@@ -22,6 +22,7 @@ const PROBE_COMMITS: u64 = 100;
 struct Args {
     entries: u64,
     runs: usize,
+    timeout: u64,
     out: Option<PathBuf>,
     engines: Vec<String>,
     dir: Option<PathBuf>,
@@ -36,6 +37,7 @@ fn usage() -> String {
         "usage: deadbolt-bench [--entries N] [--runs R] [--out FILE.md] [--engines a,b,..] [--dir DIR]\n\
          \x20 --entries N   entries in the bulk load (default {QUICK_ENTRIES}; the published table uses 1000000)\n\
          \x20 --runs R      run every engine R times, interleaved, and report medians (default 1)\n\
+         \x20 --timeout S   stop an engine's run after S seconds and report what it finished (default 300)\n\
          \x20 --out FILE    write the Markdown report there (it is always printed)\n\
          \x20 --engines     subset of: {}\n\
          \x20 --dir DIR     where the databases go (default: the system temp dir; must not be tmpfs)\n\
@@ -48,6 +50,7 @@ fn parse_args() -> Res<Args> {
     let mut a = Args {
         entries: QUICK_ENTRIES,
         runs: 1,
+        timeout: 300,
         out: None,
         engines: engine_names().iter().map(|s| s.to_string()).collect(),
         dir: None,
@@ -75,6 +78,7 @@ fn parse_args() -> Res<Args> {
                 a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?;
                 a.runs = a.runs.max(1);
             }
+            "--timeout" => a.timeout = val()?.parse().map_err(|e| format!("--timeout: {e}"))?,
             "--out" => a.out = Some(val()?.into()),
             "--engines" => a.engines = val()?.split(',').map(str::to_string).collect(),
             "--dir" => a.dir = Some(val()?.into()),
@@ -289,6 +293,42 @@ fn probe(name: &str, commits: u64, base: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Run `cmd` with its stdout captured; `None` for the status if it ran past `secs` and was killed.
+fn run_with_timeout(
+    mut cmd: Command,
+    secs: u64,
+) -> std::io::Result<(String, Option<std::process::ExitStatus>)> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()?;
+    let mut pipe = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        pipe.read_to_string(&mut s).map(|_| s)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed().as_secs() >= secs {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = reader
+        .join()
+        .map_err(|_| std::io::Error::other("stdout reader panicked"))??;
+    Ok((out, status))
+}
+
 const SYNC_CALLS: &str = "fsync,fdatasync,msync,sync_file_range,syncfs";
 
 /// Sync system calls of one probe run, by strace -c.
@@ -466,26 +506,34 @@ fn measure(a: &Args, base: &Path) -> Res<Measured> {
     let mut failures: BTreeMap<String, String> = BTreeMap::new();
     let mut samples: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     // Rounds interleave the engines so that a change in the machine's load hits them alike.
+    let mut timed_out: Vec<String> = Vec::new();
     for round in 1..=a.runs {
         for engine in &a.engines {
+            if timed_out.contains(engine) {
+                continue;
+            }
             eprintln!(
                 "== {engine} ({} entries), run {round} of {}",
                 a.entries, a.runs
             );
-            let out = Command::new(&exe)
-                .args([
-                    "--child",
-                    engine,
-                    "--entries",
-                    &a.entries.to_string(),
-                    "--dir",
-                ])
-                .arg(base)
-                .stderr(std::process::Stdio::inherit())
-                .output()
+            // The child's databases go in a directory this process removes, even after a kill.
+            let dir = tempfile::Builder::new()
+                .prefix("deadbolt-bench-")
+                .tempdir_in(base)
+                .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?;
+            let mut cmd = Command::new(&exe);
+            cmd.args([
+                "--child",
+                engine,
+                "--entries",
+                &a.entries.to_string(),
+                "--dir",
+            ])
+            .arg(dir.path());
+            let (stdout, outcome) = run_with_timeout(cmd, a.timeout)
                 .map_err(|e| format!("running the {engine} child: {e}"))?;
             let r = samples.entry(engine.clone()).or_default();
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
+            for line in stdout.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if let ["RESULT", k, v] = f[..] {
                     if let Ok(v) = v.parse() {
@@ -493,11 +541,23 @@ fn measure(a: &Args, base: &Path) -> Res<Measured> {
                     }
                 }
             }
-            if !out.status.success() {
-                failures.insert(
-                    engine.clone(),
-                    format!("child process failed ({})", out.status),
-                );
+            match outcome {
+                Some(st) if st.success() => {}
+                Some(st) => {
+                    failures.insert(engine.clone(), format!("child process failed ({st})"));
+                }
+                None => {
+                    eprintln!("  {engine}: killed after {} s", a.timeout);
+                    failures.insert(
+                        engine.clone(),
+                        format!(
+                            "stopped after the {} s time limit per engine run (`--timeout`), \
+                             so it was not run again",
+                            a.timeout
+                        ),
+                    );
+                    timed_out.push(engine.clone());
+                }
             }
         }
     }
@@ -734,14 +794,16 @@ fn render(
     let mut s = String::new();
     s.push_str("# Benchmarks: deadbolt and its peers\n\n");
     s.push_str(&format!(
-        "Generated by `cargo run --release -p deadbolt-bench -- --entries {n} --runs {}{}` \
+        "Generated by `cargo run --release -p deadbolt-bench -- --entries {n} --runs {} --timeout {}{}` \
          (the exact command; `--entries 1000000` is the published size, the default is {QUICK_ENTRIES}).\n\n",
         a.runs,
+        a.timeout,
         a.out.as_ref().map_or(String::new(), |o| format!(" --out {}", o.display()))
     ));
     s.push_str(&format!(
-        "**Size of this run: {} entries.**\n\n",
-        fmt_num(n as f64)
+        "**Size of this run: {} entries; each figure is the median of {} run(s) per engine.**\n\n",
+        fmt_num(n as f64),
+        a.runs
     ));
     s.push_str(
         "Keys are 24 random bytes and values 150 random bytes, as in redb's published comparison. \
