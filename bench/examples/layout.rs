@@ -3,7 +3,9 @@
 use deadbolt_bench::{key, value, Res};
 
 fn main() -> Res<()> {
-    let n: u64 = std::env::args().nth(1).map_or(Ok(1_000_000), |s| s.parse())?;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map_or(Ok(1_000_000), |s| s.parse())?;
     let tmp = tempfile::tempdir()?;
     let db = deadbolt::Db::open(tmp.path().join("x.db"))?;
     let report = |what: &str, db: &deadbolt::Db| -> Res<()> {
