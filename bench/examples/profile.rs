@@ -1,6 +1,6 @@
 //! Repeat one workload on one engine so a profiler sees mostly that workload:
 //! `perf record --call-graph dwarf target/release/examples/profile deadbolt reads 1000000`.
-//! Phases: load, reads, commits, batch, removals, scans.
+//! Phases: load, reads, commits, batch, removals, scans, nested.
 use std::time::Instant;
 
 use deadbolt_bench::{key, open, Res, Rng};
@@ -46,6 +46,16 @@ fn main() -> Res<()> {
             }
         }
         "removals" => db.remove(0..n / 2)?,
+        "nested" => {
+            db.nested_write(0..n / 10)?;
+            let mut r = Rng::new(3);
+            let idx: Vec<u64> = (0..n).map(|_| r.below(n / 10)).collect();
+            let t = Instant::now();
+            for _ in 0..5 {
+                db.nested_get(&idx)?;
+            }
+            eprintln!("nested lookups only: {:?}", t.elapsed());
+        }
         other => return Err(format!("unknown phase {other}").into()),
     }
     eprintln!("{engine} {phase}: {:?}", t.elapsed());

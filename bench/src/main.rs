@@ -448,7 +448,10 @@ fn parent(a: &Args, base: &Path) -> Res<()> {
         let report = if a.append {
             let before = std::fs::read_to_string(out)
                 .map_err(|e| format!("reading {} to append to it: {e}", out.display()))?;
-            format!("{before}\n---\n\n{}", report.replacen("# ", "## ", 1))
+            format!(
+                "{before}\n---\n\n{}",
+                report.replace("\n## ", "\n### ").replacen("# ", "## ", 1)
+            )
         } else {
             report
         };
