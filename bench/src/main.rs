@@ -438,7 +438,10 @@ fn parent(a: &Args, base: &Path) -> Res<()> {
         Some(from) => load_raw(from)?,
         None => {
             let m = measure(a, base)?;
-            save_raw(&raw_path(a.entries), &m)?;
+            // Keep the figures behind a written report so that it can be re-rendered.
+            if a.out.is_some() {
+                save_raw(&raw_path(a.entries), &m)?;
+            }
             m
         }
     };
