@@ -25,6 +25,7 @@ struct Args {
     timeout: u64,
     out: Option<PathBuf>,
     engines: Vec<String>,
+    engines_given: bool,
     dir: Option<PathBuf>,
     child: Option<String>,
     duel: bool,
@@ -55,6 +56,7 @@ fn parse_args() -> Res<Args> {
         timeout: 300,
         out: None,
         engines: engine_names().iter().map(|s| s.to_string()).collect(),
+        engines_given: false,
         dir: None,
         child: None,
         duel: false,
@@ -83,7 +85,10 @@ fn parse_args() -> Res<Args> {
             }
             "--timeout" => a.timeout = val()?.parse().map_err(|e| format!("--timeout: {e}"))?,
             "--out" => a.out = Some(val()?.into()),
-            "--engines" => a.engines = val()?.split(',').map(str::to_string).collect(),
+            "--engines" => {
+                a.engines = val()?.split(',').map(str::to_string).collect();
+                a.engines_given = true;
+            }
             "--dir" => a.dir = Some(val()?.into()),
             "--child" => a.child = Some(val()?),
             "--probe" => probe = Some(val()?),
@@ -97,7 +102,7 @@ fn parse_args() -> Res<Args> {
     }
     a.probe = probe.map(|p| (p, commits));
     for e in &a.engines {
-        if !engine_names().contains(&e.as_str()) {
+        if !engine_names().contains(&e.as_str()) && e != GO_ENGINE {
             return Err(format!("engine {e:?} is not built (built: {:?})", engine_names()).into());
         }
     }
@@ -250,6 +255,46 @@ fn child(name: &str, n: u64, base: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Go bbolt, run through bench/go/bboltbench.go when a Go toolchain is installed.
+const GO_ENGINE: &str = "bbolt-go";
+/// The environment variable that hands the built Go program to child processes.
+const GO_ENV: &str = "DEADBOLT_BENCH_GO";
+
+fn go_bin() -> Option<PathBuf> {
+    std::env::var_os(GO_ENV).map(PathBuf::from)
+}
+
+/// Build the Go program against Debian's packaged bbolt (GOPATH mode); `None` without `go`.
+fn build_go(dir: &Path) -> Option<PathBuf> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/go/bboltbench.go");
+    let bin = dir.join("bboltbench");
+    let gopath = std::env::var("GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", gopath)
+        .status();
+    match status {
+        Ok(st) if st.success() => Some(bin),
+        Ok(st) => {
+            eprintln!("building {src} failed ({st}); Go bbolt is left out");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// One engine in the interleaved commit run.
+enum Duelist {
+    Rust(Box<dyn Engine>),
+    Go(
+        std::process::Child,
+        std::io::BufReader<std::process::ChildStdout>,
+    ),
+}
+
 const DUEL_ROUNDS: u64 = 10;
 const DUEL_COMMITS: u64 = 100;
 const DUEL_ENTRIES: u64 = 100_000;
@@ -260,26 +305,67 @@ fn duel(engines: &[String], n: u64, base: &Path) -> Res<()> {
     let tmp = tempfile::Builder::new()
         .prefix("deadbolt-duel-")
         .tempdir_in(base)?;
+    use std::io::{BufRead, Write};
     let load = n.min(DUEL_ENTRIES);
     let mut dbs = Vec::new();
     for e in engines {
-        let db = open(e, &tmp.path().join(e))?;
-        db.write(0..load)?;
-        dbs.push((e, db, 0f64));
+        let d = if e == GO_ENGINE {
+            let bin = go_bin().ok_or("the Go program was not built")?;
+            let dir = tmp.path().join(e);
+            std::fs::create_dir_all(&dir)?;
+            let mut child = Command::new(bin)
+                .arg("duel")
+                .arg(load.to_string())
+                .arg(&dir)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()?;
+            let mut out = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?);
+            let mut line = String::new();
+            out.read_line(&mut line)?;
+            if line.trim() != "ready" {
+                return Err(format!("Go bbolt duel: unexpected {line:?}").into());
+            }
+            Duelist::Go(child, out)
+        } else {
+            let db = open(e, &tmp.path().join(e))?;
+            db.write(0..load)?;
+            Duelist::Rust(db)
+        };
+        dbs.push((e, d, 0f64));
     }
     let mut next = load;
     for _ in 0..DUEL_ROUNDS {
-        for (_, db, secs) in dbs.iter_mut() {
-            let t = Instant::now();
-            for i in next..next + DUEL_COMMITS {
-                db.write(i..i + 1)?;
+        for (_, d, secs) in dbs.iter_mut() {
+            match d {
+                Duelist::Rust(db) => {
+                    let t = Instant::now();
+                    for i in next..next + DUEL_COMMITS {
+                        db.write(i..i + 1)?;
+                    }
+                    *secs += t.elapsed().as_secs_f64();
+                }
+                Duelist::Go(child, out) => {
+                    let stdin = child.stdin.as_mut().ok_or("no stdin")?;
+                    writeln!(stdin)?;
+                    stdin.flush()?;
+                    let mut line = String::new();
+                    out.read_line(&mut line)?;
+                    *secs += line
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|e| format!("Go bbolt duel: {line:?}: {e}"))?;
+                }
             }
-            *secs += t.elapsed().as_secs_f64();
         }
         next += DUEL_COMMITS;
     }
-    for (e, _, secs) in &dbs {
+    for (e, d, secs) in dbs {
         println!("DUEL {e} {}", (DUEL_ROUNDS * DUEL_COMMITS) as f64 / secs);
+        if let Duelist::Go(mut child, _) = d {
+            drop(child.stdin.take());
+            child.wait()?;
+        }
     }
     Ok(())
 }
@@ -338,20 +424,30 @@ const SYNC_CALLS: &str = "fsync,fdatasync,msync,sync_file_range,syncfs";
 /// Sync system calls of one probe run, by strace -c.
 fn strace_syncs(exe: &Path, engine: &str, commits: u64, base: &Path) -> Res<u64> {
     let out = tempfile::NamedTempFile::new()?;
-    let status = Command::new("strace")
-        .args(["-f", "-c", "-e", &format!("trace={SYNC_CALLS}"), "-o"])
-        .arg(out.path())
-        .arg(exe)
-        .args([
-            "--probe",
-            engine,
-            "--commits",
-            &commits.to_string(),
-            "--dir",
-        ])
-        .arg(base)
-        .status()
-        .map_err(|e| format!("running strace: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("deadbolt-probe-")
+        .tempdir_in(base)?;
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-c", "-e", &format!("trace={SYNC_CALLS}"), "-o"])
+        .arg(out.path());
+    if engine == GO_ENGINE {
+        let bin = go_bin().ok_or("the Go program was not built")?;
+        cmd.arg(bin)
+            .arg("probe")
+            .arg(commits.to_string())
+            .arg(dir.path());
+    } else {
+        cmd.arg(exe)
+            .args([
+                "--probe",
+                engine,
+                "--commits",
+                &commits.to_string(),
+                "--dir",
+            ])
+            .arg(dir.path());
+    }
+    let status = cmd.status().map_err(|e| format!("running strace: {e}"))?;
     if !status.success() {
         return Err(format!("strace probe of {engine} failed: {status}").into());
     }
@@ -520,14 +616,31 @@ fn load_raw(path: &Path) -> Res<Measured> {
 
 fn measure(a: &Args, base: &Path) -> Res<Measured> {
     let exe = std::env::current_exe()?;
-    let machine = machine(base);
+    let mut machine = machine(base);
+    // Go bbolt joins when `go` is installed (and no --engines list left it out).
+    let go_dir = tempfile::tempdir()?;
+    let mut engines = a.engines.clone();
+    if !a.engines_given || engines.iter().any(|e| e == GO_ENGINE) {
+        match build_go(go_dir.path()) {
+            Some(bin) => {
+                // Set before this process starts any thread; the children inherit it.
+                std::env::set_var(GO_ENV, &bin);
+                if !engines.iter().any(|e| e == GO_ENGINE) {
+                    engines.push(GO_ENGINE.into());
+                }
+                machine.push(format!("Go bbolt: {}", sh("go", &["version"])));
+            }
+            None => engines.retain(|e| e != GO_ENGINE),
+        }
+    }
+    let engines = &engines;
     let mut results: Results = BTreeMap::new();
     let mut failures: BTreeMap<String, String> = BTreeMap::new();
     let mut samples: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     // Rounds interleave the engines so that a change in the machine's load hits them alike.
     let mut timed_out: Vec<String> = Vec::new();
     for round in 1..=a.runs {
-        for engine in &a.engines {
+        for engine in engines {
             if timed_out.contains(engine) {
                 continue;
             }
@@ -540,15 +653,25 @@ fn measure(a: &Args, base: &Path) -> Res<Measured> {
                 .prefix("deadbolt-bench-")
                 .tempdir_in(base)
                 .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?;
-            let mut cmd = Command::new(&exe);
-            cmd.args([
-                "--child",
-                engine,
-                "--entries",
-                &a.entries.to_string(),
-                "--dir",
-            ])
-            .arg(dir.path());
+            let cmd = match go_bin() {
+                Some(bin) if engine == GO_ENGINE => {
+                    let mut c = Command::new(bin);
+                    c.arg("child").arg(a.entries.to_string()).arg(dir.path());
+                    c
+                }
+                _ => {
+                    let mut c = Command::new(&exe);
+                    c.args([
+                        "--child",
+                        engine,
+                        "--entries",
+                        &a.entries.to_string(),
+                        "--dir",
+                    ])
+                    .arg(dir.path());
+                    c
+                }
+            };
             let (stdout, outcome) = run_with_timeout(cmd, a.timeout)
                 .map_err(|e| format!("running the {engine} child: {e}"))?;
             let r = samples.entry(engine.clone()).or_default();
@@ -589,7 +712,7 @@ fn measure(a: &Args, base: &Path) -> Res<Measured> {
             .args([
                 "--duel",
                 "--engines",
-                &a.engines.join(","),
+                &engines.join(","),
                 "--entries",
                 &a.entries.to_string(),
                 "--dir",
@@ -621,7 +744,7 @@ fn measure(a: &Args, base: &Path) -> Res<Measured> {
     }
     let have_strace = Command::new("strace").arg("-V").output().is_ok();
     if have_strace {
-        for engine in &a.engines {
+        for engine in engines {
             eprintln!("== strace sync probe: {engine}");
             let with = strace_syncs(&exe, engine, PROBE_COMMITS, base);
             let without = strace_syncs(&exe, engine, 0, base);
@@ -802,7 +925,12 @@ fn render(
             1.0,
         ),
     ];
-    let engines: Vec<&String> = a.engines.iter().collect();
+    let mut engines: Vec<&String> = a.engines.iter().collect();
+    for e in results.keys() {
+        if !engines.contains(&e) {
+            engines.push(e);
+        }
+    }
     let peers: Vec<&String> = engines
         .iter()
         .copied()
@@ -962,6 +1090,7 @@ fn render(
         ("lmdb", 1.8),
         ("jammdb", 1.8),
         ("bbolt-rs", 1.8),
+        (GO_ENGINE, 1.8),
         ("redb", 1.0),
     ] {
         target(
@@ -1007,10 +1136,18 @@ fn render(
         "lmdb",
         1.0,
     );
-    s.push_str(
-        "\nGo bbolt is not in this table (no Go toolchain on the machine); jammdb and bbolt-rs, \
-         Rust ports of BoltDB, stand in for it in the individual-commit target.\n",
-    );
+    if !results.contains_key(GO_ENGINE) {
+        s.push_str(
+            "\nGo bbolt is not in this table (no Go toolchain on the machine); jammdb and \
+             bbolt-rs, Rust ports of BoltDB, stand in for it in the individual-commit target.\n",
+        );
+    } else {
+        s.push_str(&format!(
+            "\n{GO_ENGINE} is Go bbolt (Debian's golang-github-coreos-bbolt-dev) driven by \
+             `bench/go/bboltbench.go` with the same keys, values and workloads; it joins the run \
+             when `go` is installed.\n"
+        ));
+    }
     // The analysis of where deadbolt's time goes is written by hand next to this command.
     if a.append {
         return s;
