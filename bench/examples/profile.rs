@@ -1,0 +1,63 @@
+//! Repeat one workload on one engine so a profiler sees mostly that workload:
+//! `perf record --call-graph dwarf target/release/examples/profile deadbolt reads 1000000`.
+//! Phases: load, reads, commits, batch, removals, scans, nested.
+use std::time::Instant;
+
+use deadbolt_bench::{key, open, Res, Rng};
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let engine = args.next().unwrap_or_else(|| "deadbolt".into());
+    let phase = args.next().unwrap_or_else(|| "reads".into());
+    let n: u64 = args.next().map_or(Ok(1_000_000), |s| s.parse())?;
+    let tmp = tempfile::tempdir()?;
+    let db = open(&engine, &tmp.path().join("db"))?;
+    let t = Instant::now();
+    db.write(0..n)?;
+    eprintln!("setup load {:?}", t.elapsed());
+    let mut r = Rng::new(1);
+    let keys: Vec<_> = (0..n).map(|_| key(r.below(n))).collect();
+    let t = Instant::now();
+    match phase.as_str() {
+        "load" => {
+            for round in 1..4u64 {
+                let d = tmp.path().join(format!("db{round}"));
+                open(&engine, &d)?.write(0..n)?;
+            }
+        }
+        "reads" => {
+            for _ in 0..5 {
+                db.get(&keys)?;
+            }
+        }
+        "scans" => {
+            for _ in 0..5 {
+                db.scan(&keys[..(n / 100) as usize], 100)?;
+            }
+        }
+        "commits" => {
+            for i in 0..2_000 {
+                db.write(n + i..n + i + 1)?;
+            }
+        }
+        "batch" => {
+            for b in 0..100 {
+                db.write(n + b * 1_000..n + (b + 1) * 1_000)?;
+            }
+        }
+        "removals" => db.remove(0..n / 2)?,
+        "nested" => {
+            db.nested_write(0..n / 10)?;
+            let mut r = Rng::new(3);
+            let idx: Vec<u64> = (0..n).map(|_| r.below(n / 10)).collect();
+            let t = Instant::now();
+            for _ in 0..5 {
+                db.nested_get(&idx)?;
+            }
+            eprintln!("nested lookups only: {:?}", t.elapsed());
+        }
+        other => return Err(format!("unknown phase {other}").into()),
+    }
+    eprintln!("{engine} {phase}: {:?}", t.elapsed());
+    Ok(())
+}
