@@ -282,16 +282,22 @@ impl Db {
 }
 
 fn resolve<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
-    let mut b = tx.bucket(&path[0])?.ok_or(Error::BucketNotFound)?;
-    for name in &path[1..] {
+    let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
+    let mut b = tx.bucket(first)?.ok_or(Error::BucketNotFound)?;
+    for name in rest {
         b = b.bucket(name)?.ok_or(Error::BucketNotFound)?;
     }
     Ok(b)
 }
 
-fn create_path<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
-    let mut b = tx.create_bucket_if_not_exists(&path[0])?;
-    for name in &path[1..] {
+/// The bucket at `path`, created (with its parents) where missing.
+pub(crate) fn create_path<'a>(
+    tx: &'a crate::Tx<'a>,
+    path: &[Vec<u8>],
+) -> Result<crate::Bucket<'a>> {
+    let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
+    let mut b = tx.create_bucket_if_not_exists(first)?;
+    for name in rest {
         b = b.create_bucket_if_not_exists(name)?;
     }
     Ok(b)

@@ -116,21 +116,13 @@ impl<'a> Sink<'a> {
         }
         self.tx.as_ref().ok_or(Error::TxClosed)
     }
-    fn bucket<'t>(tx: &'t Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'t>> {
-        let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
-        let mut b = tx.create_bucket_if_not_exists(first)?;
-        for n in rest {
-            b = b.create_bucket_if_not_exists(n)?;
-        }
-        Ok(b)
-    }
     fn ensure(&mut self, path: &[Vec<u8>], seq: u64) -> Result<()> {
         let tx = self.tx()?;
-        Self::bucket(tx, path)?.set_sequence(seq)
+        crate::ops::create_path(tx, path)?.set_sequence(seq)
     }
     fn put(&mut self, path: &[Vec<u8>], k: &[u8], v: &[u8]) -> Result<()> {
         let tx = self.tx()?;
-        Self::bucket(tx, path)?.put(k, v)?;
+        crate::ops::create_path(tx, path)?.put(k, v)?;
         self.bytes += k.len() + v.len();
         if self.bytes >= TX_BYTES {
             self.flush()?;
