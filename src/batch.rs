@@ -305,6 +305,11 @@ pub(crate) fn copy_error(e: &Error) -> Error {
             detail: detail.clone(),
         },
         Error::InvalidFile(s) => Error::InvalidFile(s.clone()),
+        Error::UnsupportedVersion { found, supported } => Error::UnsupportedVersion {
+            found: *found,
+            supported: *supported,
+        },
+        Error::WouldDeadlock => Error::WouldDeadlock,
         Error::BucketNotFound => Error::BucketNotFound,
         Error::BucketExists => Error::BucketExists,
         Error::IncompatibleValue => Error::IncompatibleValue,
@@ -379,6 +384,10 @@ impl Db {
     {
         if self.inner.opts.read_only {
             return Err(Error::ReadOnly);
+        }
+        if self.inner.holds_writer() {
+            // The leader would be this thread, waiting for the writer it already holds.
+            return Err(Error::WouldDeadlock);
         }
         let b = &self.inner.batcher;
         let opts = self.batch_options();
@@ -467,6 +476,9 @@ mod tests {
         }
         fn set_len(&self, len: u64) -> io::Result<()> {
             self.mem.set_len(len)
+        }
+        fn create(&self, image: &[u8]) -> io::Result<()> {
+            self.mem.create(image)
         }
         fn sync_data(&self) -> io::Result<()> {
             if self.fail_sync.load(Ordering::SeqCst) {

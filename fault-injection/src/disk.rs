@@ -6,13 +6,22 @@
 //!   (the unsynced window `U_k` of the fault model), and
 //! * the **current** bytes, i.e. what the OS shows a reader (everything issued).
 //!
-//! Every mutating call (`write_at`, `set_len`, `sync_data`, `sync_dir`) is numbered and is a
-//! potential crash point. When the [`FaultPlan`] says to crash after op `k`, the disk freezes
-//! its state ([`CrashState`]) and fails every later call, as if the process had died; the
-//! harness then builds the image a restarted machine would see with [`crate::crash`].
+//! Every mutating call (`write_at`, `set_len`, `sync_data`, `sync_dir`, `create`) is numbered
+//! and is a potential crash point. When the [`FaultPlan`] says to crash after op `k`, the disk
+//! freezes its state ([`CrashState`]) and fails every later call, as if the process had died;
+//! the harness then builds the image a restarted machine would see with [`crate::crash`].
 //!
 //! Faults outside a crash: failing syncs (F7, with the fsyncgate kernel model), failing writes,
-//! set_len and reads including disk full (F8), lost writes (F12) and misdirected writes (F11).
+//! set_len, create and reads including disk full (F8), lost writes (F12) and misdirected writes
+//! (F11).
+//!
+//! `create` models the real one (a temporary file written and synced, renamed over the empty
+//! file, the directory synced) as a single op: no crash can see a part of the image. A crash
+//! point before it finds the file empty (or absent, F6); one after it finds the whole image,
+//! durable with its directory entry. The real intermediate state (renamed, directory not yet
+//! synced: a power cut shows the old empty file or the whole new one) yields no image that
+//! those two points do not, since the engine issues nothing between. Only a failed directory
+//! sync leaves that state behind: then the image is in place but its entry may still vanish.
 
 use std::io;
 use std::sync::Arc;
@@ -64,10 +73,21 @@ pub enum Pending {
 /// A mutating operation as recorded in the operation log.
 #[derive(Clone, Debug)]
 pub enum LogOp {
-    Write { off: u64, data: Vec<u8>, fate: Fate },
+    Write {
+        off: u64,
+        data: Vec<u8>,
+        fate: Fate,
+    },
     SetLen(u64),
     Sync,
     SyncDir,
+    /// `create`: when `placed`, the whole `data` was renamed into place (durable as a file; its
+    /// directory entry durable only if the op succeeded). Not placed: it failed before the
+    /// rename and changed nothing.
+    Create {
+        data: Vec<u8>,
+        placed: bool,
+    },
 }
 
 /// The outcome of one logged op (errors injected or crash).
@@ -97,6 +117,10 @@ pub struct FaultPlan {
     pub lose_write: Option<u64>,
     /// The n-th `write_at` is misdirected to another sector-aligned offset (F11).
     pub misdirect_write: Option<u64>,
+    /// The n-th `create` fails with EIO (F8): before its rename (nothing changes), or with
+    /// `true` in the directory sync after it (the image is in place, its directory entry may
+    /// not survive a power cut).
+    pub fail_create: Option<(u64, bool)>,
 }
 
 /// Everything a crash image is built from: the durable image, the unsynced ops in issue order,
@@ -121,6 +145,7 @@ struct Inner {
     set_lens: u64,
     syncs: u64,
     views: u64,
+    creates: u64,
     write_failing: bool,
     set_len_failing: bool,
     view_failing: bool,
@@ -169,6 +194,7 @@ impl SimDisk {
                 set_lens: 0,
                 syncs: 0,
                 views: 0,
+                creates: 0,
                 write_failing: false,
                 set_len_failing: false,
                 view_failing: false,
@@ -217,6 +243,11 @@ impl SimDisk {
     pub fn counts(&self) -> (u64, u64, u64) {
         let g = self.inner.lock().unwrap();
         (g.writes, g.set_lens, g.syncs)
+    }
+
+    /// `create` calls so far (refusals of a non-empty file not counted).
+    pub fn creates(&self) -> u64 {
+        self.inner.lock().unwrap().creates
     }
 
     /// Injected errors returned to the caller so far (F7/F8).
@@ -281,6 +312,12 @@ impl SimDisk {
             }
             LogOp::Sync => d.u64(3),
             LogOp::SyncDir => d.u64(4),
+            LogOp::Create { data, placed } => {
+                d.u64(5);
+                d.u64(*placed as u64);
+                d.u64(data.len() as u64);
+                d.u64(crate::rng::hash_bytes(data));
+            }
         }
         d.u64(res as u64);
         g.digest = d;
@@ -302,6 +339,21 @@ fn snapshot(g: &Inner) -> CrashState {
         dir_synced: g.dir_synced,
         ops: g.ops,
     }
+}
+
+/// The effect of a `create` that renamed `data` into place: the path names a new file holding
+/// exactly `data`, durable as a file (it was synced before the rename). What was pending on the
+/// old, empty file is gone with it. Whether the directory entry is durable is the caller's
+/// business: it is only after a successful directory sync.
+pub fn apply_create(
+    durable: &mut Vec<u8>,
+    current: &mut Vec<u8>,
+    pending: &mut Vec<Pending>,
+    data: &[u8],
+) {
+    *durable = data.to_vec();
+    *current = data.to_vec();
+    pending.clear();
 }
 
 /// Apply `data` at `off` to `buf`, growing it with zeros.
@@ -561,6 +613,71 @@ impl Storage for SimDisk {
         }
         g.dir_synced = true;
         self.end_op(&mut g, LogOp::SyncDir, OpResult::Ok);
+        Ok(())
+    }
+
+    fn create(&self, image: &[u8]) -> io::Result<()> {
+        let mut g = self.inner.lock().unwrap();
+        if self.begin_op(&mut g) {
+            return Err(crashed_err());
+        }
+        if !g.current.is_empty() {
+            // Refused like the real one: nothing written, no op issued.
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "create: the file is not empty",
+            ));
+        }
+        g.creates += 1;
+        g.view_cache = None;
+        let full = self.plan.capacity.is_some_and(|c| image.len() as u64 > c);
+        let (fail, late) = match self.plan.fail_create {
+            Some((n, late)) if n == g.creates => (true, late),
+            // A disk failing every write fails the temporary file's too.
+            _ => (g.write_failing, false),
+        };
+        if full || (fail && !late) {
+            // The temporary file could not be written or synced; it is removed and the path
+            // still names the empty file.
+            g.injected_errors += 1;
+            self.end_op(
+                &mut g,
+                LogOp::Create {
+                    data: Vec::new(),
+                    placed: false,
+                },
+                OpResult::Failed,
+            );
+            return Err(if full {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected: no space left on device",
+                )
+            } else {
+                eio("create")
+            });
+        }
+        let Inner {
+            durable,
+            current,
+            pending,
+            ..
+        } = &mut *g;
+        apply_create(durable, current, pending, image);
+        let op = LogOp::Create {
+            data: image.to_vec(),
+            placed: true,
+        };
+        if fail {
+            // The directory sync after the rename failed: the new entry may still be lost in a
+            // power cut (F6, which here stands for the old empty file too).
+            g.dir_synced = false;
+            g.injected_errors += 1;
+            self.end_op(&mut g, op, OpResult::Failed);
+            return Err(eio("create: directory sync"));
+        }
+        g.dir_synced = true;
+        self.end_op(&mut g, op, OpResult::Ok);
         Ok(())
     }
 }

@@ -209,14 +209,7 @@ impl EngineDb for DeadboltDb {
     }
 
     fn recovered_txid(&self) -> u64 {
-        let r = self.0.recovery();
-        if r.recreated {
-            // A creation cut short was re-initialised: its txid names no commit of ours, and the
-            // state (empty) is matched by content.
-            u64::MAX
-        } else {
-            r.txid
-        }
+        self.0.recovery().txid
     }
 
     fn rolled_back(&self) -> Option<String> {
@@ -246,6 +239,9 @@ impl Engine for Deadbolt {
         let o = Options {
             page_size: opts.page_size,
             no_sync: opts.no_sync,
+            // No background confirmer: its I/O would come at wall-clock times and break the
+            // deterministic op log. Confirmations still happen at sync, close and open.
+            confirm_after: None,
             ..Options::default()
         };
         Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
@@ -268,6 +264,9 @@ pub enum ToyBug {
     SkipOpenVerify,
     /// A failed sync is retried; success acknowledges the commit.
     RetryFailedSync,
+    /// Creation writes the first blob and meta in place and syncs (not atomic): a crash in it
+    /// leaves a file open refuses.
+    CreateInPlace,
 }
 
 pub struct Toy(pub ToyBug);
@@ -469,10 +468,18 @@ impl Engine for Toy {
                 blob.len() as u64,
                 crate::rng::hash_bytes(&blob),
             );
-            s.write_at(2 * SLOT, &blob).map_err(io)?;
-            s.write_at(0, &meta).map_err(io)?;
-            s.sync_data().map_err(io)?;
-            s.sync_dir().map_err(io)?;
+            if self.0 == ToyBug::CreateInPlace {
+                s.write_at(2 * SLOT, &blob).map_err(io)?;
+                s.write_at(0, &meta).map_err(io)?;
+                s.sync_data().map_err(io)?;
+                s.sync_dir().map_err(io)?;
+            } else {
+                // Created atomically, like deadbolt: meta slot 0, an empty slot 1, the blob.
+                let mut image = vec![0u8; 2 * SLOT as usize];
+                image[..meta.len()].copy_from_slice(&meta);
+                image.extend_from_slice(&blob);
+                s.create(&image).map_err(io)?;
+            }
         }
         let view = s.view().map_err(io)?;
         let bytes = view.bytes();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::crash::{Fill, Mode, Window};
 use crate::disk::{
-    apply_pending, apply_write, CrashState, FaultPlan, LogOp, Media, OpResult, Pending, SimDisk,
+    apply_create, apply_pending, apply_write, CrashState, FaultPlan, LogOp, Media, OpResult,
+    Pending, SimDisk,
 };
 use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
 use crate::model::{Op, State};
@@ -28,6 +29,8 @@ pub struct Lifetime {
     pub digest: u64,
     /// Calls issued: (write_at, set_len, sync_data).
     pub counts: (u64, u64, u64),
+    /// `create` calls issued.
+    pub creates: u64,
 }
 
 /// Open `image`, run the commits `next` produces until it returns `None`, a crash or a failed
@@ -57,6 +60,13 @@ pub fn live(
                     LogOp::SetLen(n) => format!("set_len {n}"),
                     LogOp::Sync => "sync".into(),
                     LogOp::SyncDir => "sync_dir".into(),
+                    LogOp::Create { data, placed } => {
+                        format!(
+                            "create +{}{}",
+                            data.len(),
+                            if *placed { "" } else { " (not placed)" }
+                        )
+                    }
                 };
                 eprintln!("op {}: {d} {r:?}", i + 1);
             }
@@ -70,6 +80,7 @@ pub fn live(
             commits,
             digest: disk.digest(),
             counts: disk.counts(),
+            creates: disk.creates(),
         }
     };
     let db: Box<dyn EngineDb> = match catch(|| engine.open(disk.clone(), &opts)) {
@@ -94,7 +105,6 @@ pub fn live(
         violations
             .push("I8: open returned Ok although an injected I/O error was returned to it".into());
     }
-    hist.created = true;
     let ack = if opts.no_sync {
         Label::NoSyncAck
     } else {
@@ -209,6 +219,13 @@ impl Replayer {
                 }
             }
             LogOp::SyncDir => st.dir_synced = true,
+            LogOp::Create { data, placed } => {
+                if *placed {
+                    apply_create(&mut st.durable, &mut st.current, &mut st.pending, data);
+                    // As in `SimDisk::create`: the entry is durable only if the op succeeded.
+                    st.dir_synced = op.1 == OpResult::Ok;
+                }
+            }
         }
     }
 }
@@ -351,7 +368,6 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
             return rep;
         }
     };
-    let created_at = disk.ops();
     let mut recs = Vec::new();
     let mut state = State::default();
     for ops in wl {
@@ -408,9 +424,10 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
         }
         let k = k as u64;
         rep.crash_points += 1;
-        // The history as of a crash after op k.
+        // The history as of a crash after op k. A crash inside creation leaves the file
+        // empty, absent or whole (`Storage::create` is atomic): each opens at the empty state,
+        // so no allowance is made for refusing a half-made file.
         let mut hist = History::new();
-        hist.created = k > created_at;
         for r in &recs {
             if k <= r.start {
                 break;
@@ -504,10 +521,10 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
     rep
 }
 
-/// The I/O-error sweep (SQLite's ioerr loop): fail the n-th write, set_len and sync (F7, F8),
-/// and run out of space at every size the file passes through; check that the error reaches the
-/// caller (I8), that the handle is poisoned (I3), and that every crash image afterwards
-/// recovers to an allowed state.
+/// The I/O-error sweep (SQLite's ioerr loop): fail the n-th write, set_len, sync (F7, F8) and
+/// create (before its rename and in its directory sync), and run out of space at every size the
+/// file passes through; check that the error reaches the caller (I8), that the handle is
+/// poisoned (I3), and that every crash image afterwards recovers to an allowed state.
 pub fn ioerr_sweep(
     engine: &dyn Engine,
     workload: usize,
@@ -535,6 +552,7 @@ pub fn ioerr_sweep(
     );
     rep.violations.extend(clean.violations);
     let (writes, set_lens, syncs) = clean.counts;
+    let creates = clean.creates;
     let max_len = clean.crash.current.len() as u64;
     let mut plans = Vec::new();
     for n in 1..=writes {
@@ -558,6 +576,14 @@ pub fn ioerr_sweep(
             fail_set_len: Some((n, false)),
             ..FaultPlan::default()
         });
+    }
+    for n in 1..=creates {
+        for late in [false, true] {
+            plans.push(FaultPlan {
+                fail_create: Some((n, late)),
+                ..FaultPlan::default()
+            });
+        }
     }
     let step = (page_size as u64).max(1);
     let mut cap = 0;
@@ -834,7 +860,7 @@ pub fn at_rest_sweep(
             media,
             opts,
             &clean.hist,
-            Strictness::Detect,
+            Strictness::DetectConfirmed,
             None,
             None,
             rng.next_u64(),
@@ -859,7 +885,7 @@ pub fn at_rest_sweep(
             media,
             opts,
             &clean.hist,
-            Strictness::Detect,
+            Strictness::DetectConfirmed,
             None,
             None,
             rng.next_u64(),
@@ -890,7 +916,7 @@ pub fn at_rest_sweep(
                 media,
                 opts,
                 &clean.hist,
-                Strictness::Detect,
+                Strictness::DetectConfirmed,
                 None,
                 None,
                 rng.next_u64(),

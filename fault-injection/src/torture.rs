@@ -121,6 +121,12 @@ fn run_case_with(engine: &dyn Engine, seed: u64, small: bool) -> CaseResult {
                     plan.fail_sync = Some(1 + rng.below(n_commits + 1));
                     what = format!("fail sync #{:?}", plan.fail_sync.unwrap());
                 }
+                2 if image.is_empty() && rng.chance(0.5) => {
+                    // This lifetime creates the database: fail its creation (before or after
+                    // the rename).
+                    plan.fail_create = Some((1, rng.chance(0.5)));
+                    what = format!("fail create {:?}", plan.fail_create.unwrap());
+                }
                 2 => {
                     plan.fail_write = Some((n, rng.chance(0.5)));
                     what = format!("fail write {:?}", plan.fail_write.unwrap());
