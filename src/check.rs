@@ -39,6 +39,8 @@ struct Item {
     depth: usize,
     lo: Option<Vec<u8>>,
     hi: Option<Vec<u8>>,
+    /// The height the parent implies (one below its own); `None` for a bucket's root.
+    level: Option<u8>,
 }
 
 struct Checker<'a> {
@@ -125,6 +127,7 @@ impl Tx<'_> {
                 depth: 0,
                 lo: None,
                 hi: None,
+                level: None,
             });
         }
         while let Some(it) = stack.pop() {
@@ -175,8 +178,21 @@ impl Tx<'_> {
                 id,
                 data: span,
                 leaf: h.ptype == PageType::Leaf as u8,
+                level: h.level,
                 count: h.count as usize,
             };
+            if let Some(want) = it.level {
+                if page.level != want {
+                    c.problem(
+                        id,
+                        &it.path,
+                        format!(
+                            "page at level {}, its parent implies level {want} (pointer to the wrong depth)",
+                            page.level
+                        ),
+                    );
+                }
+            }
             // Keys must lie inside the range the parent gives this page.
             for i in 0..page.count {
                 let key = match page.key(i) {
@@ -225,6 +241,7 @@ impl Tx<'_> {
                             depth: 0,
                             lo: None,
                             hi: None,
+                            level: None,
                         }),
                         Ok(_) => {}
                         Err(err) => c.problem(id, &path, err.to_string()),
@@ -250,6 +267,7 @@ impl Tx<'_> {
                         depth: it.depth + 1,
                         lo,
                         hi,
+                        level: page.level.checked_sub(1),
                     });
                 }
             }

@@ -95,6 +95,11 @@ impl<'tx> Cursor<'tx> {
                 format!("tree deeper than {MAX_DEPTH} levels"),
             ));
         }
+        // A leaf page is checked against every separator on the path to it (the branch levels
+        // were checked by `loc_child`), on every path in: seek, first, last, next, prev.
+        if matches!(loc, Loc::Page(p) if p.leaf) {
+            self.tx.check_leaf_fence(loc, &self.stack)?;
+        }
         self.stack.push((loc, idx));
         Ok(())
     }

@@ -31,6 +31,12 @@ pub struct Options {
     pub lock_timeout: Option<Duration>,
     /// Verify a page's checksum on every access, not only the first time it is read.
     pub verify_every_access: bool,
+    /// Confirm the newest durable commit after the database has been idle this long (a
+    /// background thread writes one meta page and syncs; see [`Recovery::confirmed`]). A
+    /// confirmed commit is never rolled back at open: damage to it is an error. `None`: only
+    /// [`Db::sync`], a clean close and the next commit confirm (the fault-injection harness
+    /// uses that, to keep every I/O in its deterministic order).
+    pub confirm_after: Option<Duration>,
 }
 
 impl Default for Options {
@@ -41,6 +47,7 @@ impl Default for Options {
             read_only: false,
             lock_timeout: None,
             verify_every_access: false,
+            confirm_after: Some(Duration::from_millis(50)),
         }
     }
 }
@@ -73,6 +80,10 @@ pub struct Stats {
     pub depth: u64,
     /// Format version of the file.
     pub format_version: u32,
+    /// Newest commit whose durability a meta page on disk confirms (it is never rolled back).
+    pub confirmed_txid: u64,
+    /// Confirmation writes since open (each one page and one sync, off the commit path).
+    pub confirmations: u64,
 }
 
 /// What open found.
@@ -80,20 +91,24 @@ pub struct Stats {
 pub struct Recovery {
     /// The commit the database opened at.
     pub txid: u64,
-    /// A newer commit whose meta page was intact but whose pages did not all verify (an
-    /// interrupted commit, or damage): it was not used.
+    /// Newest commit whose durability the file confirms (a later commit's meta, or a
+    /// confirmation written after it was synced). Open never goes back past it.
+    pub confirmed: u64,
+    /// A newer, *unconfirmed* commit whose meta page was intact but whose pages did not all
+    /// verify: a commit interrupted by a crash (or damaged before anything confirmed it). It
+    /// was not used. A confirmed commit that fails is never rolled back: open returns
+    /// [`Error::Corruption`] instead.
     pub rolled_back: Option<RolledBack>,
     /// A meta slot that could not be decoded at all (normal after a crash during a meta write).
     pub damaged_meta: Option<String>,
-    /// The file held no valid meta page and was no longer than two pages: a creation cut short
-    /// by a crash. It was initialised again (nothing in it could have been committed).
-    pub recreated: bool,
 }
 
-/// A newer commit that open found incomplete or damaged and did not use.
+/// A newer commit that open found incomplete or damaged and did not use. It was never
+/// confirmed durable (`txid` is above [`Recovery::confirmed`]).
 #[derive(Clone, Debug)]
 pub struct RolledBack {
     pub txid: u64,
+    /// Why it did not verify.
     pub reason: String,
 }
 
@@ -169,6 +184,8 @@ pub(crate) struct Snapshot {
 pub(crate) struct Writer {
     pub free: FreeState,
     pub last_synced: u64,
+    /// Newest commit a durable meta page confirms (see [`crate::confirm`]).
+    pub confirmed: u64,
     pub poisoned: Option<String>,
     pub file_len: u64,
     pub unsynced: bool,
@@ -186,6 +203,9 @@ pub(crate) struct Counters {
     pub pages_written: AtomicU64,
     pub bytes_written: AtomicU64,
     pub pages_verified: AtomicU64,
+    pub confirmations: AtomicU64,
+    /// [`Writer::confirmed`], readable without the writer lock.
+    pub confirmed: AtomicU64,
 }
 
 /// Pages verified since open: one bit per page id, in lazily allocated chunks, so that
@@ -242,13 +262,54 @@ pub(crate) struct DbInner {
     pub batcher: crate::batch::Batcher,
     /// [`max_overflow`] for this page size, computed once.
     pub max_overflow: u64,
+    /// Token of the thread holding the write transaction (0: none), so that a second
+    /// `begin_write` on the same thread fails instead of waiting for itself.
+    pub writer_owner: AtomicU64,
+    /// Wakes the confirmer thread after durable commits (when it runs).
+    pub confirm_signal: Option<std::sync::Arc<crate::confirm::Signal>>,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
 ///
 /// `Db` is `Send + Sync`; share it across threads by reference or in an `Arc`.
 pub struct Db {
-    pub(crate) inner: DbInner,
+    pub(crate) inner: std::sync::Arc<DbInner>,
+    confirmer: Option<crate::confirm::Confirmer>,
+}
+
+/// A small number unique to the calling thread (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.with(|t| *t)
+}
+
+/// The writer lock, held by a write transaction or a maintenance call; remembers its thread.
+pub(crate) struct WriterGuard<'a> {
+    guard: parking_lot::MutexGuard<'a, Writer>,
+    owner: &'a AtomicU64,
+}
+
+impl std::ops::Deref for WriterGuard<'_> {
+    type Target = Writer;
+    fn deref(&self) -> &Writer {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriterGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Writer {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        // Cleared before the mutex is released (fields drop after this body).
+        self.owner.store(0, Ordering::Release);
+    }
 }
 
 /// What a page pointer is expected to lead to.
@@ -366,6 +427,7 @@ impl DbInner {
                     id: r.pgid,
                     data: span,
                     leaf: h.ptype == PageType::Leaf as u8,
+                    level: h.level,
                     count: h.count as usize,
                 };
                 page.validate()?;
@@ -389,6 +451,7 @@ impl DbInner {
             id: r.pgid,
             data: span,
             leaf: h.ptype == PageType::Leaf as u8,
+            level: h.level,
             count: h.count as usize,
         })
     }
@@ -555,18 +618,29 @@ fn read_meta(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
     Ok(m)
 }
 
-/// Decode both meta pages: the page size, the valid metas newest first, and why any slot did
-/// not decode.
+/// bbolt's meta magic, at byte 16 of its meta pages (after bbolt's 16-byte page header).
+const BOLT_MAGIC: u32 = 0xED0C_DAED;
+
+/// Decode both meta pages: the page size, the valid metas newest first (a commit and its
+/// confirmation copy both appear), and why any slot did not decode.
+///
+/// A file with no deadbolt meta at all is [`Error::InvalidFile`] (a bbolt file is named as one,
+/// with the command that converts it); one with the magic but no valid meta is
+/// [`Error::Corruption`]; a meta of another format version is [`Error::UnsupportedVersion`],
+/// even when the other slot is of this version, since opening at the older slot would pass an
+/// older state off as the current one.
 pub(crate) fn decode_metas(bytes: &[u8]) -> Result<(usize, Vec<Meta>, Vec<String>)> {
     // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
     let mut candidates = Vec::new();
     let mut damaged = Vec::new();
     let mut page_size = None;
+    let mut other_version = None;
     match Meta::decode(bytes, 0) {
         Ok(m) => {
             page_size = Some(m.page_size as usize);
             candidates.push(m);
         }
+        Err(Error::UnsupportedVersion { found, .. }) => other_version = Some(found),
         Err(e) => damaged.push(format!("meta 0: {e}")),
     }
     let probe: Vec<usize> = match page_size {
@@ -582,36 +656,81 @@ pub(crate) fn decode_metas(bytes: &[u8]) -> Result<(usize, Vec<Meta>, Vec<String
                 m1_err = None;
                 break;
             }
+            Err(Error::UnsupportedVersion { found, .. }) => {
+                other_version = Some(found);
+                m1_err = None;
+                break;
+            }
             Err(e) => m1_err = Some(e),
         }
+    }
+    if let Some(found) = other_version {
+        return Err(Error::UnsupportedVersion {
+            found,
+            supported: crate::FORMAT_VERSION,
+        });
     }
     if let Some(e) = m1_err {
         damaged.push(format!("meta 1: {e}"));
     }
     let page_size = match page_size {
         Some(p) => p,
-        None => {
-            let magic_ok = bytes.get(32..40) == Some(&crate::meta::MAGIC.to_le_bytes()[..]);
-            return Err(
-                if magic_ok
-                    || bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0)
-                {
-                    Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")))
-                } else {
-                    Error::InvalidFile(format!(
-                        "no deadbolt meta page found: {}",
-                        damaged.join("; ")
-                    ))
-                },
-            );
-        }
+        None => return Err(no_meta_error(bytes, &damaged)),
     };
     candidates.retain(|m| m.page_size as usize == page_size);
     candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
     Ok((page_size, candidates, damaged))
 }
 
+/// Why a file in which no meta page decodes cannot be opened: damage to a deadbolt file (its
+/// magic is still in a meta slot, or its first page is zeroed), a bbolt file, or a foreign one.
+fn no_meta_error(bytes: &[u8], damaged: &[String]) -> Error {
+    let magic = crate::meta::MAGIC.to_le_bytes();
+    let has_magic = std::iter::once(0)
+        .chain((10..=16).map(|s| 1usize << s))
+        .any(|off| bytes.get(off + 32..off + 40) == Some(&magic[..]));
+    let zeroed_meta = bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0);
+    if has_magic || zeroed_meta {
+        return Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")));
+    }
+    let bolt = BOLT_MAGIC.to_le_bytes();
+    let is_bolt = std::iter::once(0)
+        .chain((9..=16).map(|s| 1usize << s))
+        .any(|off| bytes.get(off + 16..off + 20) == Some(&bolt[..]));
+    if is_bolt {
+        return Error::InvalidFile(
+            "this is a bbolt database, not a deadbolt one; convert it with \
+             `deadbolt import-bolt SRC DST` (deadbolt::bolt::import_file), which never writes the source"
+                .into(),
+        );
+    }
+    Error::InvalidFile(format!(
+        "no deadbolt meta page found ({} bytes): {}",
+        bytes.len(),
+        damaged.join("; ")
+    ))
+}
+
 impl DbInner {
+    /// True when the calling thread holds the writer lock.
+    pub(crate) fn holds_writer(&self) -> bool {
+        self.writer_owner.load(Ordering::Acquire) == thread_token()
+    }
+
+    /// Take the writer lock, waiting for another thread's writer; [`Error::WouldDeadlock`] if
+    /// this thread already holds it.
+    pub(crate) fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        if self.holds_writer() {
+            return Err(Error::WouldDeadlock);
+        }
+        let guard = self.writer.lock();
+        self.writer_owner.store(thread_token(), Ordering::Release);
+        Ok(WriterGuard {
+            guard,
+            owner: &self.writer_owner,
+        })
+    }
+
     /// A handle over `view` before any commit is chosen (open and salvage start here).
     pub(crate) fn new(
         storage: Arc<dyn Storage>,
@@ -629,7 +748,7 @@ impl DbInner {
                 Snapshot {
                     meta: candidates.first().copied().unwrap_or(Meta {
                         page_size: page_size as u32,
-                        flags: 0,
+                        confirmation: false,
                         txid: 0,
                         durable_base: 0,
                         hwm: 2,
@@ -643,6 +762,7 @@ impl DbInner {
             writer: Mutex::new(Writer {
                 free: FreeState::default(),
                 last_synced: 0,
+                confirmed: 0,
                 poisoned: None,
                 file_len,
                 unsynced: false,
@@ -652,7 +772,123 @@ impl DbInner {
             recovery: Recovery::default(),
             batcher: crate::batch::Batcher::default(),
             max_overflow: max_overflow(page_size),
+            writer_owner: AtomicU64::new(0),
+            confirm_signal: None,
         }
+    }
+}
+
+/// The image of a new database: commit 0 in slot 0 and commit 1 in slot 1, both empty.
+fn initial_image(page_size: usize) -> Vec<u8> {
+    let mut image = Vec::with_capacity(2 * page_size);
+    for txid in 0..2u64 {
+        let m = Meta {
+            page_size: page_size as u32,
+            confirmation: false,
+            txid,
+            durable_base: 0,
+            hwm: 2,
+            root: ChildRef::EMPTY,
+            freelist: ChildRef::EMPTY,
+        };
+        image.extend_from_slice(&m.encode());
+    }
+    image
+}
+
+/// What [`DbInner::choose_commit`] found: the commit, its free space, the newest confirmed
+/// txid, and the unconfirmed commit rolled back on the way (if any).
+type Chosen = (Meta, FreeState, u64, Option<RolledBack>);
+
+impl DbInner {
+    /// Choose the commit to open at (docs/FORMAT.md, section 8): the newest valid meta whose
+    /// commit verifies. An unconfirmed commit that fails is rolled back (reported); a confirmed
+    /// one that fails is `Error::Corruption`, never a fallback to an older state.
+    fn choose_commit(&self, bytes: &[u8], metas: &[Meta]) -> Result<Chosen> {
+        let confirmed = metas.iter().map(Meta::confirms).max().unwrap_or(0);
+        // One candidate per txid: a commit and its confirmation copy must say the same.
+        let mut candidates: Vec<Meta> = Vec::new();
+        for m in metas {
+            match candidates.last() {
+                Some(c) if c.txid == m.txid => {
+                    if *c != m.plain() {
+                        return Err(Error::corrupt(
+                            m.slot(),
+                            format!("the two meta slots disagree about commit {}", m.txid),
+                        ));
+                    }
+                }
+                _ => candidates.push(m.plain()),
+            }
+        }
+        let mut rolled_back = None;
+        let mut failures = Vec::new();
+        for m in &candidates {
+            let r = self
+                .verify_commit(bytes, m)
+                .and_then(|_| self.load_freelist(bytes, m));
+            match r {
+                Ok(fs) => return Ok((*m, fs, confirmed, rolled_back)),
+                Err(Error::Corruption { page, detail }) if m.txid <= confirmed => {
+                    return Err(Error::Corruption {
+                        page,
+                        detail: format!(
+                            "{detail} (in commit {}, whose durability is confirmed: it is not \
+                             rolled back; `deadbolt salvage` copies what still verifies)",
+                            m.txid
+                        ),
+                    });
+                }
+                Err(e) if m.txid <= confirmed => return Err(e),
+                Err(e) => {
+                    failures.push(format!("txid {}: {e}", m.txid));
+                    rolled_back.get_or_insert(RolledBack {
+                        txid: m.txid,
+                        reason: format!("unconfirmed commit {} did not verify: {e}", m.txid),
+                    });
+                }
+            }
+        }
+        Err(Error::corrupt(
+            candidates.first().map_or(0, |m| m.txid % 2),
+            format!("no commit verifies: {}", failures.join("; ")),
+        ))
+    }
+
+    /// After a writable open at `meta`: make everything open verified durable (a process crash
+    /// may have left it in the page cache only), then make sure both slots describe `meta`:
+    /// its own meta in slot `txid % 2` and its confirmation in the other. Each is written (and
+    /// synced) only if it is not there already, the own slot first, so that at every moment one
+    /// slot names `meta`. Writing them also replaces whatever those slots held: an older commit
+    /// (no longer needed once this one is confirmed), a newer one that was rolled back, or a
+    /// torn meta. None of those may stay. The next commit overwrites the confirmation's slot,
+    /// so its own slot must hold `meta` (else a crash in that commit would leave no valid meta
+    /// at all), and a rolled-back commit left in a slot could, under a torn write of it, come
+    /// back to life.
+    fn settle_after_open(&self, meta: &Meta, metas: &[Meta]) -> Result<()> {
+        self.storage.sync_data()?;
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        let has = |confirmation: bool| {
+            metas
+                .iter()
+                .any(|m| m.confirmation == confirmation && m.txid == meta.txid)
+        };
+        let mut w = self.writer.lock();
+        if !has(false) {
+            let r = self
+                .storage
+                .write_at(meta.slot() * self.page_size as u64, &meta.encode())
+                .and_then(|_| self.storage.sync_data());
+            if let Err(e) = r {
+                w.poisoned = Some(format!("repairing the meta of commit {}: {e}", meta.txid));
+                return Err(e.into());
+            }
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if !has(true) {
+            crate::confirm::write_confirmation(self, &mut w, meta)?;
+        }
+        Ok(())
     }
 }
 
@@ -679,23 +915,20 @@ impl Db {
         Db::open_storage(Arc::new(storage), opts)
     }
 
-    /// A fresh database held in memory.
+    /// A fresh database held in memory (nothing to confirm, so no confirmer thread).
     pub fn in_memory() -> Result<Db> {
-        Db::open_storage(Arc::new(MemStorage::new()), Options::default())
+        let opts = Options {
+            confirm_after: None,
+            ..Options::default()
+        };
+        Db::open_storage(Arc::new(MemStorage::new()), opts)
     }
 
     /// Open a database on any [`Storage`] (used by the fault-injection harness). An empty
-    /// storage is initialised: both meta pages are written, synced, and the directory synced.
+    /// storage is initialised through [`Storage::create`], atomically; a non-empty one that is
+    /// not a deadbolt database is [`Error::InvalidFile`] and is never written.
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
-        let len = storage.len()?;
-        let interrupted_create = len > 0
-            && len <= 2 * opts.page_size as u64
-            && !opts.read_only
-            && decode_metas(storage.view()?.bytes()).is_err();
-        if len == 0 || interrupted_create {
-            // A new file, or one whose creation was cut short (no meta page decodes and the
-            // file is no longer than the two meta pages that creation writes: every database
-            // that ever committed is longer): write both metas, sync, sync the directory.
+        if storage.len()? == 0 {
             if opts.read_only {
                 return Err(Error::InvalidFile("empty file".into()));
             }
@@ -705,104 +938,45 @@ impl Db {
                     opts.page_size
                 )));
             }
-            for txid in 0..2u64 {
-                let m = Meta {
-                    page_size: opts.page_size as u32,
-                    flags: 0,
-                    txid,
-                    durable_base: 0,
-                    hwm: 2,
-                    root: ChildRef::EMPTY,
-                    freelist: ChildRef::EMPTY,
-                };
-                storage.write_at(txid * opts.page_size as u64, &m.encode())?;
-            }
-            storage.sync_data()?;
-            storage.sync_dir()?;
+            storage.create(&initial_image(opts.page_size))?;
         }
         let view = storage.view()?;
         let bytes = view.bytes();
-        let (page_size, candidates, damaged) = decode_metas(bytes)?;
-        let inner_probe = DbInner::new(
-            storage.clone(),
-            opts.clone(),
-            page_size,
-            view.clone(),
-            &candidates,
-        );
-        let mut chosen = None;
-        let mut rolled_back = None;
-        let mut failures = Vec::new();
-        for m in &candidates {
-            let r = inner_probe
-                .verify_commit(bytes, m)
-                .and_then(|_| inner_probe.load_freelist(bytes, m));
-            match r {
-                Ok(fs) => {
-                    chosen = Some((*m, fs));
-                    break;
-                }
-                Err(e) => {
-                    failures.push(format!("txid {}: {e}", m.txid));
-                    if rolled_back.is_none() {
-                        rolled_back = Some(RolledBack {
-                            txid: m.txid,
-                            reason: e.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        let (meta, free) = match chosen {
-            Some(c) => c,
-            None => {
-                let mut all = damaged.clone();
-                all.extend(failures);
-                return Err(Error::corrupt(
-                    candidates.first().map_or(0, |m| m.txid % 2),
-                    format!("no commit verifies: {}", all.join("; ")),
-                ));
-            }
-        };
-        let mut inner = inner_probe;
+        let (page_size, metas, damaged) = decode_metas(bytes)?;
+        let mut inner = DbInner::new(storage, opts.clone(), page_size, view.clone(), &metas);
+        let (meta, free, confirmed, rolled_back) = inner.choose_commit(bytes, &metas)?;
         inner.recovery = Recovery {
-            recreated: interrupted_create,
             txid: meta.txid,
+            confirmed,
             rolled_back,
-            damaged_meta: if damaged.is_empty() {
-                None
-            } else {
-                Some(damaged.join("; "))
-            },
+            damaged_meta: (!damaged.is_empty()).then(|| damaged.join("; ")),
         };
         inner.shared.publish(Snapshot { meta, view }, meta.txid);
         {
             let w = inner.writer.get_mut();
             w.free = free;
             w.last_synced = meta.txid;
+            w.confirmed = confirmed;
+            inner.counters.confirmed.store(confirmed, Ordering::Relaxed);
             inner.counters.publish(w);
         }
         if !opts.read_only {
-            // The other meta slot must hold an older commit or nothing. A newer meta that did
-            // not verify (or a slot that did not decode) is wiped before anything is built on
-            // the commit we chose: the next commit reuses that slot, and a crash while it is
-            // half-written could otherwise bring the rolled-back commit back to life (a torn
-            // mix of old and new sectors that happens to verify again).
-            let other = (meta.txid + 1) % 2;
-            if !candidates
-                .iter()
-                .any(|m| m.txid % 2 == other && m.txid < meta.txid)
-            {
-                inner
-                    .storage
-                    .write_at(other * page_size as u64, &vec![0u8; page_size])?;
-            }
-            // Make everything open verified (and the wipe) durable before building on it: a
-            // process crash may have left it in the page cache only.
-            inner.storage.sync_data()?;
-            inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            inner.settle_after_open(&meta, &metas)?;
         }
-        Ok(Db { inner })
+        let delay = opts.confirm_after.filter(|_| !opts.read_only);
+        if delay.is_some() {
+            inner.confirm_signal = Some(Default::default());
+        }
+        let inner = std::sync::Arc::new(inner);
+        let confirmer = match (delay, &inner.confirm_signal) {
+            (Some(d), Some(sig)) => Some(crate::confirm::Confirmer::start(
+                inner.clone(),
+                sig.clone(),
+                d,
+            )),
+            _ => None,
+        };
+        Ok(Db { inner, confirmer })
     }
 
     /// Begin a read transaction on the newest snapshot. Never blocks on the writer.
@@ -832,27 +1006,41 @@ impl Db {
         Ok(v)
     }
 
-    /// Make every commit so far durable (useful with `no_sync`).
+    /// Make every commit so far durable (useful with `no_sync`) and confirm the newest one, so
+    /// that from now on open never rolls it back (two syncs at most, none on the commit path).
     pub fn sync(&self) -> Result<()> {
-        let mut w = self.inner.writer.lock();
-        if let Some(why) = &w.poisoned {
-            return Err(Error::Poisoned(why.clone()));
+        if self.inner.opts.read_only {
+            return Ok(());
         }
-        if let Err(e) = self.inner.storage.sync_data() {
-            w.poisoned = Some(format!("sync failed: {e}"));
-            return Err(e.into());
+        let mut w = self.inner.lock_writer()?;
+        self.inner.sync_locked(&mut w)
+    }
+
+    /// Close the database: stop the confirmer, make the last commits durable and confirm the
+    /// newest (as dropping does, but reporting an error).
+    pub fn close(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if let Some(mut c) = self.confirmer.take() {
+            c.stop();
         }
-        self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        w.last_synced = self.inner.shared.current().1;
-        w.unsynced = false;
-        Ok(())
+        if self.inner.opts.read_only {
+            return Ok(());
+        }
+        let mut w = self.inner.lock_writer()?;
+        if w.poisoned.is_some() {
+            return Ok(());
+        }
+        self.inner.sync_locked(&mut w)
     }
 
     /// Give back every byte past the high-water mark: truncate the file to the pages in use and
     /// sync. Skipped (returns `false`) while a reader of an older snapshot is open. Commits
     /// already truncate when most of the file's end is free; this goes all the way.
     pub fn shrink_to_fit(&self) -> Result<bool> {
-        let mut w = self.inner.writer.lock();
+        let mut w = self.inner.lock_writer()?;
         if let Some(why) = &w.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
@@ -921,16 +1109,38 @@ impl Db {
             freelist_chain: chain,
             depth,
             format_version: crate::FORMAT_VERSION,
+            confirmed_txid: c.confirmed.load(Ordering::Relaxed),
+            confirmations: c.confirmations.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl DbInner {
+    /// [`Db::sync`] with the writer held.
+    fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+        if let Some(why) = &w.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let (snap, txid) = self.shared.current();
+        if w.unsynced || w.last_synced < txid {
+            if let Err(e) = self.storage.sync_data() {
+                w.poisoned = Some(format!("sync failed: {e}"));
+                return Err(e.into());
+            }
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            w.last_synced = txid;
+            w.unsynced = false;
+            // The newest meta is durable now, and with it what it confirms.
+            w.confirmed = w.confirmed.max(snap.meta.durable_base);
+        }
+        crate::confirm::confirm(self, w).map(|_| ())
     }
 }
 
 impl Drop for Db {
     fn drop(&mut self) {
-        // Best effort: make no-sync commits durable on a clean close.
-        let w = self.inner.writer.get_mut();
-        if w.unsynced && w.poisoned.is_none() && self.inner.storage.sync_data().is_ok() {
-            w.unsynced = false;
-        }
+        // Best effort: a clean close makes no-sync commits durable and confirms the newest
+        // commit (an error has poisoned the handle or is reported by the next open).
+        let _ = self.shut_down();
     }
 }

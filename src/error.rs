@@ -15,8 +15,19 @@ pub enum Error {
         /// What was wrong, expected versus found.
         detail: String,
     },
-    /// The file is not a deadbolt database, or is of an unsupported format version.
+    /// The file is not a deadbolt database (nothing was written to it). A bbolt file says so
+    /// and names `deadbolt import-bolt`.
     InvalidFile(String),
+    /// The file is a deadbolt database of a format version this build cannot read.
+    UnsupportedVersion {
+        /// The version recorded in the file's meta page.
+        found: u32,
+        /// The version this build reads and writes ([`crate::FORMAT_VERSION`]).
+        supported: u32,
+    },
+    /// `begin_write`, `update` or `batch` on a thread that already holds the write transaction:
+    /// waiting for it would wait forever.
+    WouldDeadlock,
     /// `bucket`/`delete_bucket` on a name that does not exist.
     BucketNotFound,
     /// `create_bucket` on a name that already exists as a bucket.
@@ -64,6 +75,14 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "i/o error: {e}"),
             Error::Corruption { page, detail } => write!(f, "corruption at page {page}: {detail}"),
             Error::InvalidFile(s) => write!(f, "not a valid deadbolt file: {s}"),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "format version {found} is not supported by this build (it reads version {supported})"
+            ),
+            Error::WouldDeadlock => write!(
+                f,
+                "this thread already holds the write transaction; a second one would wait forever"
+            ),
             Error::BucketNotFound => write!(f, "bucket not found"),
             Error::BucketExists => write!(f, "bucket already exists"),
             Error::IncompatibleValue => {

@@ -15,6 +15,7 @@ pub mod storage;
 mod batch;
 mod bucket;
 mod check;
+mod confirm;
 mod cursor;
 mod db;
 mod freelist;
@@ -44,6 +45,6 @@ pub const MAX_VALUE_SIZE: usize = (1 << 31) - 2;
 /// Deepest tree a cursor will descend; needing more is reported as corruption.
 pub const MAX_DEPTH: usize = 40;
 /// Format version written in every meta page.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: usize = 4096;

@@ -105,9 +105,15 @@ impl Node {
         rest.partition_point(|e| e.key.as_slice() <= key)
     }
 
-    /// Serialize into a span of `pages * page_size` bytes for page `pgid`; children must all
-    /// be `Child::Page`. Returns the span and its checksum.
-    pub(crate) fn serialize(&self, page_size: usize, pgid: u64, txid: u64) -> (Vec<u8>, u32) {
+    /// Serialize into a span of `pages * page_size` bytes for page `pgid` at height `level`
+    /// above the leaves; children must all be `Child::Page`. Returns the span and its checksum.
+    pub(crate) fn serialize(
+        &self,
+        page_size: usize,
+        pgid: u64,
+        txid: u64,
+        level: u8,
+    ) -> (Vec<u8>, u32) {
         let size = self.size();
         let pages = size.div_ceil(page_size).max(1);
         let mut b = vec![0u8; pages * page_size];
@@ -148,7 +154,7 @@ impl Node {
                 }
             }
         }
-        let crc = seal(&mut b, ptype, n as u16, pgid, txid);
+        let crc = seal(&mut b, ptype, level, n as u16, pgid, txid);
         (b, crc)
     }
 }

@@ -112,6 +112,7 @@ impl Db {
                     id,
                     data: span,
                     leaf: h.ptype == PageType::Leaf as u8,
+                    level: h.level,
                     count: h.count as usize,
                 };
                 for i in 0..page.count.min(64) {

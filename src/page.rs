@@ -168,6 +168,8 @@ impl BucketHeader {
 pub(crate) struct Header {
     pub crc: u32,
     pub ptype: u8,
+    /// Height of a branch or leaf page above the leaves (0 for a leaf); 0 on other pages.
+    pub level: u8,
     pub count: u16,
     pub pgid: u64,
     pub txid: u64,
@@ -187,6 +189,7 @@ impl Header {
         Some(Header {
             crc: u32_at(0),
             ptype: a[4],
+            level: a[5],
             count: u16::from_le_bytes([a[6], a[7]]),
             pgid: u64_at(8),
             txid: u64_at(16),
@@ -196,9 +199,16 @@ impl Header {
 }
 
 /// Write a header into `b` (the whole span) and fill in its checksum. Returns the checksum.
-pub(crate) fn seal(b: &mut [u8], ptype: PageType, count: u16, pgid: u64, txid: u64) -> u32 {
+pub(crate) fn seal(
+    b: &mut [u8],
+    ptype: PageType,
+    level: u8,
+    count: u16,
+    pgid: u64,
+    txid: u64,
+) -> u32 {
     b[4] = ptype as u8;
-    b[5] = 0;
+    b[5] = level;
     wr_u16(b, 6, count);
     wr_u64(b, 8, pgid);
     wr_u64(b, 16, txid);
@@ -229,7 +239,17 @@ pub(crate) struct Page<'a> {
     pub id: u64,
     pub data: &'a [u8],
     pub leaf: bool,
+    /// Height above the leaves (header byte 5): 0 for a leaf, a branch's children are one less.
+    pub level: u8,
     pub count: usize,
+}
+
+/// The separators around a child taken in a branch: the key it was reached through (none for
+/// child 0) and the next element's key (none for the last child).
+#[derive(Clone, Copy)]
+pub(crate) struct Fence<'a> {
+    pub below: Option<&'a [u8]>,
+    pub above: Option<&'a [u8]>,
 }
 
 /// One leaf element.
@@ -323,6 +343,18 @@ impl<'a> Page<'a> {
         if self.count == 0 {
             return Err(self.bad("page with no elements".into()));
         }
+        let level_ok = if self.leaf {
+            self.level == 0
+        } else {
+            (1..=crate::MAX_DEPTH).contains(&(self.level as usize))
+        };
+        if !level_ok {
+            return Err(self.bad(format!(
+                "{} page at level {}",
+                if self.leaf { "leaf" } else { "branch" },
+                self.level
+            )));
+        }
         let end = HEADER + self.count * self.elem_size();
         if end > self.data.len() {
             return Err(self.bad(format!(
@@ -382,6 +414,27 @@ impl<'a> Page<'a> {
             }
         }
         Ok(lo - 1)
+    }
+
+    /// [`Page::search_branch`], also returning the separators around the chosen child `i`: key
+    /// `i` (when `i >= 1`) and key `i + 1` (when there is one). The search compared both
+    /// anyway, so carrying them down a descent (fence keys) reads no extra bytes.
+    #[inline]
+    pub(crate) fn search_branch_bounds(&self, key: &[u8]) -> Result<(usize, Fence<'a>)> {
+        let (mut lo, mut hi) = (1usize, self.count);
+        let (mut below, mut above) = (None, None);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let k = self.key(mid)?;
+            if cmp_keys(k, key) != std::cmp::Ordering::Greater {
+                lo = mid + 1;
+                below = Some(k);
+            } else {
+                hi = mid;
+                above = Some(k);
+            }
+        }
+        Ok((lo - 1, Fence { below, above }))
     }
 
     /// First element whose key is `>= key`, and whether it is equal.

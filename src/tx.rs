@@ -4,13 +4,12 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-
-use parking_lot::MutexGuard;
+use std::sync::atomic::Ordering::Relaxed;
 
 use crate::bucket::{BRef, Bucket, BucketNames};
-use crate::db::{Db, DbInner, Snapshot, Writer};
+use crate::db::{Db, DbInner, Snapshot, Writer, WriterGuard};
 use crate::error::{Error, Result};
 use crate::freelist::{
     encode_record, record_size, Record, RunSet, CHAIN_COMPACT, KIND_DELTA, KIND_FULL,
@@ -20,7 +19,7 @@ use crate::mvcc::{reusable_upto, Arc};
 use crate::node::{
     branch_entry_size, leaf_entry_size, split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId,
 };
-use crate::page::{seal, set_overflow, BucketHeader, ChildRef, Page, PageType, HEADER};
+use crate::page::{cmp_keys, seal, set_overflow, BucketHeader, ChildRef, Page, PageType, HEADER};
 use crate::MAX_DEPTH;
 
 /// A place in the tree: a page of the snapshot or a node of the write arena.
@@ -47,6 +46,11 @@ pub(crate) struct BState {
 /// Everything a write transaction changes before commit.
 pub(crate) struct WriteState {
     pub nodes: Vec<Node>,
+    /// Height of each node above the leaves (indexed like `nodes`), written into its page.
+    pub levels: Vec<u8>,
+    /// Scratch path of (branch node, child index) from a bucket's root, reused by every put
+    /// and delete so that descending allocates nothing.
+    pub path: Vec<(NodeId, usize)>,
     pub buckets: Vec<BState>,
     pub index: HashMap<(usize, Vec<u8>), usize>,
     /// Page runs freed by this transaction.
@@ -64,7 +68,7 @@ pub struct Tx<'db> {
     pub(crate) db: &'db DbInner,
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) write: Option<RefCell<WriteState>>,
-    guard: Option<MutexGuard<'db, Writer>>,
+    guard: Option<WriterGuard<'db>>,
     closed: Cell<bool>,
     /// Registered in the readers table (deregistered on drop).
     reader: bool,
@@ -89,7 +93,7 @@ impl<'db> Tx<'db> {
         if inner.opts.read_only {
             return Err(Error::ReadOnly);
         }
-        let mut guard = inner.writer.lock();
+        let mut guard = inner.lock_writer()?;
         if let Some(why) = &guard.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
@@ -104,6 +108,8 @@ impl<'db> Tx<'db> {
         };
         let ws = WriteState {
             nodes: Vec::new(),
+            levels: Vec::new(),
+            path: Vec::with_capacity(MAX_DEPTH + 1),
             buckets: vec![BState {
                 parent: None,
                 name: Vec::new(),
@@ -279,24 +285,75 @@ impl<'db> Tx<'db> {
         }
     }
 
+    /// Child `i` of branch `loc`. A child page must sit exactly one level below its parent:
+    /// a pointer to a page of another depth (forged or misdirected, checksums and all) is
+    /// corruption here, before a single key of it is used.
     pub(crate) fn loc_child<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<Loc<'a>> {
-        match loc {
-            Loc::Page(p) => Ok(Loc::Page(self.load(&p.child(i)?)?)),
+        let (r, parent_level) = match loc {
+            Loc::Page(p) => (p.child(i)?, p.level),
             Loc::Node(n) => {
-                let c = {
+                let (c, level) = {
                     let w = self.ws()?;
-                    match w.nodes.get(n) {
+                    let c = match w.nodes.get(n) {
                         Some(Node::Branch(e)) => e.get(i).map(|e| e.child),
                         _ => None,
-                    }
+                    };
+                    (c, w.levels.get(n).copied().unwrap_or(0))
                 };
                 match c {
-                    Some(Child::Node(id)) => Ok(Loc::Node(id)),
-                    Some(Child::Page(r)) => Ok(Loc::Page(self.load(&r)?)),
-                    None => Err(Error::InvalidArgument("stale cursor position".into())),
+                    Some(Child::Node(id)) => return Ok(Loc::Node(id)),
+                    Some(Child::Page(r)) => (r, level),
+                    None => return Err(Error::InvalidArgument("stale cursor position".into())),
+                }
+            }
+        };
+        let child = self.load(&r)?;
+        check_level(&child, parent_level)?;
+        Ok(Loc::Page(child))
+    }
+
+    /// Key `i` of a page or node (borrowed from a page, copied from a node).
+    pub(crate) fn loc_key<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<Cow<'a, [u8]>> {
+        match loc {
+            Loc::Page(p) => Ok(Cow::Borrowed(p.key(i)?)),
+            Loc::Node(n) => {
+                let w = self.ws()?;
+                match w.nodes.get(n) {
+                    Some(node) if i < node.len() => Ok(Cow::Owned(node.key(i).to_vec())),
+                    _ => Err(Error::InvalidArgument("stale cursor position".into())),
                 }
             }
         }
+    }
+
+    /// Check a leaf reached through `path` (each branch above it and the child index taken)
+    /// against the separators of that path (fence keys): every key of the leaf must be at
+    /// least the key of each branch element it was reached through (index >= 1) and below the
+    /// next element's key. A page that verifies but is reachable from the wrong place (a
+    /// pointer aimed at a sibling's subtree, checksums forged up to the meta) is corruption
+    /// naming it, so keys are never returned out of order or twice. Nodes of the write arena
+    /// are ours and are not checked.
+    pub(crate) fn check_leaf_fence<'a>(
+        &'a self,
+        leaf: Loc<'a>,
+        path: &[(Loc<'a>, usize)],
+    ) -> Result<()> {
+        let Loc::Page(page) = leaf else {
+            return Ok(());
+        };
+        let first = page.key(0)?;
+        let last = page.key(page.count.saturating_sub(1))?;
+        for &(loc, i) in path {
+            if i >= 1 && cmp_keys(first, &self.loc_key(loc, i)?) == Ordering::Less {
+                return Err(fence_error(page.id, "before", loc, i));
+            }
+            if i + 1 < self.loc_len(loc)
+                && cmp_keys(last, &self.loc_key(loc, i + 1)?) != Ordering::Less
+            {
+                return Err(fence_error(page.id, "at or after", loc, i + 1));
+            }
+        }
+        Ok(())
     }
 
     /// Key, value and bucket flag of leaf element `i`.
@@ -363,7 +420,13 @@ impl<'db> Tx<'db> {
             Some(l) => l,
             None => return Ok(None),
         };
+        if let (Loc::Page(root), None) = (loc, &self.write) {
+            return self.lookup_pages(root, key);
+        }
         let mut path = [0u64; MAX_DEPTH + 1];
+        // The tightest separators seen on the way down: the leaf's keys must lie in [lo, hi).
+        let mut lo: Option<Cow<'_, [u8]>> = None;
+        let mut hi: Option<Cow<'_, [u8]>> = None;
         for depth in 0..=MAX_DEPTH {
             if let Some(id) = Self::loc_page_id(loc) {
                 if !cfg!(feature = "bug-unbounded-descent") && path[..depth].contains(&id) {
@@ -375,6 +438,9 @@ impl<'db> Tx<'db> {
                 path[depth] = id;
             }
             if self.loc_is_leaf(loc) {
+                if let Loc::Page(p) = loc {
+                    check_range(&p, lo.as_deref(), hi.as_deref())?;
+                }
                 let (i, eq) = self.loc_search_leaf(loc, key)?;
                 if !eq {
                     return Ok(None);
@@ -383,10 +449,96 @@ impl<'db> Tx<'db> {
                 return Ok(Some((v, bucket)));
             }
             let i = self.loc_search_branch(loc, key)?;
+            if i >= 1 {
+                let k = self.loc_key(loc, i)?;
+                if lo
+                    .as_deref()
+                    .is_none_or(|l| cmp_keys(&k, l) == Ordering::Greater)
+                {
+                    lo = Some(k);
+                }
+            }
+            if i + 1 < self.loc_len(loc) {
+                let k = self.loc_key(loc, i + 1)?;
+                if hi
+                    .as_deref()
+                    .is_none_or(|h| cmp_keys(&k, h) == Ordering::Less)
+                {
+                    hi = Some(k);
+                }
+            }
             loc = self.loc_child(loc, i)?;
         }
         Err(Error::corrupt(
             Self::loc_page_id(loc).unwrap_or(0),
+            format!("tree deeper than {MAX_DEPTH} levels"),
+        ))
+    }
+
+    /// [`Tx::lookup`] in a read transaction, where every node is a page: the hot path of a
+    /// point read. The separators around each child taken are carried down (the tightest seen)
+    /// and a leaf that does not hold `key` must be consistent with them: the keys on either
+    /// side of where `key` would be lie inside them. A found key needs no check: routing put
+    /// `key` inside every separator on the path. So a pointer aimed at the wrong subtree (its
+    /// checksums forged) is corruption, not a silently missing key, at the cost of two key
+    /// comparisons per level and none of extra bytes read.
+    fn lookup_pages<'a>(
+        &'a self,
+        mut page: Page<'a>,
+        key: &[u8],
+    ) -> Result<Option<(Cow<'a, [u8]>, bool)>> {
+        let mut path = [0u64; MAX_DEPTH + 1];
+        let mut lo: Option<&[u8]> = None;
+        let mut hi: Option<&[u8]> = None;
+        for depth in 0..=MAX_DEPTH {
+            if !cfg!(feature = "bug-unbounded-descent") && path[..depth].contains(&page.id) {
+                return Err(Error::corrupt(
+                    page.id,
+                    "page appears twice on one root-to-leaf path (cycle)",
+                ));
+            }
+            path[depth] = page.id;
+            if page.leaf {
+                let (i, eq) = page.search_leaf(key)?;
+                if eq {
+                    let it = page.leaf_item(i)?;
+                    return Ok(Some((Cow::Borrowed(it.value), it.bucket)));
+                }
+                let before = if i >= 1 { Some(page.key(i - 1)?) } else { None };
+                let after = if i < page.count {
+                    Some(page.key(i)?)
+                } else {
+                    None
+                };
+                let below_lo =
+                    matches!((before, lo), (Some(k), Some(l)) if cmp_keys(k, l) == Ordering::Less);
+                let past_hi =
+                    matches!((after, hi), (Some(k), Some(h)) if cmp_keys(k, h) != Ordering::Less);
+                if below_lo || past_hi {
+                    return Err(Error::corrupt(
+                        page.id,
+                        "leaf holds keys outside its parent's separators (page reachable from the wrong place)",
+                    ));
+                }
+                return Ok(None);
+            }
+            let (i, fence) = page.search_branch_bounds(key)?;
+            if let Some(k) = fence.below {
+                if lo.is_none_or(|l| cmp_keys(k, l) == Ordering::Greater) {
+                    lo = Some(k);
+                }
+            }
+            if let Some(k) = fence.above {
+                if hi.is_none_or(|h| cmp_keys(k, h) == Ordering::Less) {
+                    hi = Some(k);
+                }
+            }
+            let child = self.load(&page.child(i)?)?;
+            check_level(&child, page.level)?;
+            page = child;
+        }
+        Err(Error::corrupt(
+            page.id,
             format!("tree deeper than {MAX_DEPTH} levels"),
         ))
     }
@@ -398,15 +550,28 @@ impl<'db> Tx<'db> {
     }
 
     /// Copy a page into the arena (freeing the page), or return the node it already is.
-    fn materialize(&self, w: &mut WriteState, c: Child) -> Result<NodeId> {
+    /// `path` holds the branch nodes above it with the child index taken in each (empty for a
+    /// bucket's root): as on the read path, the page must sit one level below its parent and,
+    /// if it is a leaf, inside the separators of the path.
+    fn materialize(
+        &self,
+        w: &mut WriteState,
+        c: Child,
+        path: &[(NodeId, usize)],
+    ) -> Result<NodeId> {
         match c {
             Child::Node(id) => Ok(id),
             Child::Page(r) => {
                 let p = self.load(&r)?;
+                if let Some(&(parent, _)) = path.last() {
+                    check_level(&p, w.levels.get(parent).copied().unwrap_or(0))?;
+                    if p.leaf {
+                        check_node_fence(w, &p, path)?;
+                    }
+                }
                 let node = Node::from_page(&p)?;
                 w.freed.push((r.pgid, self.page_span_pages(&p)));
-                w.nodes.push(node);
-                Ok(w.nodes.len() - 1)
+                Ok(push_node(w, node, p.level))
             }
         }
     }
@@ -486,10 +651,10 @@ impl<'db> Tx<'db> {
                 }
             }
         }
+        let level = w.levels.get(id).copied().unwrap_or(0);
         let mut ids = Vec::new();
         for n in new_nodes {
-            w.nodes.push(n);
-            ids.push(w.nodes.len() - 1);
+            ids.push(push_node(w, n, level));
         }
         ids
     }
@@ -499,8 +664,9 @@ impl<'db> Tx<'db> {
         w: &mut WriteState,
         id: NodeId,
         e: LeafEntry,
-        depth: usize,
+        path: &mut Vec<(NodeId, usize)>,
     ) -> Result<Vec<NodeId>> {
+        let depth = path.len();
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 0,
@@ -531,9 +697,14 @@ impl<'db> Tx<'db> {
                 (i, entries[i].child)
             }
         };
-        let cid = self.materialize(w, child)?;
-        Self::set_child(w, id, i, Child::Node(cid));
-        let parts = self.put_rec(w, cid, e, depth + 1)?;
+        path.push((id, i));
+        let cid = self.materialize(w, child, path);
+        let parts = cid.and_then(|cid| {
+            Self::set_child(w, id, i, Child::Node(cid));
+            self.put_rec(w, cid, e, path)
+        });
+        path.pop();
+        let parts = parts?;
         let n_parts = parts.len();
         let mut ins = Vec::with_capacity(n_parts);
         for pid in parts {
@@ -582,15 +753,19 @@ impl<'db> Tx<'db> {
         };
         let root = match w.buckets[bid].root {
             None => {
-                w.nodes.push(Node::Leaf(vec![e]));
-                w.buckets[bid].root = Some(Child::Node(w.nodes.len() - 1));
+                let id = push_node(w, Node::Leaf(vec![e]), 0);
+                w.buckets[bid].root = Some(Child::Node(id));
                 return Ok(());
             }
             Some(c) => c,
         };
-        let id = self.materialize(w, root)?;
+        let id = self.materialize(w, root, &[])?;
         w.buckets[bid].root = Some(Child::Node(id));
-        let parts = self.put_rec(w, id, e, 0)?;
+        let mut path = std::mem::take(&mut w.path);
+        path.clear();
+        let parts = self.put_rec(w, id, e, &mut path);
+        w.path = path;
+        let parts = parts?;
         if !parts.is_empty() {
             let mut entries = vec![BranchEntry {
                 key: w.nodes[id].key(0).to_vec(),
@@ -602,8 +777,9 @@ impl<'db> Tx<'db> {
                     child: Child::Node(pid),
                 });
             }
-            w.nodes.push(Node::Branch(entries));
-            w.buckets[bid].root = Some(Child::Node(w.nodes.len() - 1));
+            let level = w.levels.get(id).copied().unwrap_or(0).saturating_add(1);
+            let root = push_node(w, Node::Branch(entries), level);
+            w.buckets[bid].root = Some(Child::Node(root));
         }
         Ok(())
     }
@@ -621,8 +797,9 @@ impl<'db> Tx<'db> {
         let before = w.nodes.len();
         w.epoch += 1;
         w.buckets[bid].dirty = true;
-        let mut cur = self.materialize(w, root)?;
+        let mut cur = self.materialize(w, root, &[])?;
         w.buckets[bid].root = Some(Child::Node(cur));
+        let mut path = Vec::with_capacity(MAX_DEPTH + 1);
         for _ in 0..MAX_DEPTH {
             let (i, child) = match &w.nodes[cur] {
                 Node::Leaf(_) => break,
@@ -631,7 +808,8 @@ impl<'db> Tx<'db> {
                     (i, e[i].child)
                 }
             };
-            let cid = self.materialize(w, child)?;
+            path.push((cur, i));
+            let cid = self.materialize(w, child, &path)?;
             Self::set_child(w, cur, i, Child::Node(cid));
             cur = cid;
         }
@@ -645,7 +823,14 @@ impl<'db> Tx<'db> {
             .map_or((0, 0), |g| (g.free.free.pages(), g.free.pending_pages()))
     }
 
-    fn del_rec(&self, w: &mut WriteState, id: NodeId, key: &[u8], depth: usize) -> Result<()> {
+    fn del_rec(
+        &self,
+        w: &mut WriteState,
+        id: NodeId,
+        key: &[u8],
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<()> {
+        let depth = path.len();
         if depth > MAX_DEPTH {
             return Err(Error::corrupt(
                 0,
@@ -665,15 +850,25 @@ impl<'db> Tx<'db> {
                 (i, entries[i].child)
             }
         };
-        let cid = self.materialize(w, child)?;
-        Self::set_child(w, id, i, Child::Node(cid));
-        self.del_rec(w, cid, key, depth + 1)?;
-        self.rebalance(w, id, i)
+        path.push((id, i));
+        let r = self.materialize(w, child, path).and_then(|cid| {
+            Self::set_child(w, id, i, Child::Node(cid));
+            self.del_rec(w, cid, key, path)
+        });
+        path.pop();
+        r?;
+        self.rebalance(w, id, i, path)
     }
 
     /// After a delete below child `i` of branch `parent`: drop it if empty, or merge it with
     /// a sibling if it fell under a quarter page and the two fit in one page.
-    fn rebalance(&self, w: &mut WriteState, parent: NodeId, i: usize) -> Result<()> {
+    fn rebalance(
+        &self,
+        w: &mut WriteState,
+        parent: NodeId,
+        i: usize,
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<()> {
         let p = self.db.page_size;
         let (plen, c) = match &w.nodes[parent] {
             Node::Branch(e) => (e.len(), e[i].child),
@@ -713,9 +908,15 @@ impl<'db> Tx<'db> {
         if lsize + rsize - HEADER > p {
             return Ok(());
         }
-        let lid = self.materialize(w, lc)?;
+        path.push((parent, l));
+        let lid = self.materialize(w, lc, path);
+        path.pop();
+        let lid = lid?;
         Self::set_child(w, parent, l, Child::Node(lid));
-        let rid = self.materialize(w, rc)?;
+        path.push((parent, r));
+        let rid = self.materialize(w, rc, path);
+        path.pop();
+        let rid = rid?;
         Self::set_child(w, parent, r, Child::Node(rid));
         if w.nodes[lid].is_leaf() != w.nodes[rid].is_leaf() {
             return Err(Error::corrupt(0, "sibling pages at different tree levels"));
@@ -751,8 +952,12 @@ impl<'db> Tx<'db> {
         };
         w.epoch += 1;
         w.buckets[bid].dirty = true;
-        let id = self.materialize(w, root)?;
-        self.del_rec(w, id, key, 0)?;
+        let id = self.materialize(w, root, &[])?;
+        let mut path = std::mem::take(&mut w.path);
+        path.clear();
+        let r = self.del_rec(w, id, key, &mut path);
+        w.path = path;
+        r?;
         // Collapse the root: an empty leaf means an empty tree; a branch with one child is
         // replaced by that child.
         let mut cur = Child::Node(id);
@@ -936,7 +1141,13 @@ impl<'db> Tx<'db> {
                     }
                 };
                 db.shared.publish(Snapshot { meta, view }, meta.txid);
-                db.counters.commits.fetch_add(1, Ordering::Relaxed);
+                db.counters.commits.fetch_add(1, Relaxed);
+                db.counters.confirmed.store(guard.confirmed, Relaxed);
+                if guard.last_synced == meta.txid {
+                    if let Some(sig) = &db.confirm_signal {
+                        sig.committed();
+                    }
+                }
                 let r = shrink(db, &mut guard, &meta);
                 db.counters.publish(&guard);
                 if let Err(e) = r {
@@ -1054,9 +1265,8 @@ impl Commit<'_, '_> {
             self.wr.file_len = new;
         }
         let c = &self.db().counters;
-        c.pages_written.fetch_add(n, Ordering::Relaxed);
-        c.bytes_written
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        c.pages_written.fetch_add(n, Relaxed);
+        c.bytes_written.fetch_add(buf.len() as u64, Relaxed);
         if cfg!(feature = "bug-meta-before-data") {
             self.deferred.push((off, buf));
             return Ok(());
@@ -1101,9 +1311,11 @@ impl Commit<'_, '_> {
             }
         }
         let p = self.db().page_size;
+        let level = self.tx.ws()?.levels.get(id).copied().unwrap_or(0);
+        debug_assert_eq!(node.is_leaf(), level == 0, "node {id} at level {level}");
         let pages = node.size().div_ceil(p).max(1) as u64;
         let pgid = self.alloc(pages);
-        let (buf, crc) = node.serialize(p, pgid, self.txid);
+        let (buf, crc) = node.serialize(p, pgid, self.txid, level);
         self.write_span(pgid, buf)?;
         Ok(ChildRef {
             pgid,
@@ -1156,7 +1368,7 @@ impl Commit<'_, '_> {
         let fl_ref = self.write_freelist(freed)?;
         let meta = Meta {
             page_size: self.db().page_size as u32,
-            flags: 0,
+            confirmation: false,
             txid: self.txid,
             durable_base: self.wr.last_synced,
             hwm: self.hwm,
@@ -1179,6 +1391,8 @@ impl Commit<'_, '_> {
             self.sync_once(&storage)?;
             self.wr.last_synced = self.txid;
             self.wr.unsynced = false;
+            // This meta is on disk now: what it records as durable is confirmed.
+            self.wr.confirmed = self.wr.confirmed.max(meta.durable_base);
         } else {
             self.wr.unsynced = true;
         }
@@ -1189,12 +1403,12 @@ impl Commit<'_, '_> {
         if cfg!(feature = "bug-ack-before-sync") {
             return Ok(());
         }
-        self.db().counters.syncs.fetch_add(1, Ordering::Relaxed);
+        self.db().counters.syncs.fetch_add(1, Relaxed);
         match storage.sync_data() {
             Ok(()) => Ok(()),
             Err(e) => {
                 if cfg!(feature = "bug-retry-failed-sync") {
-                    self.db().counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.db().counters.syncs.fetch_add(1, Relaxed);
                     return storage.sync_data().map_err(Error::from);
                 }
                 Err(e.into())
@@ -1262,7 +1476,7 @@ impl Commit<'_, '_> {
         let mut buf = vec![0u8; pages as usize * p];
         set_overflow(&mut buf, (pages - 1) as u32);
         encode_record(&mut buf, &rec);
-        let crc = seal(&mut buf, PageType::Freelist, 0, at, self.txid);
+        let crc = seal(&mut buf, PageType::Freelist, 0, 0, at, self.txid);
         self.write_span(at, buf)?;
         let r = ChildRef {
             pgid: at,
@@ -1277,6 +1491,85 @@ impl Commit<'_, '_> {
         self.wr.free.pending.insert(self.txid, freed);
         Ok(r)
     }
+}
+
+/// Add a node at height `level` to the arena.
+fn push_node(w: &mut WriteState, node: Node, level: u8) -> NodeId {
+    w.nodes.push(node);
+    w.levels.push(level);
+    debug_assert_eq!(w.nodes.len(), w.levels.len());
+    w.nodes.len() - 1
+}
+
+/// A page reached from a parent at `parent_level` must be one level below it.
+fn check_level(child: &Page<'_>, parent_level: u8) -> Result<()> {
+    if child.level.checked_add(1) != Some(parent_level) {
+        return Err(Error::corrupt(
+            child.id,
+            format!(
+                "page at level {}, its parent is at level {parent_level} (pointer to the wrong depth)",
+                child.level
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A leaf page's keys must lie in `[lo, hi)`.
+fn check_range(page: &Page<'_>, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Result<()> {
+    if let Some(lo) = lo {
+        if cmp_keys(page.key(0)?, lo) == Ordering::Less {
+            return Err(Error::corrupt(
+                page.id,
+                "leaf holds a key below its parent's separator (page reachable from the wrong place)",
+            ));
+        }
+    }
+    if let Some(hi) = hi {
+        let last = page.key(page.count.saturating_sub(1))?;
+        if cmp_keys(last, hi) != Ordering::Less {
+            return Err(Error::corrupt(
+                page.id,
+                "leaf holds a key at or after the next separator (page reachable from the wrong place)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn fence_error(page: u64, side: &str, parent: Loc<'_>, i: usize) -> Error {
+    let from = match parent {
+        Loc::Page(p) => format!("branch page {} element {i}", p.id),
+        Loc::Node(_) => format!("element {i} of a changed branch"),
+    };
+    Error::corrupt(
+        page,
+        format!(
+            "leaf holds a key {side} the separator of {from} (page reachable from the wrong place)"
+        ),
+    )
+}
+
+/// [`Tx::check_leaf_fence`] for the write path, whose branches above are arena nodes.
+fn check_node_fence(w: &WriteState, page: &Page<'_>, path: &[(NodeId, usize)]) -> Result<()> {
+    let mut lo: Option<&[u8]> = None;
+    let mut hi: Option<&[u8]> = None;
+    for &(n, i) in path {
+        let Some(node) = w.nodes.get(n) else { continue };
+        if i >= 1 && i < node.len() {
+            let k = node.key(i);
+            if lo.is_none_or(|l| cmp_keys(k, l) == Ordering::Greater) {
+                lo = Some(k);
+            }
+        }
+        if i + 1 < node.len() {
+            let k = node.key(i + 1);
+            if hi.is_none_or(|h| cmp_keys(k, h) == Ordering::Less) {
+                hi = Some(k);
+            }
+        }
+    }
+    check_range(page, lo, hi)
 }
 
 impl Drop for Tx<'_> {

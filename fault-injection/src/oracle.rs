@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
 
 use crate::disk::{FaultPlan, Media, SimDisk};
-use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
+use crate::engine::{Engine, EngineDb, OpenOpts};
 use crate::model::{Op, State};
 
 /// What the workload learned about a commit.
@@ -34,12 +34,13 @@ pub struct Entry {
 
 /// The chain of states since the database was created; a recovered database must equal one
 /// of them, at or after the last durable one.
+///
+/// Creation needs no entry of its own: it is atomic (`Storage::create`), so a crash during it
+/// leaves an empty or absent file, which opens as a new empty database, or the whole initial
+/// image; both are the empty base state, and refusing either is a violation.
 #[derive(Clone, Debug)]
 pub struct History {
     pub entries: Vec<Entry>,
-    /// False while the database's creation might not have completed: open may then refuse
-    /// the file (a typed error) or start empty.
-    pub created: bool,
 }
 
 impl Default for History {
@@ -56,7 +57,6 @@ impl History {
                 label: Label::Base,
                 txid: None,
             }],
-            created: false,
         }
     }
 
@@ -84,14 +84,14 @@ impl History {
     pub fn rebase(&mut self, j: usize, txid: u64) {
         self.entries.truncate(j + 1);
         // Transaction ids are only meaningful from the recovered commit on (an engine may
-        // reuse the ids of rolled-back commits, or restart them in a re-created file).
+        // reuse the ids of rolled-back commits, or restart them in a file created anew after
+        // a crash left it empty).
         for e in &mut self.entries {
             e.txid = None;
         }
         let e = self.entries.last_mut().unwrap();
         e.label = Label::Base;
         e.txid = Some(txid);
-        self.created = true;
     }
 }
 
@@ -139,6 +139,11 @@ pub enum Strictness {
     /// Faults outside the model (F9-F13, PSOW off): I7 only (detect and report, never wrong
     /// data, never a panic). Falling back below the last durable commit must be reported.
     Detect,
+    /// At-rest damage (F9, F10, F13) to a cleanly closed file, whose newest commit is
+    /// *confirmed* durable (deadbolt writes a confirmation at close): as `Detect`, but open
+    /// must never fall back below the newest acknowledged commit, reported or not. Only an
+    /// error counts as a detection: a fallback is I1 (issue 11).
+    DetectConfirmed,
     /// As `Detect`, but the recovered state may be any commit of the history without a report:
     /// for lost and misdirected writes (a lost meta write is invisible to the engine) and for
     /// power cuts under `no_sync` (which promises survival of process crashes only).
@@ -202,13 +207,6 @@ pub fn verify(
     let db: Box<dyn EngineDb> = match opened {
         Err(p) => return Verdict::bad(format!("I7: panic in open: {p}")),
         Ok(Err(e)) => {
-            if !hist.created && matches!(e.kind, ErrKind::InvalidFile | ErrKind::Corruption) {
-                // Creation never completed: refusing the half-made file is allowed.
-                return Verdict {
-                    detected: true,
-                    ..Verdict::default()
-                };
-            }
             if strict != Strictness::Full && e.is_detection() {
                 return Verdict {
                     detected: true,
@@ -247,8 +245,7 @@ pub fn verify(
             Err(p) => return Verdict::bad(format!("I7: panic in the second recovery: {p}")),
             Ok(Err(e)) => return Verdict::bad(format!("I9: the second recovery failed: {e}")),
             Ok(Ok((st, t))) => {
-                // (u64::MAX: the first open re-created the file and named no commit.)
-                if st != *hist.entries[j].state || (t != txid && txid != u64::MAX) {
+                if st != *hist.entries[j].state || t != txid {
                     return Verdict::bad(format!(
                         "I9: recovering twice differs: txid {txid} then {t}; {}",
                         hist.entries[j].state.diff(&st)
@@ -421,7 +418,10 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
     if j < lo {
         let reported = rolled_back.is_some();
         detected = reported;
-        if strict == Strictness::Full || (strict == Strictness::Detect && !reported) {
+        if strict == Strictness::Full
+            || strict == Strictness::DetectConfirmed
+            || (strict == Strictness::Detect && !reported)
+        {
             return Verdict::bad(format!(
                 "I1: acknowledged commit #{lo} lost: recovered commit #{j} (txid {txid}){}",
                 if reported {

@@ -37,6 +37,8 @@ pub fn put_ref(b: &mut [u8], off: usize, r: Ref) {
 
 pub struct Meta {
     pub slot: usize,
+    /// Flag bit 0: a confirmation, the copy of commit `txid`'s meta in the other slot.
+    pub confirmation: bool,
     pub txid: u64,
     pub hwm: u64,
     pub root: Ref,
@@ -53,12 +55,18 @@ pub fn newest_meta(img: &[u8], p: usize) -> Meta {
         }
         let m = Meta {
             slot,
+            confirmation: u32_at(b, 48) & 1 != 0,
             txid: u64_at(b, 56),
             hwm: u64_at(b, 72),
             root: ref_at(b, 80),
             freelist: ref_at(b, 104),
         };
-        if best.as_ref().is_none_or(|x| m.txid > x.txid) {
+        // A confirmation is a copy of the commit's meta in the other slot: the plain meta is
+        // the one to patch (mirror_confirmation keeps the copy in step).
+        let better = best.as_ref().is_none_or(|x| {
+            m.txid > x.txid || (m.txid == x.txid && x.confirmation && !m.confirmation)
+        });
+        if better {
             best = Some(m);
         }
     }
@@ -149,6 +157,23 @@ pub fn reseal_up(
     let c = reseal(img, p, root_leaf);
     put_u32(img, meta_slot * p + 80 + 16, c);
     reseal(img, p, meta_slot as u64);
+    mirror_confirmation(img, p, meta_slot);
+}
+
+/// After patching the meta in `slot`: if the other slot holds a confirmation of the same
+/// commit (docs/FORMAT.md, section 4), rewrite it as a copy of the patched meta (flag kept), so
+/// that the two slots still agree.
+pub fn mirror_confirmation(img: &mut [u8], p: usize, slot: usize) {
+    let other = 1 - slot;
+    let (a, b) = (slot * p, other * p);
+    let o = &img[b..b + p];
+    let valid = crc32fast::hash(&o[4..]) == u32_at(o, 0);
+    if !valid || u32_at(o, 48) & 1 == 0 || u64_at(o, 56) != u64_at(img, a + 56) {
+        return;
+    }
+    let body = img[a + 56..a + p].to_vec();
+    img[b + 56..b + p].copy_from_slice(&body);
+    reseal(img, p, other as u64);
 }
 
 /// Where each reachable span's ChildRef lives: page id -> (absolute offset of the ref, page
@@ -219,6 +244,7 @@ pub fn reseal_chain(
                 put_u32(img, off + 16, c);
                 if parent < 2 {
                     reseal(img, p, parent);
+                    mirror_confirmation(img, p, parent as usize);
                     return;
                 }
                 cur = parent;
