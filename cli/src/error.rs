@@ -2,9 +2,11 @@
 //!
 //! Exit statuses are shared by every subcommand:
 //! - 0: success (for `check`: the database is healthy);
-//! - 1: the database is damaged, or what was asked for (bucket, key) is not there;
-//! - 2: the command could not run: bad usage, missing or unreadable file, not a database,
-//!   lock held by another process, or an I/O error.
+//! - 1: the database is damaged (anything of a commit the file confirms durable fails to
+//!   verify), or what was asked for (bucket, key) is not there;
+//! - 2: the command could not run: bad usage, missing or unreadable file, not a database (a
+//!   bbolt file among them), a deadbolt file of a format version this build cannot read, lock
+//!   held by another process, or an I/O error.
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -65,7 +67,19 @@ impl CliError {
                 "{f}: database is locked: {e}; another process (a running daemon?) \
                  holds it open for writing. Stop it, or wait longer with --lock-timeout"
             )),
+            // The engine's message says what the file is instead; for a bbolt file it names
+            // `deadbolt import-bolt`, the way forward, so it is printed whole, never shortened.
             deadbolt::Error::InvalidFile(_) => CliError::cannot_run(format!("{f}: {e}")),
+            // A file this build cannot read is not damaged: a scheduled `check` must not send
+            // someone to restore a good file from backup. Both versions are named so that they
+            // can tell which release reads it.
+            deadbolt::Error::UnsupportedVersion { found, supported } => {
+                CliError::cannot_run(format!(
+                    "{f}: unsupported format version: the file is version {found}, this build \
+                     reads version {supported}; use a deadbolt release that reads version \
+                     {found} (the file was not changed)"
+                ))
+            }
             deadbolt::Error::Io(ref io) => CliError::cannot_run(format!("{f}: {}", io_reason(io))),
             deadbolt::Error::BucketNotFound | deadbolt::Error::IncompatibleValue => {
                 CliError::damaged(format!("{f}: {e}"))

@@ -19,7 +19,8 @@ const AFTER_HELP: &str = "\
 Exit status:
   0  success (check: the database is healthy)
   1  the database is damaged, or a bucket or key asked for is not there
-  2  could not run: bad usage, missing or unreadable file, not a database, file locked
+  2  could not run: bad usage, missing or unreadable file, not a deadbolt database (a bbolt
+     file: see import-bolt), an unsupported format version, file locked
 
 Inspection commands open the file read-only under a shared lock; a process that has it
 open for writing holds an exclusive lock, so they wait --lock-timeout and then give up.";

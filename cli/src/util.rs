@@ -59,8 +59,25 @@ pub fn parse_timeout(s: &str) -> Result<LockTimeout, String> {
 
 /// Open an existing database read-only (shared lock) for inspection. A missing path, a
 /// directory or an unreadable file is reported here, before the engine could create anything.
+///
+/// When open rolled back an unconfirmed newest commit, a note on stderr says so: what the
+/// command then reads (dumps, copies) is the commit before it, and whoever runs it must not
+/// take that for the newest data without being told. It is a note, not an error: that commit
+/// was never confirmed durable (a crash interrupted it), so nothing the file promised is lost.
 pub fn open_read_only(file: &Path, ctx: &Ctx) -> Result<Db, CliError> {
-    open_read_only_engine(file, ctx)?.at(file)
+    let db = open_read_only_engine(file, ctx)?.at(file)?;
+    let r = db.recovery();
+    if let Some(rb) = &r.rolled_back {
+        eprintln!(
+            "deadbolt: note: {}: commit {} was never confirmed durable and was rolled back at \
+             open; reading commit {}: {}",
+            file.display(),
+            rb.txid,
+            r.txid,
+            rb.reason
+        );
+    }
+    Ok(db)
 }
 
 /// [`open_read_only`] that hands back the engine's own error, for callers that classify it.

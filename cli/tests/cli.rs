@@ -227,10 +227,12 @@ fn info_text_and_json() {
     let o = run(&["info", s(&path)]);
     status(&o, 0);
     let out = stdout(&o);
+    let version = format!("Format version:   {}", deadbolt::FORMAT_VERSION);
     for field in [
         "Page size:        4096",
-        "Format version:   1",
+        version.as_str(),
         "Txid:",
+        "Confirmed txid:",
         "High-water mark:",
         "File size:",
         "Free pages:",
@@ -248,8 +250,10 @@ fn info_text_and_json() {
     status(&o, 0);
     let v = json(&o);
     assert_eq!(v["page_size"], 4096);
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], deadbolt::FORMAT_VERSION);
     assert!(v["txid"].as_u64().unwrap() >= 1);
+    // The library's clean close confirmed the last commit.
+    assert_eq!(v["confirmed_txid"], v["txid"]);
     let len = std::fs::metadata(&path).unwrap().len();
     assert_eq!(v["file_size"].as_u64(), Some(len));
     assert!(v["high_water"].as_u64().unwrap() * 4096 <= len);
@@ -341,8 +345,11 @@ fn check_damaged_page_is_exit_1() {
     let o = run(&["check", s(&path)]);
     status(&o, 1);
     let out = stdout(&o);
-    assert!(out.contains(&format!("page {leaf}")), "{out}");
-    assert!(out.contains("DAMAGED"), "{out}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("DAMAGED: ") && first.contains(&format!("page {leaf}")),
+        "the verdict and the first problem come first: {out}"
+    );
 
     let o = run(&["check", "--json", s(&path)]);
     status(&o, 1);
@@ -808,20 +815,38 @@ fn progress_bars_only_on_a_terminal() {
     assert!(!stdout(&o).contains('\x1b'));
 }
 
+/// The file as a crash right after the last commit's sync leaves it: one more commit than the
+/// fixture, synced, but not yet confirmed (no idle confirmation, no clean close). Returns the
+/// txid of that commit.
+fn with_an_unconfirmed_last_commit(path: &Path) -> u64 {
+    let db = Db::open_with(
+        path,
+        deadbolt::Options {
+            confirm_after: None,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    db.update(|tx| {
+        tx.bucket(b"users")?.expect("fixture").put(b"zz", b"new")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let txid = db.stats().txid;
+    assert!(db.stats().confirmed_txid < txid, "nothing confirmed it yet");
+    // The clean close below confirms it; the bytes read before it are the crash image.
+    let crash = std::fs::read(path).unwrap();
+    drop(db);
+    std::fs::write(path, crash).unwrap();
+    txid
+}
+
 #[test]
-fn a_torn_newest_commit_is_a_note_unless_strict() {
+fn an_unconfirmed_newest_commit_that_fails_is_rolled_back_with_a_note_unless_strict() {
     let dir = TempDir::new().unwrap();
     let path = fixture(&dir);
-    {
-        let db = Db::open(&path).unwrap();
-        db.update(|tx| {
-            tx.bucket(b"users")?.expect("fixture").put(b"zz", b"new")?;
-            Ok::<_, Error>(())
-        })
-        .unwrap();
-    }
+    let txid = with_an_unconfirmed_last_commit(&path);
     let p = s(&path);
-    let txid = json(&run(&["info", "--json", p]))["txid"].as_u64().unwrap();
     let o = run(&["pages", "--json", p]);
     let newest_leaf = stdout(&o)
         .lines()
@@ -830,13 +855,41 @@ fn a_torn_newest_commit_is_a_note_unless_strict() {
         .and_then(|v| v["id"].as_u64())
         .expect("the last commit wrote a leaf");
     damage_page(&path, newest_leaf, 4096);
+    let before = std::fs::read(&path).unwrap();
 
-    // Open rolls back to the commit before: consistent, with a note.
+    // Open rolls back to the commit before: consistent, with a note naming the commit and why.
     let o = run(&["check", p]);
     status(&o, 0);
     let out = stdout(&o);
-    assert!(out.contains(&format!("note: commit {txid} ")), "{out}");
-    assert!(out.contains("OK"), "{out}");
+    assert!(out.starts_with("OK: "), "the verdict comes first: {out}");
+    assert!(
+        out.contains(&format!("note: commit {txid} was never confirmed durable")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("unconfirmed commit {txid} did not verify")),
+        "the engine's reason: {out}"
+    );
+    let v = json(&run(&["check", "--json", p]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["txid"], txid - 1);
+    assert_eq!(v["confirmed_txid"], txid - 1);
+    assert_eq!(v["rolled_back"]["txid"], txid);
+    assert!(
+        v["rolled_back"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unconfirmed"),
+        "{v}"
+    );
+
+    let o = run(&["check", "--strict", p]);
+    status(&o, 1);
+    let first = stdout(&o).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.starts_with("DAMAGED: ") && first.contains(&format!("unconfirmed commit {txid}")),
+        "{first}"
+    );
     let o = run(&["check", "--strict", "--json", p]);
     status(&o, 1);
     let v = json(&o);
@@ -845,9 +898,30 @@ fn a_torn_newest_commit_is_a_note_unless_strict() {
 
     let v = json(&run(&["info", "--json", p]));
     assert_eq!(v["txid"], txid - 1);
+    assert_eq!(v["confirmed_txid"], txid - 1);
     assert_eq!(v["rolled_back"]["txid"], txid);
-    assert!(stdout(&run(&["info", p])).contains("Recovered:"));
-    assert_eq!(stdout(&run(&["dump", p])), FIXTURE_DUMP);
+    let out = stdout(&run(&["info", p]));
+    assert!(
+        out.contains(&format!(
+            "Recovered:        commit {txid} was never confirmed durable"
+        )) && out.contains("Confirmed txid:   "),
+        "{out}"
+    );
+    // The dump is the commit before, whole, and says on stderr that it is not the newest.
+    let o = run(&["dump", p]);
+    status(&o, 0);
+    assert_eq!(stdout(&o), FIXTURE_DUMP);
+    assert!(
+        stderr(&o).contains(&format!(
+            "note: {p}: commit {txid} was never confirmed durable"
+        )),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "nothing wrote the file"
+    );
 }
 
 #[test]
@@ -1057,4 +1131,199 @@ fn import_bolt_then_dump_and_salvage() {
     assert!(stdout(&o).contains("lost"), "{}", stdout(&o));
     let o = run(&["check", s(&out)]);
     status(&o, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// confirmed commits (issue 11): damage to one is damage, never a quiet rollback
+
+/// CRC-32 (IEEE, what crc32fast computes), bit by bit: enough for patching one meta page,
+/// without adding a dependency (and a lock-file change) for it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_flipped_bit_in_a_confirmed_imported_commit_makes_check_say_damaged_first_and_dump_fail() {
+    // The issue's reproduction: `deadbolt import-bolt j_docker_volumes.db vol.db` (5,000
+    // volumes), one bit flipped in page 5, then `check` and `dump`.
+    let dir = TempDir::new().unwrap();
+    let vol = dir.path().join("vol.db");
+    let p = s(&vol);
+    let o = run(&["import-bolt", s(&corpus("j_docker_volumes.db")), p]);
+    status(&o, 0);
+    let info = json(&run(&["info", "--json", p]));
+    let page_size = info["page_size"].as_u64().unwrap();
+    let txid = info["txid"].as_u64().unwrap();
+    assert_eq!(
+        info["confirmed_txid"], txid,
+        "import-bolt's clean close confirmed the import"
+    );
+    // Page 5 as in the issue, if it is still a leaf the import wrote; otherwise the first one.
+    let leaves: Vec<u64> = stdout(&run(&["pages", "--json", p]))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "leaf" && v["txid"].as_u64() == Some(txid))
+        .filter_map(|v| v["id"].as_u64())
+        .collect();
+    let page = if leaves.contains(&5) { 5 } else { leaves[0] };
+    let mut bytes = std::fs::read(&vol).unwrap();
+    bytes[(page * page_size + page_size / 2 + 3) as usize] ^= 0x10;
+    std::fs::write(&vol, &bytes).unwrap();
+
+    let o = run(&["check", p]);
+    status(&o, 1);
+    let out = stdout(&o);
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("DAMAGED: ") && first.contains(&format!("page {page}")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("rolled back at open"),
+        "not a rollback: {out}"
+    );
+    let o = run(&["check", "--json", p]);
+    status(&o, 1);
+    let v = json(&o);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"][0]["page"], page);
+    assert!(v["rolled_back"].is_null(), "{v}");
+
+    // No command passes off less than the confirmed commit holds as the database.
+    for args in [
+        vec!["dump"],
+        vec!["dump", "--keep-going"],
+        vec!["dump", "--format", "text"],
+        vec!["info"],
+        vec!["stats"],
+        vec!["buckets"],
+    ] {
+        let mut a = args.clone();
+        a.push(p);
+        let o = run(&a);
+        status(&o, 1);
+        assert!(
+            stderr(&o).contains("vol.db: database is damaged"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stdout(&o).lines().count() < 5001,
+            "{args:?} printed everything"
+        );
+    }
+    assert!(
+        std::fs::read(&vol).unwrap() == bytes,
+        "nothing wrote the file"
+    );
+}
+
+#[test]
+fn a_newer_format_version_is_exit_2_naming_both_versions_and_never_damaged() {
+    let dir = TempDir::new().unwrap();
+    let path = fixture(&dir);
+    let p = s(&path);
+    let page_size = json(&run(&["info", "--json", p]))["page_size"]
+        .as_u64()
+        .unwrap() as usize;
+    let mut b = std::fs::read(&path).unwrap();
+    assert_eq!(crc32(b"123456789"), 0xcbf4_3926, "the standard check value");
+    assert_eq!(
+        crc32(&b[4..page_size]).to_le_bytes(),
+        b[0..4],
+        "meta 0's checksum is CRC-32 of bytes [4, page_size)"
+    );
+    let newer = deadbolt::FORMAT_VERSION + 1; // 3 today
+    b[40..44].copy_from_slice(&newer.to_le_bytes());
+    let crc = crc32(&b[4..page_size]);
+    b[0..4].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+
+    for args in [
+        vec!["check"],
+        vec!["check", "--json"],
+        vec!["check", "--strict"],
+        vec!["info"],
+        vec!["dump"],
+        vec!["stats"],
+    ] {
+        let mut a = args.clone();
+        a.push(p);
+        let o = run(&a);
+        status(&o, 2);
+        let err = stderr(&o);
+        assert!(
+            err.contains("fixture.db")
+                && err.contains(&format!("version {newer}"))
+                && err.contains(&format!("reads version {}", deadbolt::FORMAT_VERSION)),
+            "{args:?}: {err}"
+        );
+        let all = format!("{}{err}", stdout(&o));
+        assert!(
+            !all.to_lowercase().contains("damaged"),
+            "{args:?}: not damage: {all}"
+        );
+    }
+    assert!(
+        std::fs::read(&path).unwrap() == b,
+        "the file was not changed"
+    );
+}
+
+#[test]
+fn a_bbolt_file_given_to_deadbolt_commands_is_exit_2_naming_import_bolt_and_is_never_written() {
+    let dir = TempDir::new().unwrap();
+    let original = std::fs::read(corpus("j_docker_volumes.db")).unwrap();
+    let bolt = dir.path().join("volumes.db");
+    std::fs::write(&bolt, &original).unwrap();
+    let b = s(&bolt);
+    let dst = dir.path().join("new.db");
+    let d = s(&dst);
+    for args in [
+        vec!["check", b],
+        vec!["check", "--json", b],
+        vec!["info", b],
+        vec!["info", "--json", b],
+        vec!["stats", b],
+        vec!["buckets", b],
+        vec!["keys", b, "volumes"],
+        vec!["get", b, "volumes", "x"],
+        vec!["pages", b],
+        vec!["page", b, "0"],
+        vec!["dump", b],
+        vec!["dump", "--keep-going", b],
+        vec!["backup", b, d],
+        vec!["compact", b, d],
+        vec!["salvage", b, d],
+    ] {
+        let o = run(&args);
+        status(&o, 2);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("volumes.db") && all.contains("deadbolt import-bolt"),
+            "{args:?}: {all}"
+        );
+        assert!(!dst.exists(), "{args:?} left {d} behind");
+    }
+    let o = run(&["check", b]);
+    assert!(
+        stderr(&o).contains(&format!("deadbolt check-bolt {b}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        std::fs::read(&bolt).unwrap() == original,
+        "the bbolt file is byte for byte unchanged"
+    );
 }

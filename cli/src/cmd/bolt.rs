@@ -106,7 +106,23 @@ pub fn import_bolt(a: ImportBoltArgs, ctx: &Ctx) -> Result<(), CliError> {
 pub fn salvage(a: SalvageArgs, _ctx: &Ctx) -> Result<(), CliError> {
     existing(&a.src)?;
     new_dst(&a.dst)?;
-    let report = deadbolt::salvage(&a.src, &a.dst).map_err(|e| CliError::db(&a.src, e))?;
+    let report = match deadbolt::salvage(&a.src, &a.dst) {
+        Ok(r) => r,
+        Err(e) => {
+            // The engine creates DST before it reads SRC's meta pages, so a source that is not
+            // a deadbolt file this build reads (a bbolt file, another format version) would
+            // leave an empty database behind, in the way of the next attempt. DST did not exist
+            // (`new_dst`) and nothing was copied: remove it. After any other failure DST may
+            // hold what was salvaged so far, and is kept.
+            if matches!(
+                e,
+                deadbolt::Error::InvalidFile(_) | deadbolt::Error::UnsupportedVersion { .. }
+            ) {
+                let _ = std::fs::remove_file(&a.dst);
+            }
+            return Err(CliError::db(&a.src, e));
+        }
+    };
     println!("{report}");
     if report.is_complete() {
         Ok(())

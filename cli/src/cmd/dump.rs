@@ -114,6 +114,10 @@ fn damaged_at(file: &Path, path: &[Vec<u8>], e: deadbolt::Error) -> CliError {
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     let file = a.file.as_path();
+    // A dump must never end in success with less than the newest confirmed commit holds. Open
+    // does not fall back past a confirmed commit: damage to it is an error here, exit 1 with
+    // --keep-going too (there is nothing opened to walk on; `deadbolt salvage` copies what still
+    // verifies). An unconfirmed commit it rolled back is noted on stderr by `open_read_only`.
     let db = open_read_only(file, ctx)?;
     let tx = db.begin_read().at(file)?;
     let progress = Progress::spinner(ctx.progress_while_streaming(), "dump: records");

@@ -1,11 +1,12 @@
-//! `deadbolt info FILE`: the database's vital numbers.
+//! `deadbolt info FILE`: the database's vital numbers, and what open found: the newest commit
+//! the file confirms durable (never rolled back), and an unconfirmed commit it did roll back.
 use std::io::Write;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::error::CliError;
-use crate::util::{open_read_only, Ctx};
+use crate::error::{At, CliError};
+use crate::util::{open_read_only_engine, Ctx};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,7 +18,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
-    let db = open_read_only(&a.file, ctx)?;
+    // Not `open_read_only`: its note about a rollback on stderr would repeat what info prints.
+    let db = open_read_only_engine(&a.file, ctx)?.at(&a.file)?;
     let s = db.stats();
     let rolled_back = db.recovery().rolled_back.clone();
     let mut out = std::io::stdout().lock();
@@ -27,6 +29,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             "page_size": s.page_size,
             "format_version": s.format_version,
             "txid": s.txid,
+            "confirmed_txid": s.confirmed_txid,
             "high_water": s.high_water,
             "file_size": s.file_size,
             "free_pages": s.free_pages,
@@ -43,6 +46,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     writeln!(out, "Page size:        {}", s.page_size)?;
     writeln!(out, "Format version:   {}", s.format_version)?;
     writeln!(out, "Txid:             {}", s.txid)?;
+    writeln!(out, "Confirmed txid:   {}", s.confirmed_txid)?;
     writeln!(
         out,
         "High-water mark:  {} pages ({hw_bytes} bytes)",
@@ -64,7 +68,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     if let Some(r) = rolled_back {
         writeln!(
             out,
-            "Recovered:        commit {} was rolled back at open: {}",
+            "Recovered:        commit {} was never confirmed durable and was rolled back at \
+             open: {}",
             r.txid, r.reason
         )?;
     }
