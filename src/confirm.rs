@@ -127,20 +127,25 @@ pub(crate) fn confirm(inner: &DbInner, w: &mut Writer) -> Result<bool> {
 }
 
 /// Write the confirmation copy of `meta` (a synced commit) into the other meta slot and sync.
-/// Any I/O error poisons the handle, as for a commit: what reached the disk is unknown.
 pub(crate) fn write_confirmation(inner: &DbInner, w: &mut Writer, meta: &Meta) -> Result<()> {
-    let copy = meta.confirmation_copy();
-    let r = inner
-        .storage
-        .write_at(copy.slot() * inner.page_size as u64, &copy.encode())
-        .and_then(|_| inner.storage.sync_data());
-    if let Err(e) = r {
-        w.poisoned = Some(format!("confirming commit {} failed: {e}", meta.txid));
-        return Err(e.into());
-    }
-    inner.counters.syncs.fetch_add(1, Relaxed);
+    write_meta(inner, w, &meta.confirmation_copy(), "confirming")?;
     inner.counters.confirmations.fetch_add(1, Relaxed);
     w.confirmed = meta.txid;
     inner.counters.confirmed.store(meta.txid, Relaxed);
+    Ok(())
+}
+
+/// Write `meta` into its slot and sync, outside a commit. Any I/O error poisons the handle, as
+/// for a commit: what reached the disk is unknown.
+pub(crate) fn write_meta(inner: &DbInner, w: &mut Writer, meta: &Meta, what: &str) -> Result<()> {
+    let r = inner
+        .storage
+        .write_at(meta.slot() * inner.page_size as u64, &meta.encode())
+        .and_then(|_| inner.storage.sync_data());
+    if let Err(e) = r {
+        w.poisoned = Some(format!("{what} commit {} failed: {e}", meta.txid));
+        return Err(e.into());
+    }
+    inner.counters.syncs.fetch_add(1, Relaxed);
     Ok(())
 }

@@ -875,15 +875,7 @@ impl DbInner {
         };
         let mut w = self.writer.lock();
         if !has(false) {
-            let r = self
-                .storage
-                .write_at(meta.slot() * self.page_size as u64, &meta.encode())
-                .and_then(|_| self.storage.sync_data());
-            if let Err(e) = r {
-                w.poisoned = Some(format!("repairing the meta of commit {}: {e}", meta.txid));
-                return Err(e.into());
-            }
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            crate::confirm::write_meta(self, &mut w, meta, "repairing the meta of")?;
         }
         if !has(true) {
             crate::confirm::write_confirmation(self, &mut w, meta)?;
