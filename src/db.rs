@@ -67,7 +67,8 @@ pub struct Stats {
     pub pending_pages: u64,
     /// Commits that wrote something, since open.
     pub commits: u64,
-    /// `sync_data` calls since open (open itself syncs once when writable).
+    /// `sync_data` calls since open: one per durable commit, plus those of confirmations and of
+    /// a writable open (one, and one more for each meta slot it writes).
     pub syncs: u64,
     pub pages_written: u64,
     pub bytes_written: u64,

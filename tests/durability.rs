@@ -141,6 +141,16 @@ fn written_by_last(im: &Images) -> Vec<u64> {
         .collect()
 }
 
+/// A leaf page of `img` that differs from `before`: one the last commit wrote.
+fn leaf_written_since(before: &[u8], img: &[u8]) -> u64 {
+    (2..(img.len() / P) as u64)
+        .find(|&g| {
+            let r = g as usize * P..g as usize * P + P;
+            before.get(r.clone()) != Some(&img[r]) && page_type(img, P, g) == 3
+        })
+        .expect("the last commit wrote a leaf")
+}
+
 /// The at-rest faults of one page: a flipped bit, a zeroed sector, a lost write (the page as it
 /// was before the last commit) and a truncation of the file at the page.
 fn faults(im: &Images, g: u64) -> Vec<(String, Vec<u8>)> {
@@ -240,12 +250,7 @@ fn only_an_unconfirmed_newest_commit_is_rolled_back_and_recovery_says_so() {
     let last = db.stats().txid;
     let mut img = s.to_bytes();
     drop(db);
-    let leaf = (2..(img.len() / P) as u64)
-        .find(|&g| {
-            let r = g as usize * P..g as usize * P + P;
-            before_last.get(r.clone()) != Some(&img[r]) && page_type(&img, P, g) == 3
-        })
-        .expect("the last commit wrote a leaf");
+    let leaf = leaf_written_since(&before_last, &img);
     img[leaf as usize * P + 100] ^= 1;
     let s = Arc::new(MemStorage::from_bytes(img));
     let db = Db::open_storage(s.clone(), opts(None)).unwrap();
@@ -295,12 +300,7 @@ fn a_writable_open_that_rolls_back_reuses_only_the_rolled_back_commits_pages() {
     // Pages of the commit we will fall back to (its tree and free-space chain).
     let (_, reach) = parents(&before_last, P);
     let keep: Vec<u64> = reach.keys().copied().collect();
-    let leaf = (2..(img.len() / P) as u64)
-        .find(|&g| {
-            let r = g as usize * P..g as usize * P + P;
-            before_last.get(r.clone()) != Some(&img[r]) && page_type(&img, P, g) == 3
-        })
-        .unwrap();
+    let leaf = leaf_written_since(&before_last, &img);
     img[leaf as usize * P + 64] ^= 0x10;
     let s = Arc::new(MemStorage::from_bytes(img));
     let db = Db::open_storage(s.clone(), opts(None)).unwrap();
