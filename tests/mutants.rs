@@ -190,7 +190,7 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
     let (meta, par) = parents(&s.img, p);
     let reach: Vec<u64> = par.keys().copied().collect();
     let pick_reach = |rng: &mut Rng| reach[rng.below(reach.len() as u64) as usize];
-    match rng.below(12) {
+    match rng.below(14) {
         0 => {
             let n = 1 + rng.below(8);
             for _ in 0..n {
@@ -328,6 +328,65 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
             reseal_chain(img, p, meta.freelist.pgid, &par);
             (format!("freelist lists live page {live} (forged)"), true)
         }
+        12 | 13 => {
+            // Issue 11, point 7: a branch element aimed at a verified page in the wrong place
+            // (12: a child of another branch of the same level, a sibling's subtree; 13: a
+            // page two or more levels down), every checksum up to the meta forged.
+            let level = |g: u64| s.img[g as usize * p + 5];
+            let nodes: Vec<u64> = reach
+                .iter()
+                .copied()
+                .filter(|&g| matches!(page_type(&s.img, p, g), 2 | 3))
+                .collect();
+            let branches: Vec<u64> = nodes
+                .iter()
+                .copied()
+                .filter(|&g| page_type(&s.img, p, g) == 2)
+                .collect();
+            if branches.is_empty() {
+                return ("no branch to forge".into(), false);
+            }
+            let g = branches[rng.below(branches.len() as u64) as usize];
+            let i = rng.below(count(&s.img, p, g) as u64) as usize;
+            let own = u64_at(&s.img, branch_elem(p, g, i));
+            let sibling = rng.chance(50);
+            let targets: Vec<u64> = nodes
+                .iter()
+                .copied()
+                .filter(|&t| t != own)
+                .filter(|&t| {
+                    if sibling {
+                        level(t) + 1 == level(g)
+                    } else {
+                        level(t) + 2 <= level(g)
+                    }
+                })
+                .collect();
+            if targets.is_empty() {
+                return ("no target to forge".into(), false);
+            }
+            let target = targets[rng.below(targets.len() as u64) as usize];
+            let at = target as usize * p;
+            let len = span_len(img, p, target);
+            let tr = Ref {
+                pgid: target,
+                txid: u64_at(img, at + 16),
+                crc: crc32fast::hash(&img[at + 4..at + len]),
+            };
+            put_ref(img, branch_elem(p, g, i), tr);
+            reseal_chain(img, p, g, &par);
+            (
+                format!(
+                    "misplaced pointer: element {i} of branch {g} -> page {target} ({}) (forged)",
+                    if sibling {
+                        "sibling subtree"
+                    } else {
+                        "deeper page"
+                    }
+                ),
+                true,
+            )
+        }
         10 => {
             img[40] ^= 0xff;
             img[p + 40] ^= 0xff;
@@ -413,19 +472,29 @@ fn exercise(
             let Ok(Some(b)) = resolve(tx, &path) else {
                 continue;
             };
-            let mut keys = Vec::new();
+            // Whatever the damage, forged or not, iteration never returns keys out of order or
+            // twice (fence keys, issue 11 point 7): it stops with an error instead.
+            let mut keys: Vec<Vec<u8>> = Vec::new();
             for kv in b.iter().take(100_000) {
                 let Ok((k, v)) = kv else { break };
                 if let Err(e) = check_value(&path, &k, &v) {
                     return Ok(Err(e));
                 }
+                if keys.last().is_some_and(|l| l.as_slice() >= &k[..]) {
+                    return Ok(Err(format!("{path:?}: keys out of order going forward")));
+                }
                 keys.push(k.to_vec());
             }
+            let mut prev: Option<Vec<u8>> = None;
             for kv in b.iter().rev().take(100_000) {
                 let Ok((k, v)) = kv else { break };
                 if let Err(e) = check_value(&path, &k, &v) {
                     return Ok(Err(e));
                 }
+                if prev.as_deref().is_some_and(|p| p <= &k[..]) {
+                    return Ok(Err(format!("{path:?}: keys out of order going backward")));
+                }
+                prev = Some(k.to_vec());
             }
             for k in keys.iter().step_by(37).take(20) {
                 if let Ok(Some(v)) = b.get(k) {
