@@ -10,13 +10,14 @@
 //!   write transaction, then commits it: one sync for the whole batch.
 //! * A closure that returns `Err` (or panics) is taken out of the batch, the transaction is rolled
 //!   back and the others run again; the failed caller then runs its closure alone in a plain
-//!   [`Db::update`] and gets that outcome. One caller's failure never fails the others. A
+//!   [`crate::Db::update`] and gets that outcome. One caller's failure never fails the others. A
 //!   closure may therefore run more than once and must only act through the transaction.
 //! * Each caller is told its outcome only after the commit (and so the sync) that covers its
 //!   write has returned. If the commit fails, every caller in the batch gets the error.
 //!
 //! The queue and the leader's rounds are written against std-like primitives that are loom's
-//! under `--cfg loom`, so the hand-off is model-checked (see `loom_models` at the end).
+//! under `--cfg loom`, so the hand-off is model-checked (see `loom_models` at the end: they
+//! need the queue's private parts, which is why this file runs over 600 lines).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -26,11 +27,10 @@ use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(loom))]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::tx::Tx;
 
-/// Tuning of [`Db::batch`] (bbolt's `MaxBatchSize` and `MaxBatchDelay`).
+/// Tuning of [`crate::Db::batch`] (bbolt's `MaxBatchSize` and `MaxBatchDelay`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchOptions {
     /// Most calls in one batch; a batch that reaches it is run at once. At least 1.
@@ -270,7 +270,7 @@ pub(crate) fn run_rounds<C, T>(
             Ok(tx) => tx,
             Err(e) => {
                 for c in calls.drain(..) {
-                    finish(c, Verdict::Committed(Err(copy_error(&e))));
+                    finish(c, Verdict::Committed(Err(e.copy())));
                 }
                 return;
             }
@@ -286,42 +286,13 @@ pub(crate) fn run_rounds<C, T>(
                 for c in calls.drain(..) {
                     let v = match &r {
                         Ok(()) => Ok(()),
-                        Err(e) => Err(copy_error(e)),
+                        Err(e) => Err(e.copy()),
                     };
                     finish(c, Verdict::Committed(v));
                 }
                 return;
             }
         }
-    }
-}
-
-/// An equivalent error for each caller of a failed batch ([`Error`] is not `Clone`).
-pub(crate) fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        Error::Corruption { page, detail } => Error::Corruption {
-            page: *page,
-            detail: detail.clone(),
-        },
-        Error::InvalidFile(s) => Error::InvalidFile(s.clone()),
-        Error::UnsupportedVersion { found, supported } => Error::UnsupportedVersion {
-            found: *found,
-            supported: *supported,
-        },
-        Error::WouldDeadlock => Error::WouldDeadlock,
-        Error::BucketNotFound => Error::BucketNotFound,
-        Error::BucketExists => Error::BucketExists,
-        Error::IncompatibleValue => Error::IncompatibleValue,
-        Error::KeyTooLarge { len } => Error::KeyTooLarge { len: *len },
-        Error::KeyEmpty => Error::KeyEmpty,
-        Error::ValueTooLarge { len } => Error::ValueTooLarge { len: *len },
-        Error::InvalidBucketName => Error::InvalidBucketName,
-        Error::ReadOnly => Error::ReadOnly,
-        Error::LockTimeout => Error::LockTimeout,
-        Error::Poisoned(s) => Error::Poisoned(s.clone()),
-        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
-        Error::TxClosed => Error::TxClosed,
     }
 }
 
@@ -363,378 +334,74 @@ impl Default for Batcher {
     }
 }
 
-impl Db {
-    /// Run `f` in a write transaction shared with other concurrent callers of `batch`, so that
-    /// they all commit with one sync (bbolt's `DB.Batch`).
-    ///
-    /// `f` may run more than once (if another caller's closure fails, the batch is retried
-    /// without it), so it must only act through the transaction. If `f` returns `Err` (or
-    /// panics), it is run again alone, as by [`Db::update`], and that is the outcome returned
-    /// (or the panic re-raised) to this caller only. `Ok` is returned only after the commit
-    /// that contains this write has been synced (unless `no_sync` is set).
-    ///
-    /// Like `update`, `f` must not begin another write transaction (or call `batch`): the
-    /// writer lock is held while it runs.
-    ///
-    /// Batching pays off with many concurrent writers; a lone caller waits [`QUIET`] (at most
-    /// [`BatchOptions::max_delay`]) for company (see [`Db::set_batch_options`]).
-    pub fn batch<F>(&self, f: F) -> Result<()>
+impl Batcher {
+    /// Queue `f` (see [`crate::Db::batch`]), leading the batch if it is the first caller,
+    /// where `begin` opens the write transaction.
+    pub(crate) fn submit<'d, F>(&self, f: F, begin: &dyn Fn() -> Result<Tx<'d>>) -> Result<()>
     where
         F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
     {
-        if self.inner.opts.read_only {
-            return Err(Error::ReadOnly);
-        }
-        if self.inner.holds_writer() {
-            // The leader would be this thread, waiting for the writer it already holds.
-            return Err(Error::WouldDeadlock);
-        }
-        let b = &self.inner.batcher;
-        let opts = self.batch_options();
+        let opts = self.options();
         let slot = Arc::new(Slot::new());
         let call = Call {
             f: Box::new(f),
             reply: Reply::new(slot.clone(), abandoned),
         };
-        if let Joined::Leader(id) = b.queue.join(call, opts.max_size) {
+        if let Joined::Leader(id) = self.queue.join(call, opts.max_size) {
             // A delay too long to represent is a wait for a full batch (capped at an hour).
             let delay = opts.max_delay.min(Duration::from_secs(3600));
             let deadline = Instant::now().checked_add(delay);
             // Take the writer before closing the batch: while the previous batch commits (and
             // syncs), callers keep joining this one.
-            let first = self.begin_write();
-            let calls = b.queue.take(id, deadline, Some(QUIET));
-            self.run_batch(calls, first);
+            let first = begin();
+            let calls = self.queue.take(id, deadline, Some(QUIET));
+            run_batch(calls, first, begin);
         }
         match slot.wait() {
             Outcome::Done(r) => r,
-            Outcome::Solo(f) => self.update(|tx| f(tx)),
+            Outcome::Solo(f) => {
+                let tx = begin()?;
+                f(&tx)?;
+                tx.commit()
+            }
         }
     }
 
-    fn run_batch<'d>(&'d self, calls: Vec<Call>, first: Result<Tx<'d>>) {
-        let mut first = Some(first);
-        run_rounds(
-            calls,
-            || first.take().unwrap_or_else(|| self.begin_write()),
-            |tx, c| matches!(catch_unwind(AssertUnwindSafe(|| (c.f)(tx))), Ok(Ok(()))),
-            |tx| tx.commit(),
-            |c, v| {
-                let Call { f, reply } = c;
-                reply.send(match v {
-                    Verdict::Committed(r) => Outcome::Done(r),
-                    Verdict::Solo => Outcome::Solo(f),
-                })
-            },
-        );
-    }
-
-    /// Set the largest batch and the longest wait of [`Db::batch`] (defaults: 1000 calls,
-    /// 10 ms). Takes effect for batches opened afterwards.
-    pub fn set_batch_options(&self, opts: BatchOptions) -> Result<()> {
+    /// Set the largest batch and the longest wait (validated).
+    pub(crate) fn set_options(&self, opts: BatchOptions) -> Result<()> {
         if opts.max_size == 0 {
             return Err(Error::InvalidArgument(
                 "batch max_size must be at least 1".into(),
             ));
         }
-        *lock(&self.inner.batcher.opts) = opts;
+        *lock(&self.opts) = opts;
         Ok(())
     }
 
     /// The current [`BatchOptions`].
-    pub fn batch_options(&self) -> BatchOptions {
-        *lock(&self.inner.batcher.opts)
+    pub(crate) fn options(&self) -> BatchOptions {
+        *lock(&self.opts)
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::storage::{MemStorage, Storage, View};
-    use crate::Options;
-    use std::io;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-    use std::sync::Barrier;
-
-    /// Memory storage that counts completed syncs and can be told to fail them.
-    #[derive(Default)]
-    struct Probe {
-        mem: MemStorage,
-        synced: AtomicU64,
-        fail_sync: AtomicBool,
-    }
-
-    impl Storage for Probe {
-        fn len(&self) -> io::Result<u64> {
-            self.mem.len()
-        }
-        fn view(&self) -> io::Result<std::sync::Arc<dyn View>> {
-            self.mem.view()
-        }
-        fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-            self.mem.write_at(offset, data)
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.mem.set_len(len)
-        }
-        fn create(&self, image: &[u8]) -> io::Result<()> {
-            self.mem.create(image)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            if self.fail_sync.load(Ordering::SeqCst) {
-                return Err(io::Error::other("injected sync failure"));
-            }
-            self.mem.sync_data()?;
-            self.synced.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    fn probe_db() -> (std::sync::Arc<Probe>, std::sync::Arc<Db>) {
-        let p = std::sync::Arc::new(Probe::default());
-        let db = Db::open_storage(p.clone(), Options::default()).unwrap();
-        db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
-        (p, std::sync::Arc::new(db))
-    }
-
-    fn get(db: &Db, k: &[u8]) -> Option<Vec<u8>> {
-        let tx = db.begin_read().unwrap();
-        let b = tx.bucket(b"b").unwrap().unwrap();
-        b.get(k).unwrap().map(|v| v.into_owned())
-    }
-
-    /// Run `n` threads that call `batch` at once with closures made by `mk(i)`; return each
-    /// thread's result (Err(()) for a panic).
-    fn run_threads<F>(
-        db: &std::sync::Arc<Db>,
-        n: usize,
-        mk: impl Fn(usize) -> F,
-    ) -> Vec<std::result::Result<Result<()>, ()>>
-    where
-        F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
-    {
-        let start = std::sync::Arc::new(Barrier::new(n));
-        let hs: Vec<_> = (0..n)
-            .map(|i| {
-                let (db, start, f) = (db.clone(), start.clone(), mk(i));
-                std::thread::spawn(move || {
-                    start.wait();
-                    db.batch(f)
-                })
+/// Run one batch of `calls` in rounds, the first in `first` (see [`run_rounds`]).
+fn run_batch<'d>(calls: Vec<Call>, first: Result<Tx<'d>>, begin: &dyn Fn() -> Result<Tx<'d>>) {
+    let mut first = Some(first);
+    run_rounds(
+        calls,
+        || first.take().unwrap_or_else(begin),
+        |tx, c| matches!(catch_unwind(AssertUnwindSafe(|| (c.f)(tx))), Ok(Ok(()))),
+        |tx| tx.commit(),
+        |c, v| {
+            let Call { f, reply } = c;
+            reply.send(match v {
+                Verdict::Committed(r) => Outcome::Done(r),
+                Verdict::Solo => Outcome::Solo(f),
             })
-            .collect();
-        hs.into_iter().map(|h| h.join().map_err(|_| ())).collect()
-    }
-
-    #[test]
-    fn concurrent_callers_share_commits_and_all_land() {
-        let (p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 8,
-            max_delay: Duration::from_millis(200),
-        })
-        .unwrap();
-        let before = p.synced.load(Ordering::SeqCst);
-        let res = run_threads(&db, 8, |i| {
-            move |tx: &Tx<'_>| {
-                tx.bucket(b"b")?
-                    .ok_or(Error::BucketNotFound)?
-                    .put(format!("k{i}").as_bytes(), b"v")
-            }
-        });
-        assert!(res.iter().all(|r| matches!(r, Ok(Ok(())))));
-        for i in 0..8 {
-            assert_eq!(
-                get(&db, format!("k{i}").as_bytes()).as_deref(),
-                Some(&b"v"[..])
-            );
-        }
-        let syncs = p.synced.load(Ordering::SeqCst) - before;
-        assert!(syncs < 8, "8 callers took {syncs} syncs: no batching");
-        assert!(db.check().unwrap().is_ok());
-    }
-
-    #[test]
-    fn a_failing_caller_fails_alone() {
-        let (_p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 6,
-            max_delay: Duration::from_millis(200),
-        })
-        .unwrap();
-        let res = run_threads(&db, 6, |i| {
-            move |tx: &Tx<'_>| {
-                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
-                b.put(format!("k{i}").as_bytes(), b"v")?;
-                if i == 3 {
-                    return Err(Error::InvalidArgument("caller 3 always fails".into()));
-                }
-                Ok(())
-            }
-        });
-        for (i, r) in res.iter().enumerate() {
-            match (i, r) {
-                (3, Ok(Err(Error::InvalidArgument(_)))) => {}
-                (3, other) => panic!("caller 3 got {other:?}"),
-                (_, Ok(Ok(()))) => {}
-                (_, other) => panic!("caller {i} got {other:?}"),
-            }
-        }
-        for i in 0..6 {
-            let want = (i != 3).then(|| b"v".to_vec());
-            assert_eq!(get(&db, format!("k{i}").as_bytes()), want, "key {i}");
-        }
-    }
-
-    #[test]
-    fn a_closure_that_fails_in_the_batch_is_retried_alone() {
-        let (_p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 4,
-            max_delay: Duration::from_millis(200),
-        })
-        .unwrap();
-        let runs = std::sync::Arc::new(AtomicUsize::new(0));
-        let res = run_threads(&db, 4, |i| {
-            let runs = runs.clone();
-            move |tx: &Tx<'_>| {
-                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
-                b.put(format!("k{i}").as_bytes(), b"v")?;
-                if i == 0 && runs.fetch_add(1, Ordering::SeqCst) == 0 {
-                    return Err(Error::InvalidArgument("first run fails".into()));
-                }
-                Ok(())
-            }
-        });
-        assert!(res.iter().all(|r| matches!(r, Ok(Ok(())))), "{res:?}");
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-        for i in 0..4 {
-            assert!(get(&db, format!("k{i}").as_bytes()).is_some());
-        }
-    }
-
-    #[test]
-    fn a_panicking_closure_panics_its_own_caller_only() {
-        let (_p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 4,
-            max_delay: Duration::from_millis(200),
-        })
-        .unwrap();
-        let res = run_threads(&db, 4, |i| {
-            move |tx: &Tx<'_>| {
-                let b = tx.bucket(b"b")?.ok_or(Error::BucketNotFound)?;
-                b.put(format!("k{i}").as_bytes(), b"v")?;
-                if i == 1 {
-                    panic!("caller 1 panics");
-                }
-                Ok(())
-            }
-        });
-        for (i, r) in res.iter().enumerate() {
-            if i == 1 {
-                assert!(r.is_err(), "caller 1 should have panicked");
-            } else {
-                assert!(matches!(r, Ok(Ok(()))), "caller {i}: {r:?}");
-                assert!(get(&db, format!("k{i}").as_bytes()).is_some());
-            }
-        }
-        assert!(get(&db, b"k1").is_none());
-        db.update(|tx| tx.bucket(b"b").map(|_| ())).unwrap();
-    }
-
-    #[test]
-    fn ok_only_after_the_covering_sync() {
-        let (p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 4,
-            max_delay: Duration::from_millis(5),
-        })
-        .unwrap();
-        for _round in 0..5 {
-            let seen: std::sync::Arc<Vec<AtomicU64>> =
-                std::sync::Arc::new((0..4).map(|_| AtomicU64::new(0)).collect());
-            let res = run_threads(&db, 4, |i| {
-                let (seen, p) = (seen.clone(), p.clone());
-                move |tx: &Tx<'_>| {
-                    // Syncs completed when the closure last ran, i.e. before its commit.
-                    seen[i].store(p.synced.load(Ordering::SeqCst), Ordering::SeqCst);
-                    tx.bucket(b"b")?
-                        .ok_or(Error::BucketNotFound)?
-                        .put(format!("k{i}").as_bytes(), b"v")
-                }
-            });
-            let now = p.synced.load(Ordering::SeqCst);
-            for (i, r) in res.iter().enumerate() {
-                assert!(matches!(r, Ok(Ok(()))));
-                assert!(
-                    now > seen[i].load(Ordering::SeqCst),
-                    "caller {i} acked before a sync"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn a_failed_commit_fails_every_caller_of_the_batch() {
-        let (p, db) = probe_db();
-        db.set_batch_options(BatchOptions {
-            max_size: 3,
-            max_delay: Duration::from_millis(300),
-        })
-        .unwrap();
-        p.fail_sync.store(true, Ordering::SeqCst);
-        let res = run_threads(&db, 3, |i| {
-            move |tx: &Tx<'_>| {
-                tx.bucket(b"b")?
-                    .ok_or(Error::BucketNotFound)?
-                    .put(format!("k{i}").as_bytes(), b"v")
-            }
-        });
-        for r in &res {
-            assert!(matches!(r, Ok(Err(Error::Io(_)))), "{r:?}");
-        }
-        // The handle is poisoned afterwards, as with update.
-        assert!(matches!(
-            db.batch(|_tx: &Tx<'_>| Ok(())),
-            Err(Error::Poisoned(_))
-        ));
-    }
-
-    #[test]
-    fn options_are_validated_and_size_one_is_update() {
-        let (p, db) = probe_db();
-        assert!(db
-            .set_batch_options(BatchOptions {
-                max_size: 0,
-                max_delay: Duration::ZERO
-            })
-            .is_err());
-        db.set_batch_options(BatchOptions {
-            max_size: 1,
-            max_delay: Duration::from_secs(60),
-        })
-        .unwrap();
-        let before = p.synced.load(Ordering::SeqCst);
-        for i in 0..3u8 {
-            db.batch(move |tx: &Tx<'_>| {
-                tx.bucket(b"b")?
-                    .ok_or(Error::BucketNotFound)?
-                    .put(&[i + 1], b"v")
-            })
-            .unwrap();
-        }
-        assert_eq!(p.synced.load(Ordering::SeqCst) - before, 3);
-        assert_eq!(db.batch_options().max_size, 1);
-    }
+        },
+    );
 }
 
-/// Model checks of the group-commit hand-off (`RUSTFLAGS="--cfg loom" cargo test --release
-/// --lib loom_models`): the real [`Queue`], [`Slot`]/[`Reply`] and [`run_rounds`] driven as
-/// `Db::batch` drives them, over a model engine whose commit makes its writes visible in two
-/// steps (written, then synced). Checked in every interleaving: each caller gets exactly one
-/// outcome, `Ok` only once its write is synced, each successful write lands exactly once, a
-/// failing caller fails alone and leaves no trace.
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;

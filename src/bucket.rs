@@ -4,25 +4,32 @@ use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 
 use crate::cursor::{Cursor, Entry};
-use crate::db::BucketStats;
 use crate::error::{Error, Result};
-use crate::page::{BucketHeader, ChildRef};
-use crate::tx::Tx;
-use crate::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::format::page::BucketHeader;
+use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::tx::{BucketRef, Loc, Tx};
 
-/// How a bucket is reached: by its header (read transactions) or by its state in the write
-/// transaction.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum BRef {
-    Read { root: ChildRef, seq: u64 },
-    Write(usize),
+/// Per-bucket statistics (nested buckets included).
+#[derive(Clone, Debug, Default)]
+pub struct BucketStats {
+    pub keys: u64,
+    pub buckets: u64,
+    pub branch_pages: u64,
+    pub leaf_pages: u64,
+    /// Extra pages of multi-page spans.
+    pub overflow_pages: u64,
+    pub depth: u64,
+    /// Bytes of keys and values stored.
+    pub bytes_used: u64,
+    /// Bytes of the pages holding them.
+    pub bytes_allocated: u64,
 }
 
 /// A bucket inside a transaction.
 #[derive(Clone, Copy)]
 pub struct Bucket<'tx> {
     tx: &'tx Tx<'tx>,
-    r: BRef,
+    r: BucketRef,
 }
 
 fn check_key(key: &[u8]) -> Result<()> {
@@ -43,14 +50,23 @@ fn check_name(name: &[u8]) -> Result<()> {
 }
 
 impl<'tx> Bucket<'tx> {
-    pub(crate) fn new(tx: &'tx Tx<'tx>, r: BRef) -> Bucket<'tx> {
+    pub(crate) fn new(tx: &'tx Tx<'tx>, r: BucketRef) -> Bucket<'tx> {
         Bucket { tx, r }
     }
 
-    fn wid(&self) -> Result<usize> {
+    /// The page of this bucket's root as the snapshot has it (a changed bucket in a write
+    /// transaction: its original page, or the meta slot if it had none), for messages.
+    fn root_page(&self) -> u64 {
         match self.r {
-            BRef::Write(id) => Ok(id),
-            BRef::Read { .. } => Err(Error::ReadOnly),
+            BucketRef::Read { root, .. } if !root.is_empty() => root.pgid,
+            _ => self.tx.snap.meta.slot(),
+        }
+    }
+
+    fn write_id(&self) -> Result<usize> {
+        match self.r {
+            BucketRef::Write(id) => Ok(id),
+            BucketRef::Read { .. } => Err(Error::ReadOnly),
         }
     }
 
@@ -69,14 +85,14 @@ impl<'tx> Bucket<'tx> {
         if value.len() > MAX_VALUE_SIZE {
             return Err(Error::ValueTooLarge { len: value.len() });
         }
-        let id = self.wid()?;
+        let id = self.write_id()?;
         self.tx.put_entry(id, key, value.to_vec(), false)
     }
 
     /// Remove `key` (no error if it is absent). [`Error::IncompatibleValue`] if it names a
     /// bucket: use [`Bucket::delete_bucket`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        let id = self.wid()?;
+        let id = self.write_id()?;
         match self.tx.lookup(self.r, key)? {
             None => Ok(()),
             Some((_, true)) => Err(Error::IncompatibleValue),
@@ -87,11 +103,11 @@ impl<'tx> Bucket<'tx> {
     fn child(&self, name: &[u8], header: &[u8]) -> Result<Bucket<'tx>> {
         let h = BucketHeader::decode(header, 0)?;
         let r = match self.r {
-            BRef::Read { .. } => BRef::Read {
+            BucketRef::Read { .. } => BucketRef::Read {
                 root: h.root,
                 seq: h.sequence,
             },
-            BRef::Write(pid) => BRef::Write(self.tx.open_child(pid, name, h)?),
+            BucketRef::Write(pid) => BucketRef::Write(self.tx.open_child(pid, name, h)?),
         };
         Ok(Bucket::new(self.tx, r))
     }
@@ -108,7 +124,7 @@ impl<'tx> Bucket<'tx> {
     /// Create a nested bucket; [`Error::BucketExists`] if it exists.
     pub fn create_bucket(&self, name: &[u8]) -> Result<Bucket<'tx>> {
         check_name(name)?;
-        let id = self.wid()?;
+        let id = self.write_id()?;
         match self.tx.lookup(self.r, name)? {
             Some((_, true)) => Err(Error::BucketExists),
             Some((_, false)) => Err(Error::IncompatibleValue),
@@ -131,13 +147,13 @@ impl<'tx> Bucket<'tx> {
 
     /// Delete a nested bucket and everything in it.
     pub fn delete_bucket(&self, name: &[u8]) -> Result<()> {
-        let id = self.wid()?;
+        let id = self.write_id()?;
         match self.tx.lookup(self.r, name)? {
             None => Err(Error::BucketNotFound),
             Some((_, false)) => Err(Error::IncompatibleValue),
             Some((h, true)) => {
                 let child = self.child(name, &h)?;
-                if let BRef::Write(cid) = child.r {
+                if let BucketRef::Write(cid) = child.r {
                     self.tx.free_bucket(cid)?;
                 }
                 self.tx.delete_entry(id, name)
@@ -148,10 +164,10 @@ impl<'tx> Bucket<'tx> {
     /// The bucket's sequence number.
     pub fn sequence(&self) -> u64 {
         match self.r {
-            BRef::Read { seq, .. } => seq,
-            BRef::Write(id) => self
+            BucketRef::Read { seq, .. } => seq,
+            BucketRef::Write(id) => self
                 .tx
-                .ws()
+                .write_state()
                 .ok()
                 .and_then(|w| w.buckets.get(id).map(|b| b.seq))
                 .unwrap_or(0),
@@ -160,8 +176,8 @@ impl<'tx> Bucket<'tx> {
 
     /// Set the sequence number.
     pub fn set_sequence(&self, v: u64) -> Result<()> {
-        let id = self.wid()?;
-        let mut w = self.tx.ws()?;
+        let id = self.write_id()?;
+        let mut w = self.tx.write_state()?;
         let b = w
             .buckets
             .get_mut(id)
@@ -174,8 +190,8 @@ impl<'tx> Bucket<'tx> {
 
     /// Increment the sequence number and return the new value.
     pub fn next_sequence(&self) -> Result<u64> {
-        let id = self.wid()?;
-        let mut w = self.tx.ws()?;
+        let id = self.write_id()?;
+        let mut w = self.tx.write_state()?;
         let b = w
             .buckets
             .get_mut(id)
@@ -235,10 +251,12 @@ impl<'tx> Bucket<'tx> {
         let limit = self.tx.snap.meta.hwm;
         while let Some((b, _)) = todo.pop() {
             if st.buckets > limit {
-                return Err(Error::corrupt(0, "more buckets than pages"));
+                // Each bucket has a header in a leaf page: more than pages means a page was
+                // counted twice (a cycle through bucket headers).
+                return Err(Error::corrupt(b.root_page(), "more buckets than pages"));
             }
             // Pages of this bucket's tree (snapshot pages only; dirty nodes count as one page).
-            let mut stack: Vec<(crate::tx::Loc<'tx>, u64)> = Vec::new();
+            let mut stack: Vec<(Loc<'tx>, u64)> = Vec::new();
             if let Some(root) = self.tx.root_loc(b.r)? {
                 stack.push((root, 1));
             }
@@ -246,13 +264,14 @@ impl<'tx> Bucket<'tx> {
             while let Some((loc, depth)) = stack.pop() {
                 visited += 1;
                 if visited > limit + 1_000_000 || depth as usize > MAX_DEPTH {
-                    return Err(Error::corrupt(0, "bucket tree larger than the file"));
+                    let page = Tx::loc_page_id(loc).unwrap_or(b.root_page());
+                    return Err(Error::corrupt(page, "bucket tree larger than the file"));
                 }
                 st.depth = st.depth.max(depth);
                 let len = self.tx.loc_len(loc);
                 let span = match loc {
-                    crate::tx::Loc::Page(p) => p.data.len() as u64,
-                    crate::tx::Loc::Node(_) => self.tx.db.page_size as u64,
+                    Loc::Page(p) => p.data.len() as u64,
+                    Loc::Node(_) => self.tx.db.page_size as u64,
                 };
                 st.bytes_allocated += span;
                 st.overflow_pages += span / self.tx.db.page_size as u64 - 1;
@@ -448,5 +467,71 @@ impl<'tx> Iterator for BucketNames<'tx> {
                 Ok(Some(_)) => {}
             }
         }
+    }
+}
+
+/// The bucket methods of a transaction: its root bucket and the top-level buckets in it.
+impl Tx<'_> {
+    pub(crate) fn root_bucket(&self) -> Bucket<'_> {
+        let r = if self.write.is_some() {
+            BucketRef::Write(0)
+        } else {
+            BucketRef::Read {
+                root: self.snap.meta.root,
+                seq: 0,
+            }
+        };
+        Bucket::new(self, r)
+    }
+
+    /// A top-level bucket, or `None` if it does not exist.
+    pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'_>>> {
+        self.root_bucket().bucket(name)
+    }
+    /// Create a top-level bucket; [`Error::BucketExists`] if it exists.
+    pub fn create_bucket(&self, name: &[u8]) -> Result<Bucket<'_>> {
+        self.root_bucket().create_bucket(name)
+    }
+    /// Create a top-level bucket unless it exists; return it either way.
+    pub fn create_bucket_if_not_exists(&self, name: &[u8]) -> Result<Bucket<'_>> {
+        self.root_bucket().create_bucket_if_not_exists(name)
+    }
+    /// Delete a top-level bucket and everything in it.
+    pub fn delete_bucket(&self, name: &[u8]) -> Result<()> {
+        self.root_bucket().delete_bucket(name)
+    }
+    /// Names of the top-level buckets, in order.
+    pub fn buckets(&self) -> BucketNames<'_> {
+        self.root_bucket().buckets()
+    }
+}
+
+/// Bucket paths: the one walker from the top of a transaction down a list of names.
+impl Tx<'_> {
+    /// The bucket at `path` (top-level name first), or `None` if a bucket on the way does not
+    /// exist. An empty path is [`Error::InvalidBucketName`]; a name on the path that holds a
+    /// value is [`Error::IncompatibleValue`].
+    pub fn bucket_path<K: AsRef<[u8]>>(&self, path: &[K]) -> Result<Option<Bucket<'_>>> {
+        let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
+        let Some(mut b) = self.bucket(first.as_ref())? else {
+            return Ok(None);
+        };
+        for name in rest {
+            match b.bucket(name.as_ref())? {
+                Some(child) => b = child,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(b))
+    }
+
+    /// The bucket at `path`, created (with its parents) where missing.
+    pub fn create_bucket_path<K: AsRef<[u8]>>(&self, path: &[K]) -> Result<Bucket<'_>> {
+        let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
+        let mut b = self.create_bucket_if_not_exists(first.as_ref())?;
+        for name in rest {
+            b = b.create_bucket_if_not_exists(name.as_ref())?;
+        }
+        Ok(b)
     }
 }

@@ -7,10 +7,11 @@
 
 use std::borrow::Cow;
 
-use crate::bucket::BRef;
 use crate::error::{Error, Result};
+use crate::limits::MAX_DEPTH;
+use crate::planted;
+use crate::tx::BucketRef;
 use crate::tx::{Loc, Tx};
-use crate::MAX_DEPTH;
 
 /// One position of a cursor: a key and its value, or `None` for a nested bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ enum State {
 /// that followed the deleted one.
 pub struct Cursor<'tx> {
     tx: &'tx Tx<'tx>,
-    b: BRef,
+    b: BucketRef,
     stack: Vec<(Loc<'tx>, usize)>,
     state: State,
     epoch: u64,
@@ -42,7 +43,7 @@ pub struct Cursor<'tx> {
 }
 
 impl<'tx> Cursor<'tx> {
-    pub(crate) fn new(tx: &'tx Tx<'tx>, b: BRef) -> Cursor<'tx> {
+    pub(crate) fn new(tx: &'tx Tx<'tx>, b: BucketRef) -> Cursor<'tx> {
         Cursor {
             tx,
             b,
@@ -72,13 +73,10 @@ impl<'tx> Cursor<'tx> {
 
     fn push(&mut self, loc: Loc<'tx>, idx: usize) -> Result<()> {
         if let Some(id) = Tx::loc_page_id(loc) {
-            if self.stack.len() >= MAX_DEPTH && !cfg!(feature = "bug-unbounded-descent") {
-                return Err(Error::corrupt(
-                    id,
-                    format!("tree deeper than {MAX_DEPTH} levels"),
-                ));
+            if self.stack.len() >= MAX_DEPTH && !planted::UNBOUNDED_DESCENT {
+                return Err(Error::too_deep(id));
             }
-            if !cfg!(feature = "bug-unbounded-descent")
+            if !planted::UNBOUNDED_DESCENT
                 && self
                     .stack
                     .iter()
@@ -90,10 +88,7 @@ impl<'tx> Cursor<'tx> {
                 ));
             }
         } else if self.stack.len() >= MAX_DEPTH {
-            return Err(Error::corrupt(
-                0,
-                format!("tree deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(Error::arena_too_deep());
         }
         // A leaf page is checked against every separator on the path to it (the branch levels
         // were checked by `loc_child`), on every path in: seek, first, last, next, prev.
@@ -339,7 +334,7 @@ impl<'tx> Cursor<'tx> {
 
     /// Delete the entry under the cursor (write transactions; not a nested bucket).
     pub fn delete(&mut self) -> Result<()> {
-        let BRef::Write(bid) = self.b else {
+        let BucketRef::Write(bid) = self.b else {
             return Err(Error::ReadOnly);
         };
         if self.state != State::At {

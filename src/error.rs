@@ -53,13 +53,77 @@ pub enum Error {
     InvalidArgument(String),
     /// The transaction was already committed or rolled back.
     TxClosed,
+    /// An invariant of deadbolt's own broke (not a property of the file): a bug in deadbolt,
+    /// please report it. The operation was refused; after a failed commit the handle refuses
+    /// writes until reopened, as after an I/O error.
+    Bug(String),
 }
 
 impl Error {
+    /// A broken invariant of deadbolt's own (see [`Error::Bug`]).
+    pub(crate) fn bug(detail: impl Into<String>) -> Error {
+        Error::Bug(detail.into())
+    }
+
+    /// A tree deeper than [`crate::limits::MAX_DEPTH`] levels, found at `page`.
+    pub(crate) fn too_deep(page: u64) -> Error {
+        Error::corrupt(
+            page,
+            format!("tree deeper than {} levels", crate::limits::MAX_DEPTH),
+        )
+    }
+
+    /// The write arena grew deeper than [`crate::limits::MAX_DEPTH`] levels. Unreachable
+    /// from file bytes: every page's level is validated to be at most the bound and each child
+    /// to sit exactly one level below its parent, so only a bug in deadbolt gets here.
+    pub(crate) fn arena_too_deep() -> Error {
+        Error::bug(format!(
+            "write arena deeper than {} levels",
+            crate::limits::MAX_DEPTH
+        ))
+    }
+
+    /// A cursor or accessor used a position its transaction has since changed.
+    pub(crate) fn stale_position() -> Error {
+        Error::InvalidArgument("stale cursor position".into())
+    }
+
     pub(crate) fn corrupt(page: u64, detail: impl Into<String>) -> Error {
         Error::Corruption {
             page,
             detail: detail.into(),
+        }
+    }
+
+    /// An equivalent error (for each caller of a failed batch: [`Error`] is not `Clone`,
+    /// since `std::io::Error` is not; an I/O error is copied as its kind and message).
+    pub(crate) fn copy(&self) -> Error {
+        let e = self;
+        match e {
+            Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+            Error::Corruption { page, detail } => Error::Corruption {
+                page: *page,
+                detail: detail.clone(),
+            },
+            Error::InvalidFile(s) => Error::InvalidFile(s.clone()),
+            Error::UnsupportedVersion { found, supported } => Error::UnsupportedVersion {
+                found: *found,
+                supported: *supported,
+            },
+            Error::WouldDeadlock => Error::WouldDeadlock,
+            Error::BucketNotFound => Error::BucketNotFound,
+            Error::BucketExists => Error::BucketExists,
+            Error::IncompatibleValue => Error::IncompatibleValue,
+            Error::KeyTooLarge { len } => Error::KeyTooLarge { len: *len },
+            Error::KeyEmpty => Error::KeyEmpty,
+            Error::ValueTooLarge { len } => Error::ValueTooLarge { len: *len },
+            Error::InvalidBucketName => Error::InvalidBucketName,
+            Error::ReadOnly => Error::ReadOnly,
+            Error::LockTimeout => Error::LockTimeout,
+            Error::Poisoned(s) => Error::Poisoned(s.clone()),
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::TxClosed => Error::TxClosed,
+            Error::Bug(s) => Error::Bug(s.clone()),
         }
     }
 
@@ -95,7 +159,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "key of {len} bytes exceeds the limit of {} bytes",
-                    crate::MAX_KEY_SIZE
+                    crate::limits::MAX_KEY_SIZE
                 )
             }
             Error::KeyEmpty => write!(f, "key must not be empty"),
@@ -103,7 +167,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "value of {len} bytes exceeds the limit of {} bytes",
-                    crate::MAX_VALUE_SIZE
+                    crate::limits::MAX_VALUE_SIZE
                 )
             }
             Error::InvalidBucketName => write!(f, "bucket name must be 1 to 32768 bytes"),
@@ -115,6 +179,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
             Error::TxClosed => write!(f, "transaction already closed"),
+            Error::Bug(s) => write!(f, "internal error, a bug in deadbolt (please report it): {s}"),
         }
     }
 }

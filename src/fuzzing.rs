@@ -1,8 +1,8 @@
 //! Entry points shared by the coverage-guided fuzz targets (`fuzz/`) and their stable-toolchain
 //! regression test (`tests/fuzz_regressions.rs`). Not part of the supported API.
 
-use crate::mvcc::Arc;
 use crate::{Db, Error, MemStorage, Options};
+use std::sync::Arc;
 
 /// Every bounded read path over an open database; errors are fine, panics are not.
 fn walk(db: &Db) {

@@ -3,8 +3,23 @@
 //! carries a checksum that its parent also records, every traversal is bounded, and whatever is
 //! on disk, the engine returns data it verified or a precise error.
 //!
-//! The data path reads top-down: [`storage`] -> `page` (codec) -> `meta` / `freelist` ->
-//! `node` (in-memory copy-on-write) -> [`Bucket`] / [`Cursor`] -> [`Tx`] -> [`Db`].
+//! The layers, lowest first; each imports only the ones below it (docs/ARCHITECTURE.md has
+//! what each owns, and tests/layers.rs enforces the order):
+//!
+//! | layer | what it is |
+//! |---|---|
+//! | `error`, `limits`, `planted` | the error type, the bounds, the planted-bug switches |
+//! | [`storage`] | the one I/O boundary: the file, or the harness's simulated disk |
+//! | `format` | the pure codec: pages, meta pages, freelist records (bytes <-> structs) |
+//! | `store` | a file as verified snapshots: verification, free space, readers, open, confirmation |
+//! | `tx` | a transaction: tree access, lookups, the write arena and its mutation, commit |
+//! | `cursor` | [`Cursor`]: bounded, ordered walks of one bucket |
+//! | `bucket` | [`Bucket`], [`Iter`], the bucket methods of [`Tx`], bucket paths |
+//! | `batch` | group commit ([`Db::batch`]'s queue) |
+//! | `db` | [`Db`]: open, begin, view/update, sync, close, stats |
+//! | `ops` | day two: check, page inspection, backup, compaction, salvage |
+//! | [`bolt`] | the hardened bbolt reader and importer, on the public API only |
+#![deny(unsafe_code)]
 
 pub mod bolt;
 pub mod error;
@@ -14,37 +29,24 @@ pub mod storage;
 
 mod batch;
 mod bucket;
-mod check;
-mod confirm;
 mod cursor;
 mod db;
-mod freelist;
-mod meta;
-mod mvcc;
-mod node;
+mod format;
+mod limits;
 mod ops;
-mod page;
-mod salvage;
+mod planted;
+mod store;
 mod tx;
 
 pub use batch::BatchOptions;
-pub use bucket::{Bucket, BucketNames, Iter};
+pub use bucket::{Bucket, BucketNames, BucketStats, Iter};
 pub use cursor::{Cursor, Entry};
-pub use db::BucketStats;
-pub use db::{CheckReport, Db, Options, PageInfo, Problem, Recovery, RolledBack, Stats};
+pub use db::{Db, Stats};
 pub use error::{Error, Result};
-pub use ops::CompactStep;
-pub use salvage::{salvage, salvage_storage, LostRange, SalvageReport};
+pub use limits::{DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+pub use ops::check::{CheckReport, Problem};
+pub use ops::maintenance::{CompactStep, PageInfo};
+pub use ops::salvage::{salvage, salvage_storage, LostRange, SalvageReport};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
+pub use store::{Options, Recovery, RolledBack};
 pub use tx::Tx;
-
-/// Largest key (and bucket name), in bytes, as in bbolt.
-pub const MAX_KEY_SIZE: usize = 32768;
-/// Largest value, in bytes, as in bbolt (2^31 - 2).
-pub const MAX_VALUE_SIZE: usize = (1 << 31) - 2;
-/// Deepest tree a cursor will descend; needing more is reported as corruption.
-pub const MAX_DEPTH: usize = 40;
-/// Format version written in every meta page.
-pub const FORMAT_VERSION: u32 = 2;
-/// Default page size.
-pub const DEFAULT_PAGE_SIZE: usize = 4096;

@@ -228,21 +228,16 @@ pub fn find_bucket<'tx>(
     file: &Path,
     path: &[Vec<u8>],
 ) -> Result<Bucket<'tx>, CliError> {
-    let missing = |depth: usize| {
+    if path.is_empty() {
+        return Err(CliError::usage("a bucket name is required"));
+    }
+    tx.bucket_path(path).at(file)?.ok_or_else(|| {
         CliError::damaged(format!(
             "{}: bucket not found: {}",
             file.display(),
-            display_path(&path[..=depth])
+            display_path(path)
         ))
-    };
-    let Some((first, rest)) = path.split_first() else {
-        return Err(CliError::usage("a bucket name is required"));
-    };
-    let mut b = tx.bucket(first).at(file)?.ok_or_else(|| missing(0))?;
-    for (i, name) in rest.iter().enumerate() {
-        b = b.bucket(name).at(file)?.ok_or_else(|| missing(i + 1))?;
-    }
-    Ok(b)
+    })
 }
 
 /// A progress bar (or spinner) on stderr, or nothing at all.

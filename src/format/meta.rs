@@ -2,8 +2,10 @@
 //! `txid % 2`, so the previous commit's meta is never overwritten by the next one.
 
 use crate::error::{Error, Result};
-use crate::page::{rd_u32, rd_u64, seal, wr_u32, wr_u64, ChildRef, Header, PageType, REF_SIZE};
-use crate::FORMAT_VERSION;
+use crate::format::page::{
+    rd_u32, rd_u64, seal, wr_u32, wr_u64, ChildRef, Header, PageType, REF_SIZE,
+};
+use crate::limits::FORMAT_VERSION;
 
 /// "DEADBOLT" read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"DEADBOLT");
@@ -36,6 +38,19 @@ pub(crate) fn valid_page_size(p: usize) -> bool {
 }
 
 impl Meta {
+    /// The meta of an empty database at commit `txid` (a new file holds commits 0 and 1).
+    pub(crate) fn empty(page_size: usize, txid: u64) -> Meta {
+        Meta {
+            page_size: page_size as u32,
+            confirmation: false,
+            txid,
+            durable_base: 0,
+            hwm: 2,
+            root: ChildRef::EMPTY,
+            freelist: ChildRef::EMPTY,
+        }
+    }
+
     /// The slot this meta is stored in: `txid % 2`, or the other one for a confirmation.
     pub(crate) fn slot(&self) -> u64 {
         (self.txid + u64::from(self.confirmation)) % 2
@@ -110,7 +125,7 @@ impl Meta {
         let span = b
             .get(..page_size as usize)
             .ok_or_else(|| bad("meta page truncated".into()))?;
-        let crc = crate::page::span_crc(span);
+        let crc = crate::format::page::span_crc(span);
         if crc != h.crc {
             return Err(bad(format!(
                 "meta checksum {:#010x}, computed {crc:#010x}",
@@ -168,4 +183,122 @@ impl Meta {
         }
         Ok(m)
     }
+}
+
+fn read_meta(bytes: &[u8], slot: u64, page_size: usize) -> Result<Meta> {
+    let off = slot as usize * page_size;
+    let b = bytes
+        .get(off..)
+        .filter(|b| b.len() >= MIN_PAGE)
+        .ok_or_else(|| Error::corrupt(slot, "file too short for this meta page"))?;
+    let m = Meta::decode(b, slot)?;
+    if m.page_size as usize != page_size {
+        return Err(Error::corrupt(
+            slot,
+            format!("page size {} disagrees with its position", m.page_size),
+        ));
+    }
+    Ok(m)
+}
+
+/// bbolt's meta magic, at byte 16 of its meta pages (after bbolt's 16-byte page header).
+const BOLT_MAGIC: u32 = 0xED0C_DAED;
+
+/// Decode both meta pages: the page size, the valid metas newest first (a commit and its
+/// confirmation copy both appear), and why any slot did not decode.
+///
+/// A file with no deadbolt meta at all is [`Error::InvalidFile`] (a bbolt file is named as one,
+/// with the command that converts it); one with the magic but no valid meta is
+/// [`Error::Corruption`]; a meta of another format version is [`Error::UnsupportedVersion`],
+/// even when the other slot is of this version, since opening at the older slot would pass an
+/// older state off as the current one.
+pub(crate) fn decode_metas(bytes: &[u8]) -> Result<(usize, Vec<Meta>, Vec<String>)> {
+    // Page size: from meta 0 when it decodes, otherwise probe each legal size for meta 1.
+    let mut candidates = Vec::new();
+    let mut damaged = Vec::new();
+    let mut page_size = None;
+    let mut other_version = None;
+    match Meta::decode(bytes, 0) {
+        Ok(m) => {
+            page_size = Some(m.page_size as usize);
+            candidates.push(m);
+        }
+        Err(Error::UnsupportedVersion { found, .. }) => other_version = Some(found),
+        Err(e) => damaged.push(format!("meta 0: {e}")),
+    }
+    let probe: Vec<usize> = match page_size {
+        Some(p) => vec![p],
+        None => (10..=16).map(|s| 1usize << s).collect(),
+    };
+    let mut m1_err = None;
+    for p in probe {
+        match read_meta(bytes, 1, p) {
+            Ok(m) => {
+                page_size.get_or_insert(p);
+                candidates.push(m);
+                m1_err = None;
+                break;
+            }
+            Err(Error::UnsupportedVersion { found, .. }) => {
+                other_version = Some(found);
+                m1_err = None;
+                break;
+            }
+            Err(e) => m1_err = Some(e),
+        }
+    }
+    if let Some(found) = other_version {
+        return Err(Error::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if let Some(e) = m1_err {
+        damaged.push(format!("meta 1: {e}"));
+    }
+    let page_size = match page_size {
+        Some(p) => p,
+        None => return Err(no_meta_error(bytes, &damaged)),
+    };
+    candidates.retain(|m| m.page_size as usize == page_size);
+    candidates.sort_by_key(|m| std::cmp::Reverse(m.txid));
+    Ok((page_size, candidates, damaged))
+}
+
+/// Why a file in which no meta page decodes cannot be opened: damage to a deadbolt file (its
+/// magic is still in a meta slot, or its first page is zeroed), a bbolt file, or a foreign one.
+fn no_meta_error(bytes: &[u8], damaged: &[String]) -> Error {
+    let magic = MAGIC.to_le_bytes();
+    let has_magic = std::iter::once(0)
+        .chain((10..=16).map(|s| 1usize << s))
+        .any(|off| bytes.get(off + 32..off + 40) == Some(&magic[..]));
+    let zeroed_meta = bytes.len() >= 2 * MIN_PAGE && bytes[..MIN_PAGE].iter().all(|&b| b == 0);
+    if has_magic || zeroed_meta {
+        return Error::corrupt(0, format!("no valid meta page: {}", damaged.join("; ")));
+    }
+    let bolt = BOLT_MAGIC.to_le_bytes();
+    let is_bolt = std::iter::once(0)
+        .chain((9..=16).map(|s| 1usize << s))
+        .any(|off| bytes.get(off + 16..off + 20) == Some(&bolt[..]));
+    if is_bolt {
+        return Error::InvalidFile(
+            "this is a bbolt database, not a deadbolt one; convert it with \
+             `deadbolt import-bolt SRC DST` (deadbolt::bolt::import_file), which never writes the source"
+                .into(),
+        );
+    }
+    Error::InvalidFile(format!(
+        "no deadbolt meta page found ({} bytes): {}",
+        bytes.len(),
+        damaged.join("; ")
+    ))
+}
+
+/// The image of a new database: commit 0 in slot 0 and commit 1 in slot 1, both empty.
+pub(crate) fn initial_image(page_size: usize) -> Vec<u8> {
+    let mut image = Vec::with_capacity(2 * page_size);
+    for txid in 0..2u64 {
+        image.extend_from_slice(&Meta::empty(page_size, txid).encode());
+    }
+    image
 }

@@ -1,12 +1,7 @@
-//! The one I/O boundary of the engine.
-//!
-//! Everything deadbolt reads or writes goes through [`Storage`]: no other module touches the
-//! file system. That lets the fault-injection harness put a simulated power-cut disk behind
-//! the same trait and observe (and break) every write, length change and sync, in order.
-//!
-//! Two implementations ship here: [`FileStorage`] (positional writes, `fdatasync`, reads through
-//! a read-only memory mapping) and [`MemStorage`] (a plain in-memory buffer, for tests and
-//! scratch databases).
+//! [`FileStorage`]: the storage trait over a real file (positional writes, `fdatasync`, a
+//! read-only mapping, advisory locks, atomic creation with a directory sync). Over 600 lines
+//! only with its unit tests (creation under every injected failure), which need its private
+//! hooks.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
@@ -18,156 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
-/// A read-only view of the whole file as it was when the view was taken.
-///
-/// The engine never writes to a page that a live view's snapshot can reach (copy-on-write), so
-/// a view stays valid for its readers while the writer appends new pages elsewhere. Whether
-/// bytes written after the view was taken are visible through it is unspecified; the engine
-/// takes a new view after each commit.
-pub trait View: Send + Sync {
-    /// The bytes of the file, `[0, len)` for the length at the time the view was taken.
-    fn bytes(&self) -> &[u8];
-}
-
-/// The storage trait: a single file of bytes.
-///
-/// Every mutating call (`write_at`, `set_len`, `sync_data`, `sync_dir`, `create`) is a potential
-/// crash point for the harness. Until `sync_data` returns `Ok`, nothing written or resized since
-/// the previous successful sync may be assumed durable, in any order. `create` is the exception
-/// that makes a new file safe: all or nothing, and durable when it returns.
-pub trait Storage: Send + Sync {
-    /// Current length of the file in bytes.
-    fn len(&self) -> io::Result<u64>;
-    /// True when the file is empty.
-    fn is_empty(&self) -> io::Result<bool> {
-        Ok(self.len()? == 0)
-    }
-    /// A read view of the file as it is now (see [`View`]).
-    fn view(&self) -> io::Result<Arc<dyn View>>;
-    /// Write `data` at byte `offset`. May extend the file.
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
-    /// Grow or shrink the file to `len` bytes (growth reads as zeros).
-    fn set_len(&self, len: u64) -> io::Result<()>;
-    /// Make all writes and length changes issued so far durable (`fdatasync`).
-    fn sync_data(&self) -> io::Result<()>;
-    /// Make the file's directory entry durable (called once after the file is created).
-    fn sync_dir(&self) -> io::Result<()> {
-        Ok(())
-    }
-    /// Give an empty storage its first contents, atomically: when this returns `Ok` the whole
-    /// `image` is durable (data and directory entry); after a crash at any point the storage is
-    /// either still empty (or absent) or holds the whole image, never a part of it. The engine
-    /// calls it only when `len()` is 0, so no partial file can ever be mistaken for a database
-    /// or a foreign file for a half-created one.
-    ///
-    /// There is deliberately no default: writing the image in place and syncing is exactly the
-    /// non-atomic creation this replaces, so every storage must say how it is atomic.
-    /// Implementations refuse (with an error, writing nothing) when the storage is not empty.
-    fn create(&self, image: &[u8]) -> io::Result<()>;
-}
-
-/// An owned byte buffer as a [`View`].
-pub struct VecView(pub Vec<u8>);
-
-impl View for VecView {
-    fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// An in-memory storage. Each view after a write copies the buffer, so it suits tests and
-/// small scratch databases, not large ones.
-#[derive(Default)]
-pub struct MemStorage {
-    inner: Mutex<MemInner>,
-}
-
-#[derive(Default)]
-struct MemInner {
-    data: Vec<u8>,
-    cached: Option<Arc<VecView>>,
-}
-
-impl MemStorage {
-    /// An empty in-memory file.
-    pub fn new() -> MemStorage {
-        MemStorage::default()
-    }
-
-    /// An in-memory file holding `data` (for example a database image to inspect).
-    pub fn from_bytes(data: Vec<u8>) -> MemStorage {
-        MemStorage {
-            inner: Mutex::new(MemInner { data, cached: None }),
-        }
-    }
-
-    /// A copy of the current contents.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        self.inner.lock().data.clone()
-    }
-}
-
-fn offset_range(offset: u64, len: usize) -> io::Result<(usize, usize)> {
-    let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
-    let end = start
-        .checked_add(len)
-        .ok_or_else(|| io::Error::other("offset overflow"))?;
-    Ok((start, end))
-}
-
-impl Storage for MemStorage {
-    fn len(&self) -> io::Result<u64> {
-        Ok(self.inner.lock().data.len() as u64)
-    }
-    fn view(&self) -> io::Result<Arc<dyn View>> {
-        let mut g = self.inner.lock();
-        if let Some(v) = &g.cached {
-            return Ok(v.clone());
-        }
-        let v = Arc::new(VecView(g.data.clone()));
-        g.cached = Some(v.clone());
-        Ok(v)
-    }
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let (start, end) = offset_range(offset, data.len())?;
-        let mut g = self.inner.lock();
-        g.cached = None;
-        if g.data.len() < end {
-            g.data.resize(end, 0);
-        }
-        g.data[start..end].copy_from_slice(data);
-        Ok(())
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        let (_, end) = offset_range(len, 0)?;
-        let mut g = self.inner.lock();
-        g.cached = None;
-        g.data.resize(end, 0);
-        Ok(())
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        Ok(())
-    }
-    fn create(&self, image: &[u8]) -> io::Result<()> {
-        // Atomic by construction: the buffer is replaced under the lock, and there is no crash
-        // to survive.
-        let mut g = self.inner.lock();
-        if !g.data.is_empty() {
-            return Err(not_empty());
-        }
-        g.cached = None;
-        g.data = image.to_vec();
-        Ok(())
-    }
-}
-
-/// The error of a `create` on a storage that already has contents.
-fn not_empty() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        "create: the storage is not empty (it is never overwritten)",
-    )
-}
+use super::{not_empty, Storage, View};
 
 /// How [`FileStorage::open`] locks and opens the file.
 #[derive(Clone, Debug)]
@@ -425,7 +271,9 @@ impl Storage for FileStorage {
             // inode only under both locks held here; a view of the old inode keeps that inode
             // mapped (and alive) on its own. A foreign process that ignores the lock and truncates
             // the file can still cause SIGBUS, as with every mmap-based engine.
-            Some(unsafe { memmap2::MmapOptions::new().len(len).map(&*file)? })
+            #[allow(unsafe_code)] // The one `unsafe` of the engine (lib.rs denies the rest).
+            let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*file)? };
+            Some(map)
         };
         let v = Arc::new(MapView { map });
         *g = Some(v.clone());
@@ -533,6 +381,7 @@ mod hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::MemStorage;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn image() -> Vec<u8> {

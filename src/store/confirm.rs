@@ -18,43 +18,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
-use crate::db::{DbInner, Writer};
-use crate::error::Result;
-use crate::meta::Meta;
-
-/// What commits tell the confirmer thread.
-#[derive(Default)]
-pub(crate) struct Signal {
-    state: Mutex<SignalState>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct SignalState {
-    /// When the newest unconfirmed durable commit was made (`None`: nothing to confirm).
-    last_commit: Option<Instant>,
-    shutdown: bool,
-}
-
-impl Signal {
-    /// A durable commit was made (called with the writer held; never blocks on the thread,
-    /// which holds this lock only to read and write these two fields).
-    ///
-    /// Only the first commit after a quiet period wakes the thread: while it waits for a
-    /// deadline it finds the newer commit time when that deadline passes, so a stream of
-    /// commits costs no wake-up (and no context switch) each.
-    pub(crate) fn committed(&self) {
-        let mut st = self.state.lock();
-        let idle = st.last_commit.is_none();
-        st.last_commit = Some(Instant::now());
-        drop(st);
-        if idle {
-            self.wake.notify_one();
-        }
-    }
-}
+use crate::error::{Error, Result};
+use crate::format::meta::Meta;
+use crate::store::shared::{Signal, Store, Writer};
 
 /// The background thread of a writable database with `confirm_after` set.
 pub(crate) struct Confirmer {
@@ -64,7 +30,7 @@ pub(crate) struct Confirmer {
 
 impl Confirmer {
     /// Start the thread. It holds the database until [`Confirmer::stop`].
-    pub(crate) fn start(inner: Arc<DbInner>, signal: Arc<Signal>, delay: Duration) -> Confirmer {
+    pub(crate) fn start(inner: Arc<Store>, signal: Arc<Signal>, delay: Duration) -> Confirmer {
         let s = signal.clone();
         let thread = std::thread::Builder::new()
             .name("deadbolt-confirm".into())
@@ -93,7 +59,7 @@ impl Drop for Confirmer {
 /// writer lock is only tried, never waited for: a write transaction in progress will commit
 /// (and its meta confirms the commit before it) or roll back (and the thread tries again one
 /// `delay` later). Loops once per commit or per `delay`, and ends at shutdown.
-fn run(inner: &DbInner, signal: &Signal, delay: Duration) {
+fn run(inner: &Store, signal: &Signal, delay: Duration) {
     let mut st = signal.state.lock();
     loop {
         if st.shutdown {
@@ -125,7 +91,7 @@ fn run(inner: &DbInner, signal: &Signal, delay: Duration) {
 
 /// Confirm the newest commit if it is synced and not yet confirmed. Returns whether it wrote
 /// a confirmation. Never called on a read-only handle.
-pub(crate) fn confirm(inner: &DbInner, w: &mut Writer) -> Result<bool> {
+pub(crate) fn confirm(inner: &Store, w: &mut Writer) -> Result<bool> {
     let (snap, _) = inner.shared.current();
     let meta = snap.meta;
     if w.poisoned.is_some() || w.confirmed >= meta.txid || w.last_synced < meta.txid {
@@ -136,7 +102,7 @@ pub(crate) fn confirm(inner: &DbInner, w: &mut Writer) -> Result<bool> {
 }
 
 /// Write the confirmation copy of `meta` (a synced commit) into the other meta slot and sync.
-pub(crate) fn write_confirmation(inner: &DbInner, w: &mut Writer, meta: &Meta) -> Result<()> {
+pub(crate) fn write_confirmation(inner: &Store, w: &mut Writer, meta: &Meta) -> Result<()> {
     write_meta(inner, w, &meta.confirmation_copy(), "confirming")?;
     inner.counters.confirmations.fetch_add(1, Relaxed);
     w.confirmed = meta.txid;
@@ -146,7 +112,7 @@ pub(crate) fn write_confirmation(inner: &DbInner, w: &mut Writer, meta: &Meta) -
 
 /// Write `meta` into its slot and sync, outside a commit. Any I/O error poisons the handle, as
 /// for a commit: what reached the disk is unknown.
-pub(crate) fn write_meta(inner: &DbInner, w: &mut Writer, meta: &Meta, what: &str) -> Result<()> {
+pub(crate) fn write_meta(inner: &Store, w: &mut Writer, meta: &Meta, what: &str) -> Result<()> {
     let r = inner
         .storage
         .write_at(meta.slot() * inner.page_size as u64, &meta.encode())
@@ -157,4 +123,26 @@ pub(crate) fn write_meta(inner: &DbInner, w: &mut Writer, meta: &Meta, what: &st
     }
     inner.counters.syncs.fetch_add(1, Relaxed);
     Ok(())
+}
+
+impl Store {
+    /// [`Db::sync`] with the writer held.
+    pub(crate) fn sync_locked(&self, w: &mut Writer) -> Result<()> {
+        if let Some(why) = &w.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let (snap, txid) = self.shared.current();
+        if w.unsynced || w.last_synced < txid {
+            if let Err(e) = self.storage.sync_data() {
+                w.poisoned = Some(format!("sync failed: {e}"));
+                return Err(e.into());
+            }
+            self.counters.syncs.fetch_add(1, Relaxed);
+            w.last_synced = txid;
+            w.unsynced = false;
+            // The newest meta is durable now, and with it what it confirms.
+            w.confirmed = w.confirmed.max(snap.meta.durable_base);
+        }
+        confirm(self, w).map(|_| ())
+    }
 }

@@ -7,15 +7,15 @@ use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
 
-use crate::db::{decode_metas, DbInner, Options};
+use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::mvcc::Arc;
-use crate::page::{BucketHeader, ChildRef};
+use crate::format::meta::decode_metas;
+use crate::format::page::{BucketHeader, ChildRef};
+use crate::limits::MAX_DEPTH;
+use crate::ops::bulk::{printable, BulkWriter};
 use crate::storage::{FileOptions, FileStorage, Storage};
-use crate::{Db, Tx, MAX_DEPTH};
-
-/// Bytes of keys and values copied per destination transaction.
-const TX_BYTES: usize = 4 << 20;
+use crate::store::mvcc::Arc;
+use crate::store::{Options, Store};
 
 /// A key range of a bucket that could not be read. `from` is inclusive, `to` exclusive;
 /// `None` is unbounded, so both `None` means the whole bucket.
@@ -55,10 +55,9 @@ impl fmt::Display for SalvageReport {
             writeln!(f, "note: {n}")?;
         }
         for l in &self.lost {
-            let path: Vec<String> = l.path.iter().map(|c| crate::ops::printable(c)).collect();
-            let b = |k: &Option<Vec<u8>>, open: &str| {
-                k.as_deref().map_or(open.to_string(), crate::ops::printable)
-            };
+            let path: Vec<String> = l.path.iter().map(|c| printable(c)).collect();
+            let b =
+                |k: &Option<Vec<u8>>, open: &str| k.as_deref().map_or(open.to_string(), printable);
             writeln!(
                 f,
                 "lost /{}: keys [{}, {}) at page {}: {}",
@@ -102,44 +101,8 @@ pub fn salvage(src: &Path, dst: &Path) -> Result<SalvageReport> {
     salvage_storage(Arc::new(storage), &out)
 }
 
-struct Sink<'a> {
-    db: &'a Db,
-    tx: Option<Tx<'a>>,
-    bytes: usize,
-    txs: u64,
-}
-
-impl<'a> Sink<'a> {
-    fn tx(&mut self) -> Result<&Tx<'a>> {
-        if self.tx.is_none() {
-            self.tx = Some(self.db.begin_write()?);
-        }
-        self.tx.as_ref().ok_or(Error::TxClosed)
-    }
-    fn ensure(&mut self, path: &[Vec<u8>], seq: u64) -> Result<()> {
-        let tx = self.tx()?;
-        crate::ops::create_path(tx, path)?.set_sequence(seq)
-    }
-    fn put(&mut self, path: &[Vec<u8>], k: &[u8], v: &[u8]) -> Result<()> {
-        let tx = self.tx()?;
-        crate::ops::create_path(tx, path)?.put(k, v)?;
-        self.bytes += k.len() + v.len();
-        if self.bytes >= TX_BYTES {
-            self.flush()?;
-        }
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        if let Some(tx) = self.tx.take() {
-            tx.commit()?;
-            self.txs += 1;
-        }
-        self.bytes = 0;
-        Ok(())
-    }
-}
-
-struct Item {
+/// A subtree still to copy: its pointer, bucket path, the key range its parents imply, depth.
+struct Subtree {
     r: ChildRef,
     path: Rc<Vec<Vec<u8>>>,
     lo: Option<Vec<u8>>,
@@ -157,7 +120,7 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
         verify_every_access: true,
         ..Options::default()
     };
-    let inner = DbInner::new(src.clone(), opts, page_size, view.clone(), &candidates);
+    let inner = Store::new(src.clone(), opts, page_size, view.clone(), &candidates);
     let mut report = SalvageReport {
         notes: damaged,
         ..Default::default()
@@ -178,16 +141,11 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
     }
     let meta = meta.ok_or_else(|| Error::corrupt(0, "no commit with a readable root"))?;
     report.txid = meta.txid;
-    let mut sink = Sink {
-        db: dst,
-        tx: None,
-        bytes: 0,
-        txs: 0,
-    };
+    let mut out = BulkWriter::new(dst);
     let mut seen: HashSet<u64> = HashSet::new();
     let mut stack = Vec::new();
     if !meta.root.is_empty() {
-        stack.push(Item {
+        stack.push(Subtree {
             r: meta.root,
             path: Rc::new(Vec::new()),
             lo: None,
@@ -233,10 +191,10 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
                     path.push(e.key.to_vec());
                     match BucketHeader::decode(e.value, it.r.pgid) {
                         Ok(h) => {
-                            sink.ensure(&path, h.sequence)?;
+                            out.ensure_bucket(&path, h.sequence)?;
                             report.buckets += 1;
                             if !h.root.is_empty() {
-                                stack.push(Item {
+                                stack.push(Subtree {
                                     r: h.root,
                                     path: Rc::new(path),
                                     lo: None,
@@ -257,7 +215,7 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
                     // The root bucket holds only buckets.
                     continue;
                 } else {
-                    sink.put(&it.path, e.key, e.value)?;
+                    out.put(&it.path, e.key, e.value)?;
                     report.keys += 1;
                 }
             }
@@ -275,7 +233,7 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
                 } else {
                     it.hi.clone()
                 };
-                stack.push(Item {
+                stack.push(Subtree {
                     r: child,
                     path: it.path.clone(),
                     lo,
@@ -285,8 +243,7 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
             }
         }
     }
-    sink.flush()?;
-    report.transactions = sink.txs;
+    report.transactions = out.finish()?;
     report
         .lost
         .sort_by(|a, b| (&a.path, &a.from).cmp(&(&b.path, &b.from)));

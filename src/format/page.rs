@@ -4,7 +4,7 @@
 //! starts with a 32-byte header; see docs/FORMAT.md for the byte-by-byte layout.
 
 use crate::error::{Error, Result};
-use crate::{MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 
 /// Size of the common page header.
 pub(crate) const HEADER: usize = 32;
@@ -346,7 +346,7 @@ impl<'a> Page<'a> {
         let level_ok = if self.leaf {
             self.level == 0
         } else {
-            (1..=crate::MAX_DEPTH).contains(&(self.level as usize))
+            (1..=MAX_DEPTH).contains(&(self.level as usize))
         };
         if !level_ok {
             return Err(self.bad(format!(

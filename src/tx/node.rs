@@ -5,11 +5,11 @@
 //! soon as it falls under a quarter page. At commit the dirty nodes are serialized bottom-up
 //! into fresh pages, each parent recording its children's new id, txid and checksum.
 
-use crate::page::{
+use crate::error::Result;
+use crate::format::page::{
     seal, set_overflow, wr_u32, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET, HEADER,
     LEAF_ELEM, REF_SIZE,
 };
-use crate::Result;
 
 pub(crate) type NodeId = usize;
 

@@ -3,26 +3,28 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::db::{CheckReport, Db, Options, PageInfo};
+use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::meta::Meta;
-use crate::page::{max_overflow, span_crc, Header, Page, PageType};
+use crate::format::meta::Meta;
+use crate::format::page::{max_overflow, span_crc, Header, Page, PageType};
+use crate::ops::bulk::BulkWriter;
+use crate::ops::check::CheckReport;
 use crate::storage::{FileOptions, FileStorage, Storage};
+use crate::store::Options;
 
-/// Bytes of keys and values copied per transaction by [`Db::compact_into`].
-const COMPACT_TX_BYTES: usize = 32 << 20;
-
-/// A name for humans: the text if it is printable ASCII, else hex.
-pub(crate) fn printable(b: &[u8]) -> String {
-    if !b.is_empty() && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
-        String::from_utf8_lossy(b).into_owned()
-    } else {
-        let mut s = String::from("0x");
-        for c in b {
-            s.push_str(&format!("{c:02x}"));
-        }
-        s
-    }
+/// Raw facts about one page, for inspection tools.
+#[derive(Clone, Debug)]
+pub struct PageInfo {
+    pub id: u64,
+    /// "meta", "branch", "leaf", "freelist", "free" (listed as free) or "unknown".
+    pub kind: String,
+    pub count: u64,
+    pub overflow: u64,
+    pub txid: u64,
+    /// The stored checksum matches the page's bytes.
+    pub checksum_ok: bool,
+    /// Keys on a branch or leaf page, at most 64 of them.
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// Writes sequentially through a [`Storage`] (the one I/O boundary).
@@ -163,41 +165,19 @@ impl Db {
             },
         )?;
         let src = self.begin_read()?;
+        let mut out = BulkWriter::new(&dst);
+        // Depth first, in key order; the stack holds bucket paths still to copy.
         let mut todo: Vec<Vec<Vec<u8>>> = Vec::new();
         for name in src.buckets() {
             todo.push(vec![name?.to_vec()]);
         }
         todo.reverse();
         while let Some(path) = todo.pop() {
-            let sb = resolve(&src, &path)?;
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let tx = dst.begin_write()?;
-                let db_ = create_path(&tx, &path)?;
-                db_.set_sequence(sb.sequence())?;
-                let iter = match &after {
-                    None => sb.iter(),
-                    Some(k) => sb.range::<&[u8], _>((
-                        std::ops::Bound::Excluded(k.as_slice()),
-                        std::ops::Bound::Unbounded,
-                    )),
-                };
-                let mut bytes = 0usize;
-                let mut last = None;
-                for kv in iter {
-                    let (k, v) = kv?;
-                    db_.put(&k, &v)?;
-                    bytes += k.len() + v.len();
-                    if bytes >= COMPACT_TX_BYTES {
-                        last = Some(k.to_vec());
-                        break;
-                    }
-                }
-                tx.commit()?;
-                match last {
-                    Some(k) => after = Some(k),
-                    None => break,
-                }
+            let sb = src.bucket_path(&path)?.ok_or(Error::BucketNotFound)?;
+            out.ensure_bucket(&path, sb.sequence())?;
+            for kv in sb.iter() {
+                let (k, v) = kv?;
+                out.put(&path, &k, &v)?;
             }
             let mut children = Vec::new();
             for name in sb.buckets() {
@@ -208,6 +188,7 @@ impl Db {
             children.reverse();
             todo.extend(children);
         }
+        out.finish()?;
         dst.sync()?;
         dst.shrink_to_fit()?;
         Ok(())
@@ -239,7 +220,7 @@ impl Db {
         let bytes = tx.bytes();
         let mut moved = 0u64;
         // Walk the snapshot's pages (never the arena), buckets included, each page once.
-        let mut stack: Vec<(usize, crate::page::ChildRef)> = Vec::new();
+        let mut stack: Vec<(usize, crate::format::page::ChildRef)> = Vec::new();
         if !meta.root.is_empty() {
             stack.push((0, meta.root));
         }
@@ -263,7 +244,7 @@ impl Db {
                 if page.leaf {
                     let e = page.leaf_item(i)?;
                     if e.bucket {
-                        let h = crate::page::BucketHeader::decode(e.value, r.pgid)?;
+                        let h = crate::format::page::BucketHeader::decode(e.value, r.pgid)?;
                         if !h.root.is_empty() {
                             stack.push((tx.open_child(bid, e.key, h)?, h.root));
                         }
@@ -280,26 +261,4 @@ impl Db {
             high_water: self.stats().high_water,
         })
     }
-}
-
-fn resolve<'a>(tx: &'a crate::Tx<'a>, path: &[Vec<u8>]) -> Result<crate::Bucket<'a>> {
-    let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
-    let mut b = tx.bucket(first)?.ok_or(Error::BucketNotFound)?;
-    for name in rest {
-        b = b.bucket(name)?.ok_or(Error::BucketNotFound)?;
-    }
-    Ok(b)
-}
-
-/// The bucket at `path`, created (with its parents) where missing.
-pub(crate) fn create_path<'a>(
-    tx: &'a crate::Tx<'a>,
-    path: &[Vec<u8>],
-) -> Result<crate::Bucket<'a>> {
-    let (first, rest) = path.split_first().ok_or(Error::InvalidBucketName)?;
-    let mut b = tx.create_bucket_if_not_exists(first)?;
-    for name in rest {
-        b = b.create_bucket_if_not_exists(name)?;
-    }
-    Ok(b)
 }

@@ -125,7 +125,7 @@ pub(crate) fn reusable_upto(oldest_reader: Option<u64>, last_synced: u64) -> u64
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;
-    use crate::freelist::FreeState;
+    use crate::store::free::FreeState;
     use loom::sync::atomic::{AtomicU64, Ordering};
     use loom::thread;
 

@@ -1,0 +1,12 @@
+//! The bounds every layer checks against, in one place (re-exported at the crate root).
+
+/// Largest key (and bucket name), in bytes, as in bbolt.
+pub const MAX_KEY_SIZE: usize = 32768;
+/// Largest value, in bytes, as in bbolt (2^31 - 2).
+pub const MAX_VALUE_SIZE: usize = (1 << 31) - 2;
+/// Deepest tree a cursor will descend; needing more is reported as corruption.
+pub const MAX_DEPTH: usize = 40;
+/// Format version written in every meta page.
+pub const FORMAT_VERSION: u32 = 2;
+/// Default page size.
+pub const DEFAULT_PAGE_SIZE: usize = 4096;

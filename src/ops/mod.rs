@@ -1,0 +1,7 @@
+//! Day-two operations on an open database: integrity check, page inspection, backup,
+//! compaction and salvage, with the helpers they share.
+
+pub(crate) mod bulk;
+pub(crate) mod check;
+pub(crate) mod maintenance;
+pub(crate) mod salvage;

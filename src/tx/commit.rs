@@ -1,0 +1,367 @@
+//! Commit: write the changed pages bottom-up into free pages, then the free-space record,
+//! then the meta, then sync once (docs/FORMAT.md, section 7).
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::error::{Error, Result};
+use crate::format::freelist::encode_record;
+use crate::format::meta::Meta;
+use crate::format::page::{seal, set_overflow, BucketHeader, ChildRef, PageType};
+use crate::limits::MAX_DEPTH;
+use crate::planted;
+use crate::storage::Storage;
+use crate::store::free::RunSet;
+use crate::store::mvcc::Arc;
+use crate::store::{Snapshot, Store, Writer};
+use crate::tx::handle::Tx;
+use crate::tx::node::{Child, Node};
+
+impl Tx<'_> {
+    /// Commit: write the changed pages and the free-space record into free pages, then the
+    /// meta, then sync once. On any I/O error the handle is poisoned.
+    pub fn commit(mut self) -> Result<()> {
+        if self.closed.get() {
+            return Err(Error::TxClosed);
+        }
+        self.closed.set(true);
+        let mut guard = match self.guard.take() {
+            Some(g) => g,
+            None => return Ok(()), // a read transaction: nothing to do
+        };
+        let dirty = self.write_state()?.buckets.iter().any(|b| b.dirty);
+        if !dirty {
+            return Ok(());
+        }
+        let db = self.db;
+        let mut c = Commit {
+            tx: &self,
+            wr: &mut guard,
+            txid: self.snap.meta.txid + 1,
+            hwm: self.snap.meta.hwm,
+            allocated: Vec::new(),
+            io_started: false,
+            deferred: Vec::new(),
+            run: None,
+            written: RunSet::default(),
+        };
+        let res = c.run();
+        let io = c.io_started;
+        match res {
+            Ok(meta) => {
+                let view = match db.storage.view() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        guard.poisoned =
+                            Some(format!("remapping after commit {} failed: {e}", meta.txid));
+                        return Err(e.into());
+                    }
+                };
+                db.shared.publish(Snapshot { meta, view }, meta.txid);
+                db.counters.commits.fetch_add(1, Relaxed);
+                db.counters.confirmed.store(guard.confirmed, Relaxed);
+                if guard.last_synced == meta.txid {
+                    if let Some(sig) = &db.confirm_signal {
+                        sig.committed();
+                    }
+                }
+                let r = db.shrink(&mut guard, &meta);
+                db.counters.publish(&guard);
+                if let Err(e) = r {
+                    guard.poisoned = Some(format!(
+                        "shrinking the file after commit {} failed: {e}",
+                        meta.txid
+                    ));
+                    return Err(e);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Once anything reached the storage (or the free-space state changed), the
+                // in-memory state can no longer be trusted to match the file: refuse writes
+                // until the file is reopened.
+                if io || !matches!(e, Error::IncompatibleValue | Error::BucketNotFound) {
+                    guard.poisoned =
+                        Some(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+struct Commit<'t, 'db> {
+    tx: &'t Tx<'db>,
+    wr: &'t mut Writer,
+    txid: u64,
+    hwm: u64,
+    /// Runs taken from the free set by this commit.
+    allocated: Vec<(u64, u64)>,
+    io_started: bool,
+    /// With the planted bug `bug-meta-before-data`: page writes held back until after the meta.
+    deferred: Vec<(u64, Vec<u8>)>,
+    /// Spans written by this commit (each page at most once).
+    written: RunSet,
+    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes).
+    run: Option<(u64, Vec<u8>)>,
+}
+
+/// Largest single coalesced write.
+const WRITE_RUN: usize = 1 << 20;
+
+impl Commit<'_, '_> {
+    fn db(&self) -> &Store {
+        self.tx.db
+    }
+
+    /// Lower the high-water mark over free pages at the end of the file.
+    fn shrink_hwm(&mut self) {
+        while let Some((s, _)) = self.wr.free.free.take_tail(self.hwm) {
+            self.hwm = s;
+        }
+    }
+
+    fn alloc(&mut self, n: u64) -> u64 {
+        if let Some(s) = self.wr.free.free.alloc(n) {
+            self.allocated.push((s, n));
+            return s;
+        }
+        let s = self.hwm;
+        self.hwm += n;
+        s
+    }
+
+    fn write_span(&mut self, pgid: u64, buf: Vec<u8>) -> Result<()> {
+        let p = self.db().page_size as u64;
+        let n = buf.len() as u64 / p;
+        // Invariants of the allocator, cheap enough to check on every span: a page is written
+        // once per commit, and never while the free set still offers it to another span.
+        if buf.is_empty() || buf.len() as u64 != n * p {
+            return Err(Error::bug(format!(
+                "a span of {} bytes is not whole pages",
+                buf.len()
+            )));
+        }
+        if !self.written.insert(pgid, n) {
+            return Err(Error::bug(format!(
+                "commit {} writes page {pgid} twice",
+                self.txid
+            )));
+        }
+        if self.wr.free.free.overlaps(pgid, n) {
+            return Err(Error::bug(format!(
+                "page {pgid} is written while listed as free"
+            )));
+        }
+        for id in pgid..pgid + n {
+            self.db().verified.clear(id);
+        }
+        let off = pgid * p;
+        let end = off + buf.len() as u64;
+        self.io_started = true;
+        if end > self.wr.file_len {
+            let cur = self.wr.file_len;
+            let step = cur.clamp(16 * p, 64 << 20);
+            let new = end.max(cur + step).div_ceil(p) * p;
+            self.db().storage.set_len(new)?;
+            self.wr.file_len = new;
+        }
+        let c = &self.db().counters;
+        c.pages_written.fetch_add(n, Relaxed);
+        c.bytes_written.fetch_add(buf.len() as u64, Relaxed);
+        if planted::META_BEFORE_DATA {
+            self.deferred.push((off, buf));
+            return Ok(());
+        }
+        // Coalesce adjacent spans into one write (a bulk load allocates them in order).
+        if let Some((roff, rbuf)) = &mut self.run {
+            if *roff + rbuf.len() as u64 == off && rbuf.len() + buf.len() <= WRITE_RUN {
+                rbuf.extend_from_slice(&buf);
+                return Ok(());
+            }
+        }
+        self.flush_run()?;
+        self.run = Some((off, buf));
+        Ok(())
+    }
+
+    /// Issue the pending coalesced write, if any.
+    fn flush_run(&mut self) -> Result<()> {
+        if let Some((off, buf)) = self.run.take() {
+            self.db().storage.write_at(off, &buf)?;
+        }
+        Ok(())
+    }
+
+    /// Write the dirty subtree under `c` bottom-up and return the pointer to its new root.
+    fn spill(&mut self, c: Child, depth: usize) -> Result<ChildRef> {
+        let id = match c {
+            Child::Page(r) => return Ok(r),
+            Child::Node(id) => id,
+        };
+        if depth > MAX_DEPTH {
+            return Err(Error::arena_too_deep());
+        }
+        let mut node = std::mem::replace(
+            &mut self.tx.write_state()?.nodes[id],
+            Node::Leaf(Vec::new()),
+        );
+        if let Node::Branch(entries) = &mut node {
+            for e in entries.iter_mut() {
+                let r = self.spill(e.child, depth + 1)?;
+                e.child = Child::Page(r);
+            }
+        }
+        let p = self.db().page_size;
+        let level = self.tx.write_state()?.levels.get(id).copied().unwrap_or(0);
+        debug_assert_eq!(node.is_leaf(), level == 0, "node {id} at level {level}");
+        let pages = node.size().div_ceil(p).max(1) as u64;
+        if pages > self.db().max_overflow + 1 {
+            let d = format!(
+                "a node of {} bytes is larger than the largest span",
+                node.size()
+            );
+            return Err(Error::bug(d));
+        }
+        let pgid = self.alloc(pages);
+        let (buf, crc) = node.serialize(p, pgid, self.txid, level);
+        self.write_span(pgid, buf)?;
+        Ok(ChildRef {
+            pgid,
+            txid: self.txid,
+            crc,
+        })
+    }
+
+    /// Write every changed bucket's tree, deepest buckets first (each nested bucket's new
+    /// header goes into its parent, which makes the parent changed before its own turn), and
+    /// return the new root of the top-level tree.
+    fn spill_buckets(&mut self) -> Result<ChildRef> {
+        let tx = self.tx;
+        let (max_depth, n_buckets) = {
+            let w = tx.write_state()?;
+            (
+                w.buckets.iter().map(|b| b.depth).max().unwrap_or(0),
+                w.buckets.len(),
+            )
+        };
+        let mut root_ref = tx.snap.meta.root;
+        for d in (0..=max_depth).rev() {
+            for bid in 0..n_buckets {
+                let (root, parent, name, seq) = {
+                    let w = tx.write_state()?;
+                    let b = &w.buckets[bid];
+                    if b.depth != d || !b.dirty || b.deleted {
+                        continue;
+                    }
+                    (b.root, b.parent, b.name.clone(), b.seq)
+                };
+                let new_root = match root {
+                    None => ChildRef::EMPTY,
+                    Some(c) => self.spill(c, 0)?,
+                };
+                tx.write_state()?.buckets[bid].root =
+                    (!new_root.is_empty()).then_some(Child::Page(new_root));
+                match parent {
+                    None => root_ref = new_root,
+                    Some(parent) => {
+                        let header = BucketHeader {
+                            root: new_root,
+                            sequence: seq,
+                        };
+                        tx.put_entry(parent, &name, header.encode().to_vec(), true)?;
+                    }
+                }
+            }
+        }
+        Ok(root_ref)
+    }
+
+    /// The protocol: spill the changed trees, write the free-space record, flush the pages,
+    /// write the meta, and sync once (unless `no_sync`).
+    fn run(&mut self) -> Result<Meta> {
+        let tx = self.tx;
+        let root_ref = self.spill_buckets()?;
+        let freed = std::mem::take(&mut tx.write_state()?.freed);
+        let fl_ref = self.write_freelist(freed)?;
+        let meta = Meta {
+            page_size: self.db().page_size as u32,
+            confirmation: false,
+            txid: self.txid,
+            durable_base: self.wr.last_synced,
+            hwm: self.hwm,
+            root: root_ref,
+            freelist: fl_ref,
+        };
+        let storage = self.db().storage.clone();
+        let p = self.db().page_size as u64;
+        let sync = !self.db().opts.no_sync;
+        self.io_started = true;
+        self.flush_run()?;
+        storage.write_at((self.txid % 2) * p, &meta.encode())?;
+        if planted::META_BEFORE_DATA {
+            self.sync_once(&storage)?;
+            for (off, buf) in std::mem::take(&mut self.deferred) {
+                storage.write_at(off, &buf)?;
+            }
+        }
+        if sync {
+            self.sync_once(&storage)?;
+            self.wr.last_synced = self.txid;
+            self.wr.unsynced = false;
+            // This meta is on disk now: what it records as durable is confirmed.
+            self.wr.confirmed = self.wr.confirmed.max(meta.durable_base);
+        } else {
+            self.wr.unsynced = true;
+        }
+        Ok(meta)
+    }
+
+    fn sync_once(&mut self, storage: &Arc<dyn Storage>) -> Result<()> {
+        if planted::ACK_BEFORE_SYNC {
+            return Ok(());
+        }
+        self.db().counters.syncs.fetch_add(1, Relaxed);
+        match storage.sync_data() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if planted::RETRY_FAILED_SYNC {
+                    self.db().counters.syncs.fetch_add(1, Relaxed);
+                    return storage.sync_data().map_err(Error::from);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Write this commit's free-space record (which kind: [`crate::store::free::FreeState::plan_record`]) into
+    /// pages it allocates, and make it the head of the chain.
+    fn write_freelist(&mut self, mut freed: Vec<(u64, u64)>) -> Result<ChildRef> {
+        let p = self.db().page_size;
+        let plan = self
+            .wr
+            .free
+            .plan_record(freed.len(), self.allocated.len(), p);
+        if plan.full {
+            // A full record replaces the chain: its pages are freed by this commit.
+            freed.extend(self.wr.free.chain.iter().map(|&(r, n)| (r.pgid, n)));
+        }
+        let at = self.alloc(plan.pages);
+        self.shrink_hwm();
+        let rec = self
+            .wr
+            .free
+            .record(&plan, self.hwm, &freed, &self.allocated)?;
+        let mut buf = vec![0u8; plan.pages as usize * p];
+        set_overflow(&mut buf, (plan.pages - 1) as u32);
+        encode_record(&mut buf, &rec);
+        let crc = seal(&mut buf, PageType::Freelist, 0, 0, at, self.txid);
+        self.write_span(at, buf)?;
+        let r = ChildRef {
+            pgid: at,
+            txid: self.txid,
+            crc,
+        };
+        self.wr.free.push_record(r, &plan, self.txid, freed);
+        Ok(r)
+    }
+}

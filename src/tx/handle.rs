@@ -1,0 +1,181 @@
+//! The transaction handle: a read transaction pins a snapshot; the write transaction also
+//! holds the writer lock and the copy-on-write arena ([`WriteState`]) its changes live in
+//! until commit.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::format::page::{ChildRef, Page};
+use crate::limits::MAX_DEPTH;
+use crate::store::mvcc::{reusable_upto, Arc};
+use crate::store::{Snapshot, Store, WriterGuard};
+use crate::tx::node::{Child, Node, NodeId};
+
+/// One bucket opened in the write transaction.
+pub(crate) struct BucketState {
+    pub parent: Option<usize>,
+    pub name: Vec<u8>,
+    pub root: Option<Child>,
+    pub seq: u64,
+    pub dirty: bool,
+    pub deleted: bool,
+    pub depth: usize,
+}
+
+/// Everything a write transaction changes before commit.
+pub(crate) struct WriteState {
+    pub nodes: Vec<Node>,
+    /// Height of each node above the leaves (indexed like `nodes`), written into its page.
+    pub levels: Vec<u8>,
+    /// Scratch path of (branch node, child index) from a bucket's root, reused by every put
+    /// and delete so that descending allocates nothing.
+    pub path: Vec<(NodeId, usize)>,
+    pub buckets: Vec<BucketState>,
+    pub index: HashMap<(usize, Vec<u8>), usize>,
+    /// Page runs freed by this transaction.
+    pub freed: Vec<(u64, u64)>,
+    /// Bumped on every change, so cursors know to re-seek.
+    pub epoch: u64,
+}
+
+/// A read or write transaction.
+///
+/// Dropping a write transaction without [`Tx::commit`] rolls it back. Values read through a
+/// read transaction borrow from the mapped file (zero-copy); values a write transaction has
+/// changed are returned as owned copies.
+pub struct Tx<'db> {
+    pub(crate) db: &'db Store,
+    pub(crate) snap: Arc<Snapshot>,
+    pub(crate) write: Option<RefCell<WriteState>>,
+    pub(crate) guard: Option<WriterGuard<'db>>,
+    pub(crate) closed: Cell<bool>,
+    /// Registered in the readers table (deregistered on drop).
+    reader: bool,
+}
+
+impl<'db> Tx<'db> {
+    pub(crate) fn new_read(inner: &'db Store) -> Tx<'db> {
+        let (snap, _) = inner.shared.begin_read();
+        Tx {
+            db: inner,
+            snap,
+            write: None,
+            guard: None,
+            closed: Cell::new(false),
+            reader: true,
+        }
+    }
+
+    pub(crate) fn new_write(inner: &'db Store) -> Result<Tx<'db>> {
+        if inner.opts.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let mut guard = inner.lock_writer()?;
+        if let Some(why) = &guard.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let (snap, _) = inner.shared.current();
+        let upto = reusable_upto(inner.shared.oldest_reader(), guard.last_synced);
+        guard.free.release(upto)?;
+        inner.counters.publish(&guard);
+        let root = if snap.meta.root.is_empty() {
+            None
+        } else {
+            Some(Child::Page(snap.meta.root))
+        };
+        let ws = WriteState {
+            nodes: Vec::new(),
+            levels: Vec::new(),
+            path: Vec::with_capacity(MAX_DEPTH + 1),
+            buckets: vec![BucketState {
+                parent: None,
+                name: Vec::new(),
+                root,
+                seq: 0,
+                dirty: false,
+                deleted: false,
+                depth: 0,
+            }],
+            index: HashMap::new(),
+            freed: Vec::new(),
+            epoch: 0,
+        };
+        Ok(Tx {
+            db: inner,
+            snap,
+            write: Some(RefCell::new(ws)),
+            guard: Some(guard),
+            closed: Cell::new(false),
+            reader: false,
+        })
+    }
+
+    /// The snapshot's txid (a write transaction commits as `id() + 1`).
+    pub fn id(&self) -> u64 {
+        self.snap.meta.txid
+    }
+
+    /// True for a write transaction.
+    pub fn writable(&self) -> bool {
+        self.write.is_some()
+    }
+
+    /// Roll back (same as dropping the transaction).
+    pub fn rollback(self) {}
+
+    /// Write a consistent copy of this transaction's snapshot, as a valid database file, to
+    /// `w`. Returns the number of bytes written.
+    pub fn copy_to(&self, w: &mut dyn std::io::Write) -> Result<u64> {
+        let meta = self.snap.meta;
+        let p = self.db.page_size;
+        let bytes = self.bytes();
+        let end = (meta.hwm as usize)
+            .checked_mul(p)
+            .filter(|&e| e <= bytes.len())
+            .ok_or_else(|| {
+                Error::corrupt(meta.slot(), "high-water mark past the end of the file")
+            })?;
+        let mut metas = vec![0u8; 2 * p];
+        let enc = meta.encode();
+        let slot = (meta.txid % 2) as usize;
+        metas[slot * p..slot * p + p].copy_from_slice(&enc);
+        w.write_all(&metas)?;
+        w.write_all(&bytes[2 * p..end])?;
+        w.flush()?;
+        Ok(end as u64)
+    }
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.snap.view.bytes()
+    }
+
+    pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
+        self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
+    }
+
+    pub(crate) fn write_state(&self) -> Result<std::cell::RefMut<'_, WriteState>> {
+        match &self.write {
+            Some(w) => w.try_borrow_mut().map_err(|_| {
+                Error::InvalidArgument("re-entrant use of a write transaction".into())
+            }),
+            None => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Pages free now and pending (write transactions; zeros for a read transaction).
+    pub(crate) fn free_counts(&self) -> (u64, u64) {
+        self.guard
+            .as_ref()
+            .map_or((0, 0), |g| (g.free.free.pages(), g.free.pending_pages()))
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.reader {
+            self.reader = false;
+            self.db.shared.end_read(self.snap.meta.txid);
+        }
+        self.closed.set(true);
+    }
+}

@@ -1,0 +1,601 @@
+//! B+tree mutation in the write arena: copy-on-write of the pages on a path, insert and split,
+//! delete and merge, nested bucket states, and freeing a deleted bucket's pages.
+
+use std::collections::HashSet;
+
+use crate::error::{Error, Result};
+use crate::format::page::{BucketHeader, Page, HEADER};
+use crate::limits::MAX_DEPTH;
+use crate::tx::fence::{check_level, check_range, narrow};
+use crate::tx::handle::{BucketState, Tx, WriteState};
+use crate::tx::node::{
+    branch_entry_size, leaf_entry_size, split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId,
+};
+
+impl Tx<'_> {
+    fn page_span_pages(&self, p: &Page<'_>) -> u64 {
+        (p.data.len() / self.db.page_size) as u64
+    }
+
+    /// Copy a page into the arena (freeing the page), or return the node it already is.
+    /// `path` holds the branch nodes above it with the child index taken in each (empty for a
+    /// bucket's root): as on the read path, the page must sit one level below its parent and,
+    /// if it is a leaf, inside the separators of the path.
+    fn materialize(
+        &self,
+        w: &mut WriteState,
+        c: Child,
+        path: &[(NodeId, usize)],
+    ) -> Result<NodeId> {
+        match c {
+            Child::Node(id) => Ok(id),
+            Child::Page(r) => {
+                let p = self.load(&r)?;
+                if let Some(&(parent, _)) = path.last() {
+                    check_level(&p, w.levels.get(parent).copied().unwrap_or(0))?;
+                    if p.leaf {
+                        check_node_fence(w, &p, path)?;
+                    }
+                }
+                let node = Node::from_page(&p)?;
+                w.freed.push((r.pgid, self.page_span_pages(&p)));
+                Ok(push_node(w, node, p.level))
+            }
+        }
+    }
+
+    /// Serialized size of a child without copying it.
+    fn child_size(&self, w: &WriteState, c: Child) -> Result<usize> {
+        match c {
+            Child::Node(id) => Ok(w.nodes[id].size()),
+            Child::Page(r) => {
+                let p = self.load(&r)?;
+                let mut s = HEADER;
+                for i in 0..p.count {
+                    s += if p.leaf {
+                        let it = p.leaf_item(i)?;
+                        crate::format::page::LEAF_ELEM + it.key.len() + it.value.len()
+                    } else {
+                        crate::format::page::BRANCH_ELEM + p.key(i)?.len()
+                    };
+                }
+                Ok(s)
+            }
+        }
+    }
+
+    fn set_child(w: &mut WriteState, parent: NodeId, i: usize, c: Child) {
+        if let Node::Branch(e) = &mut w.nodes[parent] {
+            e[i].child = c;
+        }
+    }
+
+    /// Split node `id` if it outgrew a page; returns the new right-hand siblings.
+    fn maybe_split(&self, w: &mut WriteState, id: NodeId, append: bool) -> Vec<NodeId> {
+        let p = self.db.page_size;
+        let node = &mut w.nodes[id];
+        let size = node.size();
+        let len = node.len();
+        let min = if node.is_leaf() { 1 } else { 2 };
+        if (size <= p && len <= crate::tx::node::MAX_ELEMS) || len < 2 * min {
+            return Vec::new();
+        }
+        let first_cap = if append {
+            p
+        } else {
+            (size / 2).max(HEADER + 1)
+        };
+        let parts = match node {
+            Node::Leaf(e) => split_sizes(
+                &e.iter().map(leaf_entry_size).collect::<Vec<_>>(),
+                first_cap,
+                p,
+                min,
+            ),
+            Node::Branch(e) => split_sizes(
+                &e.iter().map(branch_entry_size).collect::<Vec<_>>(),
+                first_cap,
+                p,
+                min,
+            ),
+        };
+        if parts.len() < 2 {
+            return Vec::new();
+        }
+        let mut new_nodes = Vec::new();
+        match node {
+            Node::Leaf(e) => {
+                let mut rest = e.split_off(parts[0]);
+                for &n in &parts[1..] {
+                    let tail = rest.split_off(n);
+                    new_nodes.push(Node::Leaf(std::mem::replace(&mut rest, tail)));
+                }
+            }
+            Node::Branch(e) => {
+                let mut rest = e.split_off(parts[0]);
+                for &n in &parts[1..] {
+                    let tail = rest.split_off(n);
+                    new_nodes.push(Node::Branch(std::mem::replace(&mut rest, tail)));
+                }
+            }
+        }
+        let level = w.levels.get(id).copied().unwrap_or(0);
+        let mut ids = Vec::new();
+        for n in new_nodes {
+            ids.push(push_node(w, n, level));
+        }
+        ids
+    }
+
+    fn put_rec(
+        &self,
+        w: &mut WriteState,
+        id: NodeId,
+        e: LeafEntry,
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<Vec<NodeId>> {
+        let depth = path.len();
+        if depth > MAX_DEPTH {
+            return Err(Error::arena_too_deep());
+        }
+        let (i, child) = match &mut w.nodes[id] {
+            Node::Leaf(entries) => {
+                let (i, eq) = Node::search_leaf(entries, &e.key);
+                if eq {
+                    if entries[i].bucket != e.bucket {
+                        return Err(Error::IncompatibleValue);
+                    }
+                    entries[i].value = e.value;
+                } else {
+                    entries.insert(i, e);
+                }
+                let append = i + 1 == entries.len();
+                return Ok(self.maybe_split(w, id, append));
+            }
+            Node::Branch(entries) => {
+                let i = Node::search_branch(entries, &e.key);
+                // Keep every separator a lower bound of its subtree, the first one included,
+                // so that splits below produce separators in order.
+                if i == 0 && e.key < entries[0].key {
+                    entries[0].key = e.key.clone();
+                }
+                (i, entries[i].child)
+            }
+        };
+        path.push((id, i));
+        let cid = self.materialize(w, child, path);
+        let parts = cid.and_then(|cid| {
+            Self::set_child(w, id, i, Child::Node(cid));
+            self.put_rec(w, cid, e, path)
+        });
+        path.pop();
+        let parts = parts?;
+        let n_parts = parts.len();
+        let mut ins = Vec::with_capacity(n_parts);
+        for pid in parts {
+            ins.push(BranchEntry {
+                key: w.nodes[pid].key(0).to_vec(),
+                child: Child::Node(pid),
+            });
+        }
+        let append = if let Node::Branch(entries) = &mut w.nodes[id] {
+            let at = i + 1;
+            entries.splice(at..at, ins);
+            i + n_parts + 1 == entries.len()
+        } else {
+            false
+        };
+        if n_parts == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.maybe_split(w, id, append))
+    }
+
+    fn check_bucket(w: &WriteState, bid: usize) -> Result<()> {
+        match w.buckets.get(bid) {
+            Some(b) if !b.deleted => Ok(()),
+            _ => Err(Error::BucketNotFound),
+        }
+    }
+
+    /// Insert or replace an entry in bucket `bid`.
+    pub(crate) fn put_entry(
+        &self,
+        bid: usize,
+        key: &[u8],
+        value: Vec<u8>,
+        bucket: bool,
+    ) -> Result<()> {
+        let mut guard = self.write_state()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let e = LeafEntry {
+            key: key.to_vec(),
+            value,
+            bucket,
+        };
+        let root = match w.buckets[bid].root {
+            None => {
+                let id = push_node(w, Node::Leaf(vec![e]), 0);
+                w.buckets[bid].root = Some(Child::Node(id));
+                return Ok(());
+            }
+            Some(c) => c,
+        };
+        let id = self.materialize(w, root, &[])?;
+        w.buckets[bid].root = Some(Child::Node(id));
+        let mut path = std::mem::take(&mut w.path);
+        path.clear();
+        let parts = self.put_rec(w, id, e, &mut path);
+        w.path = path;
+        let parts = parts?;
+        if !parts.is_empty() {
+            let mut entries = vec![BranchEntry {
+                key: w.nodes[id].key(0).to_vec(),
+                child: Child::Node(id),
+            }];
+            for pid in parts {
+                entries.push(BranchEntry {
+                    key: w.nodes[pid].key(0).to_vec(),
+                    child: Child::Node(pid),
+                });
+            }
+            let level = w.levels.get(id).copied().unwrap_or(0).saturating_add(1);
+            let root = push_node(w, Node::Branch(entries), level);
+            w.buckets[bid].root = Some(Child::Node(root));
+        }
+        Ok(())
+    }
+
+    /// Copy the path from bucket `bid`'s root to the leaf that holds `key` into the arena, so
+    /// that commit rewrites those pages into the lowest free pages (incremental compaction).
+    /// Returns how many pages were copied.
+    pub(crate) fn touch(&self, bid: usize, key: &[u8]) -> Result<usize> {
+        let mut guard = self.write_state()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        let Some(root) = w.buckets[bid].root else {
+            return Ok(0);
+        };
+        let before = w.nodes.len();
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let mut cur = self.materialize(w, root, &[])?;
+        w.buckets[bid].root = Some(Child::Node(cur));
+        let mut path = Vec::with_capacity(MAX_DEPTH + 1);
+        for _ in 0..MAX_DEPTH {
+            let (i, child) = match &w.nodes[cur] {
+                Node::Leaf(_) => break,
+                Node::Branch(e) => {
+                    let i = Node::search_branch(e, key);
+                    (i, e[i].child)
+                }
+            };
+            path.push((cur, i));
+            let cid = self.materialize(w, child, &path)?;
+            Self::set_child(w, cur, i, Child::Node(cid));
+            cur = cid;
+        }
+        Ok(w.nodes.len() - before)
+    }
+
+    fn del_rec(
+        &self,
+        w: &mut WriteState,
+        id: NodeId,
+        key: &[u8],
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<()> {
+        let depth = path.len();
+        if depth > MAX_DEPTH {
+            return Err(Error::arena_too_deep());
+        }
+        let (i, child) = match &mut w.nodes[id] {
+            Node::Leaf(entries) => {
+                let (i, eq) = Node::search_leaf(entries, key);
+                if eq {
+                    entries.remove(i);
+                }
+                return Ok(());
+            }
+            Node::Branch(entries) => {
+                let i = Node::search_branch(entries, key);
+                (i, entries[i].child)
+            }
+        };
+        path.push((id, i));
+        let r = self.materialize(w, child, path).and_then(|cid| {
+            Self::set_child(w, id, i, Child::Node(cid));
+            self.del_rec(w, cid, key, path)
+        });
+        path.pop();
+        r?;
+        self.rebalance(w, id, i, path)
+    }
+
+    /// After a delete below child `i` of branch `parent`: drop it if empty, or merge it with
+    /// a sibling if it fell under a quarter page and the two fit in one page.
+    fn rebalance(
+        &self,
+        w: &mut WriteState,
+        parent: NodeId,
+        i: usize,
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<()> {
+        let p = self.db.page_size;
+        let (plen, c) = match &w.nodes[parent] {
+            Node::Branch(e) => (e.len(), e[i].child),
+            Node::Leaf(_) => return Ok(()),
+        };
+        let cid = match c {
+            Child::Node(id) => id,
+            Child::Page(_) => return Ok(()),
+        };
+        let (clen, csize, cleaf) = {
+            let n = &w.nodes[cid];
+            (n.len(), n.size(), n.is_leaf())
+        };
+        if clen == 0 {
+            if let Node::Branch(e) = &mut w.nodes[parent] {
+                e.remove(i);
+            }
+            return Ok(());
+        }
+        if csize >= p / 4 && (cleaf || clen >= 2) {
+            return Ok(());
+        }
+        let sib = if i > 0 {
+            i - 1
+        } else if i + 1 < plen {
+            i + 1
+        } else {
+            return Ok(());
+        };
+        let (l, r) = if sib < i { (sib, i) } else { (i, sib) };
+        self.merge_siblings(w, parent, l, r, path)
+    }
+
+    /// Merge children `l` and `r = l + 1` of branch `parent` into `l` if the two fit in one
+    /// page (and in [`crate::tx::node::MAX_ELEMS`] elements); otherwise leave them.
+    fn merge_siblings(
+        &self,
+        w: &mut WriteState,
+        parent: NodeId,
+        l: usize,
+        r: usize,
+        path: &mut Vec<(NodeId, usize)>,
+    ) -> Result<()> {
+        let p = self.db.page_size;
+        let (lc, rc, rkey) = match &w.nodes[parent] {
+            Node::Branch(e) => (e[l].child, e[r].child, e[r].key.clone()),
+            Node::Leaf(_) => return Ok(()),
+        };
+        let lsize = self.child_size(w, lc)?;
+        let rsize = self.child_size(w, rc)?;
+        if lsize + rsize - HEADER > p {
+            return Ok(());
+        }
+        path.push((parent, l));
+        let lid = self.materialize(w, lc, path);
+        path.pop();
+        let lid = lid?;
+        Self::set_child(w, parent, l, Child::Node(lid));
+        path.push((parent, r));
+        let rid = self.materialize(w, rc, path);
+        path.pop();
+        let rid = rid?;
+        Self::set_child(w, parent, r, Child::Node(rid));
+        if w.nodes[lid].is_leaf() != w.nodes[rid].is_leaf() {
+            return Err(Error::bug("sibling nodes at different tree levels"));
+        }
+        if w.nodes[lid].len() + w.nodes[rid].len() > crate::tx::node::MAX_ELEMS {
+            return Ok(());
+        }
+        let right = std::mem::replace(&mut w.nodes[rid], Node::Leaf(Vec::new()));
+        match (&mut w.nodes[lid], right) {
+            (Node::Leaf(le), Node::Leaf(re)) => le.extend(re),
+            (Node::Branch(le), Node::Branch(mut re)) => {
+                if let Some(first) = re.first_mut() {
+                    first.key = rkey;
+                }
+                le.extend(re);
+            }
+            _ => return Err(Error::bug("sibling nodes at different tree levels")),
+        }
+        if let Node::Branch(e) = &mut w.nodes[parent] {
+            e.remove(r);
+        }
+        Ok(())
+    }
+
+    /// Remove `key` from bucket `bid` (which must hold it).
+    pub(crate) fn delete_entry(&self, bid: usize, key: &[u8]) -> Result<()> {
+        let mut guard = self.write_state()?;
+        let w = &mut *guard;
+        Self::check_bucket(w, bid)?;
+        let root = match w.buckets[bid].root {
+            None => return Ok(()),
+            Some(c) => c,
+        };
+        w.epoch += 1;
+        w.buckets[bid].dirty = true;
+        let id = self.materialize(w, root, &[])?;
+        let mut path = std::mem::take(&mut w.path);
+        path.clear();
+        let r = self.del_rec(w, id, key, &mut path);
+        w.path = path;
+        r?;
+        // Collapse the root: an empty leaf means an empty tree; a branch with one child is
+        // replaced by that child.
+        let mut cur = Child::Node(id);
+        let mut new_root = Some(cur);
+        for _ in 0..=MAX_DEPTH {
+            let Child::Node(n) = cur else { break };
+            match &w.nodes[n] {
+                Node::Leaf(e) if e.is_empty() => {
+                    new_root = None;
+                    break;
+                }
+                Node::Branch(e) if e.len() == 1 => {
+                    cur = e[0].child;
+                    new_root = Some(cur);
+                }
+                Node::Branch(e) if e.is_empty() => {
+                    new_root = None;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        w.buckets[bid].root = new_root;
+        Ok(())
+    }
+
+    /// The state id of nested bucket `name` of `parent`, opening it if needed.
+    pub(crate) fn open_child(
+        &self,
+        parent: usize,
+        name: &[u8],
+        header: BucketHeader,
+    ) -> Result<usize> {
+        let mut guard = self.write_state()?;
+        let w = &mut *guard;
+        if let Some(&id) = w.index.get(&(parent, name.to_vec())) {
+            if !w.buckets[id].deleted {
+                return Ok(id);
+            }
+        }
+        let depth = w.buckets[parent].depth + 1;
+        w.buckets.push(BucketState {
+            parent: Some(parent),
+            name: name.to_vec(),
+            root: if header.root.is_empty() {
+                None
+            } else {
+                Some(Child::Page(header.root))
+            },
+            seq: header.sequence,
+            dirty: false,
+            deleted: false,
+            depth,
+        });
+        let id = w.buckets.len() - 1;
+        w.index.insert((parent, name.to_vec()), id);
+        Ok(id)
+    }
+
+    /// Free every page of bucket `bid`'s tree and of the buckets nested in it, and mark their
+    /// open handles deleted. Iterative, each page at most once (at most the high-water mark).
+    pub(crate) fn free_bucket(&self, bid: usize) -> Result<()> {
+        let mut guard = self.write_state()?;
+        let w = &mut *guard;
+        let mut walk = FreeWalk {
+            hwm: self.snap.meta.hwm,
+            seen: HashSet::new(),
+            stack: Vec::new(),
+            buckets: vec![bid],
+        };
+        loop {
+            let Some((c, owner)) = walk.stack.pop() else {
+                let Some(b) = walk.buckets.pop() else { break };
+                w.buckets[b].deleted = true;
+                w.epoch += 1;
+                walk.stack.extend(w.buckets[b].root.map(|r| (r, Some(b))));
+                continue;
+            };
+            match c {
+                Child::Page(r) => {
+                    if !walk.seen.insert(r.pgid) || walk.seen.len() as u64 > walk.hwm {
+                        let d = "page reachable twice while freeing a bucket";
+                        return Err(Error::corrupt(r.pgid, d));
+                    }
+                    let p = self.load(&r)?;
+                    w.freed.push((r.pgid, self.page_span_pages(&p)));
+                    for i in 0..p.count {
+                        if !p.leaf {
+                            walk.stack.push((Child::Page(p.child(i)?), owner));
+                            continue;
+                        }
+                        let it = p.leaf_item(i)?;
+                        if it.bucket {
+                            walk.nested(w, owner, it.key, it.value, r.pgid)?;
+                        }
+                    }
+                }
+                Child::Node(id) => match &w.nodes[id] {
+                    Node::Branch(e) => {
+                        let children: Vec<Child> = e.iter().map(|e| e.child).collect();
+                        walk.stack.extend(children.into_iter().map(|c| (c, owner)));
+                    }
+                    Node::Leaf(e) => {
+                        let items: Vec<(Vec<u8>, Vec<u8>)> = e
+                            .iter()
+                            .filter(|e| e.bucket)
+                            .map(|e| (e.key.clone(), e.value.clone()))
+                            .collect();
+                        for (k, v) in items {
+                            walk.nested(w, owner, &k, &v, 0)?;
+                        }
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Add a node at height `level` to the arena.
+fn push_node(w: &mut WriteState, node: Node, level: u8) -> NodeId {
+    w.nodes.push(node);
+    w.levels.push(level);
+    debug_assert_eq!(w.nodes.len(), w.levels.len());
+    w.nodes.len() - 1
+}
+
+/// [`Tx::check_leaf_fence`] for the write path, whose branches above are arena nodes.
+fn check_node_fence(w: &WriteState, page: &Page<'_>, path: &[(NodeId, usize)]) -> Result<()> {
+    let mut lo: Option<&[u8]> = None;
+    let mut hi: Option<&[u8]> = None;
+    for &(n, i) in path {
+        let Some(node) = w.nodes.get(n) else { continue };
+        let below = (i >= 1 && i < node.len()).then(|| node.key(i));
+        let above = (i + 1 < node.len()).then(|| node.key(i + 1));
+        narrow(&mut lo, &mut hi, below, above);
+    }
+    check_range(page, lo, hi)
+}
+
+/// The work list of [`Tx::free_bucket`].
+struct FreeWalk {
+    hwm: u64,
+    seen: HashSet<u64>,
+    /// Subtrees to free, each with the open bucket state that owns it, if any: a bucket
+    /// reached only through an on-disk header has no state, and neither has anything nested
+    /// in it.
+    stack: Vec<(Child, Option<usize>)>,
+    /// Open bucket states to mark deleted (and whose trees to free).
+    buckets: Vec<usize>,
+}
+
+impl FreeWalk {
+    /// A nested bucket `name` (header `value`, found in `page`, or 0 for an arena node) of the
+    /// bucket state `owner`: continue with its open state if it has one, else its on-disk root.
+    fn nested(
+        &mut self,
+        w: &WriteState,
+        owner: Option<usize>,
+        name: &[u8],
+        value: &[u8],
+        page: u64,
+    ) -> Result<()> {
+        let h = BucketHeader::decode(value, page)?;
+        match owner.and_then(|b| w.index.get(&(b, name.to_vec()))) {
+            Some(&cid) if !w.buckets[cid].deleted => self.buckets.push(cid),
+            _ if !h.root.is_empty() => self.stack.push((Child::Page(h.root), None)),
+            _ => {}
+        }
+        Ok(())
+    }
+}
