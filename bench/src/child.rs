@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use deadbolt_bench::{key, open, peak_rss_kib, Engine, Res, Rng, KEY_LEN};
+use deadbolt_bench::{open, peak_rss_kib, random_keys, temp_dir_in, Engine, Res, Rng};
 
 use crate::sizes::{BATCH_SIZE, INDIVIDUAL_COMMITS, SCAN_LEN};
 
@@ -13,17 +13,9 @@ fn emit(name: &str, v: f64) {
     eprintln!("  {name} = {v:.1}");
 }
 
-fn random_keys(seed: u64, n: u64, below: u64) -> Vec<[u8; KEY_LEN]> {
-    let mut r = Rng::new(seed);
-    (0..n).map(|_| key(r.below(below))).collect()
-}
-
 /// Run every workload on one engine and print `RESULT name value` lines.
 pub fn child(name: &str, n: u64, base: &Path) -> Res<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix("deadbolt-bench-")
-        .tempdir_in(base)
-        .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?;
+    let tmp = temp_dir_in(base, "deadbolt-bench-")?;
     let dir = tmp.path().join("db");
     let db: Box<dyn Engine> = open(name, &dir)?;
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get()) as u64;

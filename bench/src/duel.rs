@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use deadbolt_bench::{open, Engine, Res};
+use deadbolt_bench::{open, temp_dir_in, Engine, Res};
 
 use crate::go::{go_bin, GO_ENGINE};
 use crate::sizes::{DUEL_COMMITS, DUEL_ENTRIES, DUEL_ROUNDS};
@@ -22,9 +22,7 @@ enum Duelist {
 /// Individual durable commits on all engines in one process, interleaved in rounds, so that the
 /// shared device's sync latency (which drifts by 10x over minutes here) hits every engine alike.
 pub fn duel(engines: &[String], n: u64, base: &Path) -> Res<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix("deadbolt-duel-")
-        .tempdir_in(base)?;
+    let tmp = temp_dir_in(base, "deadbolt-duel-")?;
     use std::io::{BufRead, Write};
     let load = n.min(DUEL_ENTRIES);
     let mut dbs = Vec::new();

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use deadbolt_bench::Res;
+use deadbolt_bench::{temp_dir_in, Res};
 
 use crate::args::Args;
 use crate::go::{build_go, go_bin, GO_ENGINE, GO_ENV};
@@ -119,10 +119,7 @@ pub fn measure(a: &Args, base: &Path) -> Res<Measured> {
                 a.entries, a.runs
             );
             // The child's databases go in a directory this process removes, even after a kill.
-            let dir = tempfile::Builder::new()
-                .prefix("deadbolt-bench-")
-                .tempdir_in(base)
-                .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?;
+            let dir = temp_dir_in(base, "deadbolt-bench-")?;
             let cmd = match go_bin() {
                 Some(bin) if engine == GO_ENGINE => {
                     let mut c = Command::new(bin);

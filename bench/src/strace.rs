@@ -4,15 +4,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use deadbolt_bench::{open, Res};
+use deadbolt_bench::{open, temp_dir_in, Res};
 
 use crate::go::{go_bin, GO_ENGINE};
 
 /// Open a fresh database and make `commits` durable single-key commits: run under strace.
 pub fn probe(name: &str, commits: u64, base: &Path) -> Res<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix("deadbolt-probe-")
-        .tempdir_in(base)?;
+    let tmp = temp_dir_in(base, "deadbolt-probe-")?;
     let db = open(name, &tmp.path().join("db"))?;
     db.write(0..100)?;
     for i in 0..commits {
@@ -26,9 +24,7 @@ const SYNC_CALLS: &str = "fsync,fdatasync,msync,sync_file_range,syncfs";
 /// Sync system calls of one probe run, by strace -c.
 pub fn strace_syncs(exe: &Path, engine: &str, commits: u64, base: &Path) -> Res<u64> {
     let out = tempfile::NamedTempFile::new()?;
-    let dir = tempfile::Builder::new()
-        .prefix("deadbolt-probe-")
-        .tempdir_in(base)?;
+    let dir = temp_dir_in(base, "deadbolt-probe-")?;
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-c", "-e", &format!("trace={SYNC_CALLS}"), "-o"])
         .arg(out.path());
