@@ -14,6 +14,7 @@ mod machine;
 mod measure;
 mod raw;
 mod render;
+mod report;
 mod sizes;
 mod strace;
 
@@ -24,7 +25,6 @@ use deadbolt_bench::Res;
 use crate::args::parse_args;
 use crate::child::child;
 use crate::duel::duel;
-use crate::measure::parent;
 use crate::strace::probe;
 
 fn main() -> ExitCode {
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         if let Some(engine) = &a.child {
             return child(engine, a.entries, &base);
         }
-        parent(&a, &base)
+        report::report(&a, &base)
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

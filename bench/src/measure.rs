@@ -1,6 +1,5 @@
 //! Measuring: every engine's child process in interleaved rounds, the interleaved commit run,
-//! medians over the rounds and the strace sync probe; and the report job that measures (or
-//! loads) the figures, renders them and writes the report.
+//! medians over the rounds and the strace sync probe.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,41 +11,9 @@ use deadbolt_bench::{temp_dir_in, Res};
 use crate::args::Args;
 use crate::go::{build_go, go_bin, GO_ENGINE, GO_ENV};
 use crate::machine::{machine, sh};
-use crate::raw::{load_raw, raw_path, save_raw, Measured, Results};
-use crate::render::render;
+use crate::raw::{Measured, Results};
 use crate::sizes::PROBE_COMMITS;
 use crate::strace::strace_syncs;
-
-pub fn parent(a: &Args, base: &Path) -> Res<()> {
-    let (machine, results, failures, have_strace) = match &a.from {
-        Some(from) => load_raw(from)?,
-        None => {
-            let m = measure(a, base)?;
-            // Keep the figures behind a written report so that it can be re-rendered.
-            if a.out.is_some() {
-                save_raw(&raw_path(a.entries), &m)?;
-            }
-            m
-        }
-    };
-    let report = render(a, &machine, &results, &failures, have_strace);
-    println!("{report}");
-    if let Some(out) = &a.out {
-        let report = if a.append {
-            let before = std::fs::read_to_string(out)
-                .map_err(|e| format!("reading {} to append to it: {e}", out.display()))?;
-            format!(
-                "{before}\n---\n\n{}",
-                report.replace("\n## ", "\n### ").replacen("# ", "## ", 1)
-            )
-        } else {
-            report
-        };
-        std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
-        eprintln!("wrote {}", out.display());
-    }
-    Ok(())
-}
 
 /// Run `cmd` with its stdout captured; `None` for the status if it ran past `secs` and was killed.
 fn run_with_timeout(
@@ -228,5 +195,10 @@ pub fn measure(a: &Args, base: &Path) -> Res<Measured> {
             }
         }
     }
-    Ok((machine, results, failures, have_strace))
+    Ok(Measured {
+        machine,
+        results,
+        failures,
+        have_strace,
+    })
 }

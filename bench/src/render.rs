@@ -1,11 +1,9 @@
 //! The Markdown report: the Machine section, the results table with deadbolt's ratio to the best
 //! peer, the notes under it and the issue-6 targets.
 
-use std::collections::BTreeMap;
-
 use crate::args::{Args, QUICK_ENTRIES};
 use crate::go::GO_ENGINE;
-use crate::raw::Results;
+use crate::raw::Measured;
 use crate::sizes::{
     BATCH_SIZE, DUEL_COMMITS, DUEL_ENTRIES, DUEL_ROUNDS, INDIVIDUAL_COMMITS, SCAN_LEN,
 };
@@ -48,13 +46,9 @@ fn ratio(row: &Row, deadbolt: f64, other: f64) -> f64 {
     }
 }
 
-pub fn render(
-    a: &Args,
-    machine: &[String],
-    results: &Results,
-    failures: &BTreeMap<String, String>,
-    have_strace: bool,
-) -> String {
+pub fn render(a: &Args, m: &Measured) -> String {
+    let (machine, results, failures, have_strace) =
+        (&m.machine, &m.results, &m.failures, m.have_strace);
     let n = a.entries;
     let threads = results
         .get("deadbolt")
