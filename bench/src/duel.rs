@@ -1,5 +1,5 @@
 //! The interleaved commit run (`--duel`): individual durable commits on every engine in one
-//! process, in rounds, each engine's rate printed as a `DUEL engine value` line.
+//! process, in rounds, each engine's rate printed as a [`DUEL`] line.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,7 +8,8 @@ use std::time::Instant;
 use deadbolt_bench::{open, temp_dir_in, Engine, Res};
 
 use crate::go::{go_bin, GO_ENGINE};
-use crate::sizes::{DUEL_COMMITS, DUEL_ENTRIES, DUEL_ROUNDS};
+use crate::protocol::{self, DUEL};
+use crate::sizes::{self, DUEL_COMMITS, DUEL_ROUNDS};
 
 /// One engine in the interleaved commit run.
 enum Duelist {
@@ -24,7 +25,7 @@ enum Duelist {
 pub fn duel(engines: &[String], n: u64, base: &Path) -> Res<()> {
     let tmp = temp_dir_in(base, "deadbolt-duel-")?;
     use std::io::{BufRead, Write};
-    let load = n.min(DUEL_ENTRIES);
+    let load = sizes::duel_entries(n);
     let mut dbs = Vec::new();
     for e in engines {
         let d = if e == GO_ENGINE {
@@ -79,7 +80,7 @@ pub fn duel(engines: &[String], n: u64, base: &Path) -> Res<()> {
         next += DUEL_COMMITS;
     }
     for (e, d, secs) in dbs {
-        println!("DUEL {e} {}", (DUEL_ROUNDS * DUEL_COMMITS) as f64 / secs);
+        protocol::print(DUEL, e, (DUEL_ROUNDS * DUEL_COMMITS) as f64 / secs);
         if let Duelist::Go(mut child, _) = d {
             drop(child.stdin.take());
             child.wait()?;

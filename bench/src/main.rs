@@ -12,6 +12,7 @@ mod duel;
 mod go;
 mod machine;
 mod measure;
+mod protocol;
 mod raw;
 mod render;
 mod report;

@@ -11,6 +11,7 @@ use deadbolt_bench::{temp_dir_in, Res};
 use crate::args::Args;
 use crate::go::{build_go, go_bin, GO_ENGINE, GO_ENV};
 use crate::machine::{machine, sh};
+use crate::protocol::{self, DUEL, RESULT};
 use crate::raw::{Measured, Results};
 use crate::sizes::PROBE_COMMITS;
 use crate::strace::strace_syncs;
@@ -109,13 +110,8 @@ pub fn measure(a: &Args, base: &Path) -> Res<Measured> {
             let (stdout, outcome) = run_with_timeout(cmd, a.timeout)
                 .map_err(|e| format!("running the {engine} child: {e}"))?;
             let r = samples.entry(engine.clone()).or_default();
-            for line in stdout.lines() {
-                let f: Vec<&str> = line.split_whitespace().collect();
-                if let ["RESULT", k, v] = f[..] {
-                    if let Ok(v) = v.parse() {
-                        r.entry(k.to_string()).or_default().push(v);
-                    }
-                }
+            for (k, v) in protocol::parse(&stdout, RESULT) {
+                r.entry(k.to_string()).or_default().push(v);
             }
             match outcome {
                 Some(st) if st.success() => {}
@@ -155,15 +151,10 @@ pub fn measure(a: &Args, base: &Path) -> Res<Measured> {
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| format!("running the interleaved commit run: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if let ["DUEL", e, v] = f[..] {
-                if let Ok(v) = v.parse() {
-                    let r = samples.entry(e.to_string()).or_default();
-                    r.entry("duel_per_s".into()).or_default().push(v);
-                    eprintln!("  {e}: {v:.0} commits/s");
-                }
-            }
+        for (e, v) in protocol::parse(&String::from_utf8_lossy(&out.stdout), DUEL) {
+            let r = samples.entry(e.to_string()).or_default();
+            r.entry("duel_per_s".into()).or_default().push(v);
+            eprintln!("  {e}: {v:.0} commits/s");
         }
         if !out.status.success() {
             eprintln!("  interleaved commit run failed: {}", out.status);
