@@ -1,7 +1,8 @@
 //! The command line: the flags a user gives (see [`usage`]) and the internal modes (`--child`,
 //! `--duel`, `--probe`) in which the report starts this program again.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use deadbolt_bench::{engine_names, Res};
 
@@ -11,6 +12,7 @@ use crate::sizes::PROBE_COMMITS;
 /// The default `--entries`.
 pub const QUICK_ENTRIES: u64 = 100_000;
 
+/// What the command line asks for; `child`, `duel` and `probe` are the internal modes.
 pub struct Args {
     pub entries: u64,
     pub runs: usize,
@@ -26,6 +28,7 @@ pub struct Args {
     pub probe: Option<(String, u64)>,
 }
 
+/// The help text (internal modes and `--commits` are left out).
 pub fn usage() -> String {
     format!(
         "usage: deadbolt-bench [--entries N] [--runs R] [--out FILE.md] [--engines a,b,..] [--dir DIR]\n\
@@ -41,6 +44,7 @@ pub fn usage() -> String {
     )
 }
 
+/// Parse this process's arguments; `--help` and mistakes come back as the error to print.
 pub fn parse_args() -> Res<Args> {
     let mut a = Args {
         entries: QUICK_ENTRIES,
@@ -99,4 +103,37 @@ pub fn parse_args() -> Res<Args> {
         }
     }
     Ok(a)
+}
+
+/// The arguments of this program as the child that runs every workload on `engine` (`--child`).
+pub fn child_args(engine: &str, entries: u64, dir: &Path) -> Vec<OsString> {
+    internal(&["--child", engine, "--entries", &entries.to_string()], dir)
+}
+
+/// The arguments of this program as the interleaved commit run of `engines` (`--duel`).
+pub fn duel_args(engines: &[String], entries: u64, dir: &Path) -> Vec<OsString> {
+    let engines = engines.join(",");
+    internal(
+        &[
+            "--duel",
+            "--engines",
+            &engines,
+            "--entries",
+            &entries.to_string(),
+        ],
+        dir,
+    )
+}
+
+/// The arguments of this program as the strace probe of `engine` (`--probe`).
+pub fn probe_args(engine: &str, commits: u64, dir: &Path) -> Vec<OsString> {
+    internal(&["--probe", engine, "--commits", &commits.to_string()], dir)
+}
+
+/// `flags` and then `--dir dir`.
+fn internal(flags: &[&str], dir: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = flags.iter().map(OsString::from).collect();
+    v.push("--dir".into());
+    v.push(dir.into());
+    v
 }
