@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
+/// The trimmed stdout of `cmd args`, or "unknown" if it cannot run or fails.
 pub fn sh(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
@@ -13,6 +14,8 @@ pub fn sh(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The Machine section's lines: CPU, RAM, kernel, the database directory's file system,
+/// toolchain and load average.
 pub fn machine(base: &Path) -> Vec<String> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo

@@ -5,6 +5,8 @@
 //! ```sh
 //! cargo run --release -p deadbolt-bench -- --entries 1000000 --out docs/BENCHMARKS.md
 //! ```
+//!
+//! This file only picks the job; the report starts this program again for the internal modes.
 
 mod args;
 mod child;
@@ -23,23 +25,18 @@ use std::process::ExitCode;
 
 use deadbolt_bench::Res;
 
-use crate::args::parse_args;
-use crate::child::child;
-use crate::duel::duel;
-use crate::strace::probe;
-
 fn main() -> ExitCode {
     let run = || -> Res<()> {
-        let a = parse_args()?;
+        let a = args::parse_args()?;
         let base = a.dir.clone().unwrap_or_else(std::env::temp_dir);
         if let Some((engine, commits)) = &a.probe {
-            return probe(engine, *commits, &base);
+            return strace::probe(engine, *commits, &base);
         }
         if a.duel {
-            return duel(&a.engines, a.entries, &base);
+            return duel::duel(&a.engines, a.entries, &base);
         }
         if let Some(engine) = &a.child {
-            return child(engine, a.entries, &base);
+            return child::child(engine, a.entries, &base);
         }
         report::report(&a, &base)
     };
