@@ -145,6 +145,21 @@ pub fn open(name: &str, dir: &Path) -> Res<Box<dyn Engine>> {
     }
 }
 
+/// `n` keys of entries chosen by [`Rng`] from `0..below`, the same list for the same `seed`.
+pub fn random_keys(seed: u64, n: u64, below: u64) -> Vec<[u8; KEY_LEN]> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| key(r.below(below))).collect()
+}
+
+/// A fresh directory named `prefix…` under `base`, removed when dropped (even if a child process
+/// that used it was killed).
+pub fn temp_dir_in(base: &Path, prefix: &str) -> Res<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(base)
+        .map_err(|e| format!("creating a temp dir in {}: {e}", base.display()))?)
+}
+
 /// Total length of the files under `dir` (recursively), in bytes.
 pub fn dir_size(dir: &Path) -> Res<u64> {
     let mut total = 0;

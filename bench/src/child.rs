@@ -1,0 +1,157 @@
+//! The child process of one engine's run (`--child`): every workload in turn on a fresh
+//! database, each figure printed as a [`RESULT`] line for the parent.
+
+use std::path::Path;
+use std::time::Instant;
+
+use deadbolt_bench::{
+    dir_size, open, peak_rss_kib, random_keys, temp_dir_in, Engine, Res, Rng, KEY_LEN,
+};
+
+use crate::protocol::{self, RESULT};
+use crate::sizes::{self, BATCH_SIZE, INDIVIDUAL_COMMITS, SCAN_LEN};
+
+/// Run every workload on one engine and print `RESULT name value` lines.
+pub fn child(name: &str, n: u64, base: &Path) -> Res<()> {
+    let tmp = temp_dir_in(base, "deadbolt-bench-")?;
+    let dir = tmp.path().join("db");
+    let db: Box<dyn Engine> = open(name, &dir)?;
+    writes(&*db, n)?;
+    // The key lists stay allocated until the end of the run, as they always have, so that the
+    // peak-memory row measures the same thing as in earlier reports.
+    let reads = reads(&*db, name, n)?;
+    let starts = scans(&*db, n)?;
+    let idx = nested(&*db, name, n)?;
+    let t = Instant::now();
+    db.remove(0..sizes::removals(n))?;
+    emit("removals_ms", millis(t));
+    footprint(db, name, &dir, &tmp.path().join("compact"))?;
+    drop((reads, starts, idx));
+    Ok(())
+}
+
+/// One figure: a `RESULT` line for the parent, and the same figure on stderr for the reader.
+fn emit(name: &str, v: f64) {
+    protocol::print(RESULT, name, v);
+    eprintln!("  {name} = {v:.1}");
+}
+
+/// Milliseconds since `t`.
+fn millis(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// `count` operations since `t`, per second.
+fn per_s(count: u64, t: Instant) -> f64 {
+    count as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The bulk load of entries `0..n`, then the individual commits and the batches after them.
+fn writes(db: &dyn Engine, n: u64) -> Res<()> {
+    let t = Instant::now();
+    db.write(0..n)?;
+    emit("bulk_load_ms", millis(t));
+
+    let syncs0 = db.syncs();
+    let mut next = n;
+    let t = Instant::now();
+    for _ in 0..INDIVIDUAL_COMMITS {
+        db.write(next..next + 1)?;
+        next += 1;
+    }
+    emit("individual_per_s", per_s(INDIVIDUAL_COMMITS, t));
+    if let (Some(a), Some(b)) = (syncs0, db.syncs()) {
+        emit(
+            "engine_syncs_per_commit",
+            (b - a) as f64 / INDIVIDUAL_COMMITS as f64,
+        );
+    }
+
+    let t = Instant::now();
+    for _ in 0..sizes::batches(n) {
+        db.write(next..next + BATCH_SIZE)?;
+        next += BATCH_SIZE;
+    }
+    emit("batch_ms", millis(t));
+    Ok(())
+}
+
+/// `n` random point reads on one thread, then `n` on each of the machine's threads at once;
+/// returns the one thread's keys.
+fn reads(db: &dyn Engine, name: &str, n: u64) -> Res<Vec<[u8; KEY_LEN]>> {
+    let threads = std::thread::available_parallelism().map_or(2, |p| p.get()) as u64;
+    let reads = random_keys(1, n, n);
+    let t = Instant::now();
+    let found = db.get(&reads)?;
+    emit("reads_1t_per_s", per_s(n, t));
+    if found != n {
+        return Err(format!("{name}: found {found} of {n} keys").into());
+    }
+
+    let per_thread: Vec<_> = (0..threads).map(|t| random_keys(100 + t, n, n)).collect();
+    let t = Instant::now();
+    let found = parallel_gets(db, &per_thread);
+    emit("reads_nt_per_s", per_s(n * threads, t));
+    if found? != n * threads {
+        return Err(format!("{name}: multi-threaded reads missed keys").into());
+    }
+    emit("threads", threads as f64);
+    Ok(reads)
+}
+
+/// Look up each list of keys on a thread of its own; returns how many were found in all.
+fn parallel_gets(db: &dyn Engine, per_thread: &[Vec<[u8; KEY_LEN]>]) -> Res<u64> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = per_thread
+            .iter()
+            .map(|keys| s.spawn(move || db.get(keys)))
+            .collect();
+        let mut total = 0;
+        for h in hs {
+            total += h.join().map_err(|_| "reader thread panicked")??;
+        }
+        Ok(total)
+    })
+}
+
+/// Range scans from random start keys; returns the start keys.
+fn scans(db: &dyn Engine, n: u64) -> Res<Vec<[u8; KEY_LEN]>> {
+    let starts = random_keys(2, sizes::scan_starts(n), n);
+    let t = Instant::now();
+    let scanned = db.scan(&starts, SCAN_LEN)?;
+    emit("scan_entries_per_s", per_s(scanned, t));
+    Ok(starts)
+}
+
+/// Write the nested entries, then `n` random lookups through their bucket paths; returns the
+/// looked-up entries.
+fn nested(db: &dyn Engine, name: &str, n: u64) -> Res<Vec<u64>> {
+    let nested = sizes::nested_entries(n);
+    db.nested_write(0..nested)?;
+    let mut r = Rng::new(3);
+    let idx: Vec<u64> = (0..n).map(|_| r.below(nested)).collect();
+    let t = Instant::now();
+    let found = db.nested_get(&idx)?;
+    emit("nested_reads_per_s", per_s(n, t));
+    if found != n {
+        return Err(format!("{name}: nested reads found {found} of {n}").into());
+    }
+    emit("nested_native", f64::from(u8::from(db.nested_native())));
+    Ok(idx)
+}
+
+/// The database's size on disk, its size after compaction into `cdir`, and the process's peak
+/// memory, last so that it covers the whole run.
+fn footprint(db: Box<dyn Engine>, name: &str, dir: &Path, cdir: &Path) -> Res<()> {
+    emit("size_bytes", dir_size(dir)? as f64);
+    std::fs::create_dir_all(cdir)?;
+    match db.compact(cdir) {
+        Ok(Some(size)) => emit("compacted_bytes", size as f64),
+        Ok(None) => {}
+        Err(e) => eprintln!("  {name}: compaction failed: {e}"),
+    }
+    if let Some(kib) = peak_rss_kib() {
+        emit("peak_rss_kib", kib as f64);
+    }
+    Ok(())
+}
