@@ -246,7 +246,7 @@ impl fmt::Display for BoltReport {
 
 /// Open and check the file at `path` (read-only, shared lock, memory-mapped).
 pub fn check_file(path: &Path) -> Result<BoltReport> {
-    let view = super::open_view(path)?;
+    let view = super::source::open_view(path)?;
     Ok(check_bytes(view.bytes()))
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::check::{check_bytes, BoltReport};
 use super::reader::*;
-use super::{SourceFile, DEFAULT_LOCK_TIMEOUT};
+use super::source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
 use crate::{Bucket, Db, Error, Result, Tx};
 
 /// How [`import_file`] works.

@@ -48,10 +48,7 @@ mod check;
 pub mod format;
 mod import;
 mod reader;
-
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod source;
 
 pub use check::{
     check_bytes, check_file, BoltReport, FreelistInfo, PageCensus, Verdict, CHECKS_NOT_POSSIBLE,
@@ -64,47 +61,4 @@ pub use reader::{
     ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_ORPHAN_ROOTS, MAX_PROBLEMS,
     MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
 };
-
-use crate::{Error, FileOptions, FileStorage, Result, Storage, View};
-
-/// Default wait for the source file's shared lock (a running bbolt writer holds an exclusive
-/// one).
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A read-only, shared-locked, memory-mapped bbolt file. The lock is held as long as this lives.
-pub struct SourceFile {
-    _storage: FileStorage,
-    view: Arc<dyn View>,
-}
-
-impl SourceFile {
-    /// Open `path` read-only under a shared lock, waiting at most `lock_timeout`.
-    pub fn open(path: &Path, lock_timeout: Option<Duration>) -> Result<SourceFile> {
-        let opts = FileOptions {
-            read_only: true,
-            create: false,
-            lock_timeout,
-        };
-        let (storage, _) = FileStorage::open(path, &opts).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::LockTimeout
-            } else {
-                Error::Io(e)
-            }
-        })?;
-        let view = storage.view()?;
-        Ok(SourceFile {
-            _storage: storage,
-            view,
-        })
-    }
-
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        self.view.bytes()
-    }
-}
-
-pub(crate) fn open_view(path: &Path) -> Result<SourceFile> {
-    SourceFile::open(path, Some(DEFAULT_LOCK_TIMEOUT))
-}
+pub use source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
