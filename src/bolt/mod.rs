@@ -46,15 +46,16 @@
 
 mod check;
 pub mod format;
+mod freelist;
 mod import;
 mod reader;
 mod source;
 
 pub use check::{
-    check_bytes, check_file, BoltReport, FreelistInfo, PageCensus, Verdict, CHECKS_NOT_POSSIBLE,
-    CHECKS_PERFORMED,
+    check_bytes, check_file, BoltReport, PageCensus, Verdict, CHECKS_NOT_POSSIBLE, CHECKS_PERFORMED,
 };
 pub use format::MetaInfo;
+pub use freelist::FreelistInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
 pub use reader::{
     show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,

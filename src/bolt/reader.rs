@@ -1615,7 +1615,7 @@ impl<'a> Walker<'a> {
         let file = self.ctx.file;
         let mut scratch = ProblemList::default();
         let (info, free, span) =
-            super::check::analyze_freelist(&file, &self.ctx.tree, &mut scratch);
+            super::freelist::analyze_freelist(&file, &self.ctx.tree, &mut scratch);
         let Some((fs, fe)) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
             self.ctx.problems.push(BoltProblem {
                 severity: Severity::Warning,
