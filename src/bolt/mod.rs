@@ -28,7 +28,7 @@
 //! Bounds, all checked in release builds: B+tree depth [`MAX_TREE_DEPTH`], bucket nesting
 //! [`MAX_BUCKET_NESTING`], each page entered at most once per walk (bitmaps of one bit per page
 //! of the file are the only allocations sized from the file), element counts bounded by the
-//! page's bytes, [`MAX_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
+//! page's bytes, [`MAX_KEPT_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
 //! [`MAX_RECOVERY_RANGES`] and [`MAX_ORPHAN_ROOTS`] for orphan recovery. Import memory is
 //! bounded by [`ImportOptions::max_tx_bytes`] plus the engine's own per-transaction state.
 //!
@@ -59,7 +59,7 @@ pub use freelist::FreelistInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
 pub use reader::{
     show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,
-    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_ORPHAN_ROOTS, MAX_PROBLEMS,
-    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
+    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_KEPT_PROBLEMS,
+    MAX_ORPHAN_ROOTS, MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
 };
 pub use source::{SourceFile, DEFAULT_LOCK_TIMEOUT};

@@ -11,7 +11,7 @@
 //!   bytes), so a walk loads at most that many pages, and a page id repeating on the current
 //!   root-to-leaf path is reported as a cycle before anything else;
 //! - an element count is at most `(span - 16) / 16`, i.e. bounded by the bytes of the page;
-//! - the problem list keeps at most [`MAX_PROBLEMS`] entries and [`MAX_PROBLEM_BYTES`] bytes of
+//! - the problem list keeps at most [`MAX_KEPT_PROBLEMS`] entries and [`MAX_PROBLEM_BYTES`] bytes of
 //!   keys, paths and text; later problems are only counted.
 
 use std::fmt;
@@ -25,8 +25,9 @@ use crate::{Error, Result};
 pub const MAX_TREE_DEPTH: usize = 64;
 /// Deepest bucket nesting the walker accepts (the root bucket is level 0).
 pub const MAX_BUCKET_NESTING: usize = 128;
-/// Problems recorded in detail; further ones are only counted.
-pub const MAX_PROBLEMS: usize = 10_000;
+/// Problems a [`ProblemList`] keeps in detail; further ones are only counted. (The engine's own
+/// check of deadbolt files has a separate limit.)
+pub const MAX_KEPT_PROBLEMS: usize = 10_000;
 /// Bytes (keys, paths, text) that recorded problems may hold in total.
 pub const MAX_PROBLEM_BYTES: usize = 16 << 20;
 
@@ -213,7 +214,9 @@ impl ProblemList {
                     + bound_len(&l.from)
                     + bound_len(&l.to)
             });
-        if self.items.len() >= MAX_PROBLEMS || self.bytes.saturating_add(size) > MAX_PROBLEM_BYTES {
+        if self.items.len() >= MAX_KEPT_PROBLEMS
+            || self.bytes.saturating_add(size) > MAX_PROBLEM_BYTES
+        {
             self.suppressed += 1;
             if p.severity == Severity::Damage {
                 self.suppressed_damage += 1;
@@ -855,12 +858,15 @@ struct Frame<'a> {
     prev_key: Option<&'a [u8]>,
 }
 
-enum Item<'a> {
+/// What a bucket cursor yields: one entry of the bucket, in key order.
+enum BucketEntry<'a> {
+    /// A key/value pair, found on leaf page `page` (the host page for an inline bucket).
     Kv {
         key: &'a [u8],
         value: &'a [u8],
         page: u64,
     },
+    /// A nested bucket: its name, its header's sequence and where its tree starts.
     Bucket {
         name: &'a [u8],
         sequence: u64,
@@ -1131,7 +1137,7 @@ impl<'a> BucketCursor<'a> {
 
     /// The next entry in key order, or `None` at the end. In salvage mode problems are recorded
     /// and the damaged part skipped; otherwise the first problem is returned as an error.
-    fn next(&mut self, ctx: &mut Ctx<'a>) -> Result<Option<Item<'a>>> {
+    fn next(&mut self, ctx: &mut Ctx<'a>) -> Result<Option<BucketEntry<'a>>> {
         if !self.started {
             self.started = true;
             self.start(ctx)?;
@@ -1163,7 +1169,7 @@ impl<'a> BucketCursor<'a> {
         ctx: &mut Ctx<'a>,
         f: &Frame<'a>,
         i: usize,
-    ) -> Result<Option<Item<'a>>> {
+    ) -> Result<Option<BucketEntry<'a>>> {
         let prev = match self.last_key {
             Some(k) => Bound::Excluded(k),
             None => f.report_lo,
@@ -1247,7 +1253,7 @@ impl<'a> BucketCursor<'a> {
                 )?;
                 return Ok(None);
             }
-            return Ok(Some(Item::Kv {
+            return Ok(Some(BucketEntry::Kv {
                 key,
                 value,
                 page: f.page,
@@ -1274,7 +1280,7 @@ impl<'a> BucketCursor<'a> {
         } else {
             Root::Page(root)
         };
-        Ok(Some(Item::Bucket {
+        Ok(Some(BucketEntry::Bucket {
             name: key,
             sequence,
             root,
@@ -1510,7 +1516,7 @@ impl<'a> Walker<'a> {
                         return Ok(Some(Event::LeaveBucket));
                     }
                 }
-                Some(Item::Kv { key, value, page }) => {
+                Some(BucketEntry::Kv { key, value, page }) => {
                     if self.ctx.path.is_empty() {
                         self.ctx.fault(
                             page,
@@ -1526,7 +1532,7 @@ impl<'a> Walker<'a> {
                     self.ctx.stats.kv_bytes += (key.len() + value.len()) as u64;
                     return Ok(Some(Event::Kv { key, value }));
                 }
-                Some(Item::Bucket {
+                Some(BucketEntry::Bucket {
                     name,
                     sequence,
                     root,
