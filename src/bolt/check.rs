@@ -6,7 +6,7 @@ use std::path::Path;
 use super::format::*;
 use super::freelist::{analyze_freelist, FreelistInfo};
 use super::reader::*;
-use crate::Result;
+use crate::{LostRange, Result};
 
 /// What the checker verified. bbolt files carry no page checksums, so corruption inside key
 /// and value bytes that keeps the structure intact cannot be detected; every report says so.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::check::{check_bytes, BoltReport};
 use super::reader::*;
 use super::source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
-use crate::{Bucket, Db, Error, Result, Tx};
+use crate::{Bucket, Db, Error, LostRange, Result, Tx};
 
 /// How [`import_file`] works.
 #[derive(Clone, Debug)]

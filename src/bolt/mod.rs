@@ -58,8 +58,8 @@ pub use format::MetaInfo;
 pub use freelist::FreelistInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
 pub use reader::{
-    show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,
-    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_KEPT_PROBLEMS,
-    MAX_ORPHAN_ROOTS, MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
+    show_bytes, show_path, BoltFile, BoltProblem, Event, OpenOutcome, PageSet, ProblemList,
+    Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_KEPT_PROBLEMS, MAX_ORPHAN_ROOTS,
+    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
 };
 pub use source::{SourceFile, DEFAULT_LOCK_TIMEOUT};

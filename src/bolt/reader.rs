@@ -18,7 +18,7 @@ use std::fmt;
 use std::ops::Bound;
 
 use super::format::*;
-use crate::{Error, Result};
+use crate::{Error, LostRange, Result};
 
 /// Deepest B+tree (pages from a bucket's root to a leaf) the cursor accepts. A bbolt tree
 /// that deep would need more than 2^63 entries.
@@ -39,57 +39,6 @@ pub enum Severity {
     Warning,
     /// Data is unreachable or the structure is inconsistent.
     Damage,
-}
-
-/// Keys of one bucket that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LostRange {
-    /// The bucket, from the top (the top-level bucket name first).
-    pub path: Vec<Vec<u8>>,
-    /// Lower end of the lost key range.
-    pub from: Bound<Vec<u8>>,
-    /// Upper end of the lost key range.
-    pub to: Bound<Vec<u8>>,
-    /// The page where reading stopped.
-    pub page: u64,
-    /// Entries (pairs and nested buckets) that salvage recovered into this range from orphaned
-    /// pages (unreachable and not on the freelist). Whether that is all of the range cannot be
-    /// verified.
-    pub recovered: u64,
-}
-
-impl LostRange {
-    /// The whole bucket (every key and nested bucket) is lost.
-    pub fn is_whole_bucket(&self) -> bool {
-        matches!(self.from, Bound::Unbounded) && matches!(self.to, Bound::Unbounded)
-    }
-
-    /// True when `key` of bucket `path` falls into this range.
-    pub fn contains(&self, path: &[Vec<u8>], key: &[u8]) -> bool {
-        if !path.starts_with(&self.path) {
-            return false;
-        }
-        if let Some(child) = path.get(self.path.len()) {
-            // A nested bucket under the lost bucket: lost when its ancestor's name (relative
-            // to this bucket) is in range.
-            return self.key_in_range(child);
-        }
-        self.key_in_range(key)
-    }
-
-    fn key_in_range(&self, key: &[u8]) -> bool {
-        let lo = match &self.from {
-            Bound::Unbounded => true,
-            Bound::Included(f) => key >= f.as_slice(),
-            Bound::Excluded(f) => key > f.as_slice(),
-        };
-        let hi = match &self.to {
-            Bound::Unbounded => true,
-            Bound::Included(t) => key <= t.as_slice(),
-            Bound::Excluded(t) => key < t.as_slice(),
-        };
-        lo && hi
-    }
 }
 
 /// Render bytes as text when printable ASCII, else as hex.
@@ -125,6 +74,7 @@ pub fn show_path(path: &[Vec<u8>]) -> String {
     parts.join("/")
 }
 
+/// How the bbolt reader prints a lost range (the type is shared with salvage of deadbolt files).
 impl fmt::Display for LostRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "bucket {}: ", show_path(&self.path))?;
@@ -213,6 +163,7 @@ impl ProblemList {
                 l.path.iter().map(|c| c.len() + 24).sum::<usize>()
                     + bound_len(&l.from)
                     + bound_len(&l.to)
+                    + l.reason.len()
             });
         if self.items.len() >= MAX_KEPT_PROBLEMS
             || self.bytes.saturating_add(size) > MAX_PROBLEM_BYTES
@@ -815,6 +766,7 @@ impl<'a> Ctx<'a> {
             from: own_bound(from),
             to: own_bound(to),
             page,
+            reason: String::new(),
             recovered: 0,
         });
         self.problems.push(BoltProblem {
@@ -1589,6 +1541,7 @@ impl<'a> Walker<'a> {
             from: own_bound(r.from),
             to: own_bound(r.to),
             page: o.page,
+            reason: String::new(),
             recovered: n,
         };
         if let Some(l) = idx
