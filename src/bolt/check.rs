@@ -3,9 +3,12 @@
 use std::fmt;
 use std::path::Path;
 
+use super::context::WalkStats;
+use super::file::BoltFile;
 use super::format::*;
 use super::freelist::{analyze_freelist, FreelistInfo};
-use super::reader::*;
+use super::problem::{BoltProblem, Severity};
+use super::walker::Walker;
 use crate::{LostRange, Result};
 
 /// What the checker verified. bbolt files carry no page checksums, so corruption inside key

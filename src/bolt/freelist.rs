@@ -3,8 +3,10 @@
 //! the diagnosis (census of free pages) and by salvage (orphaned pages are only told from free
 //! ones when the freelist is consistent).
 
+use super::file::BoltFile;
 use super::format::*;
-use super::reader::{BoltFile, BoltProblem, PageSet, ProblemList, Severity};
+use super::page_set::PageSet;
+use super::problem::{BoltProblem, ProblemList, Severity};
 
 /// The freelist as found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

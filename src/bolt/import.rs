@@ -5,8 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::check::{check_bytes, BoltReport};
-use super::reader::*;
+use super::file::BoltFile;
+use super::problem::{BoltProblem, Severity};
 use super::source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
+use super::walker::{Event, Walker};
 use crate::{Bucket, Db, Error, LostRange, Result, Tx};
 
 /// How [`import_file`] works.

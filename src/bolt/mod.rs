@@ -32,6 +32,13 @@
 //! [`MAX_RECOVERY_RANGES`] and [`MAX_ORPHAN_ROOTS`] for orphan recovery. Import memory is
 //! bounded by [`ImportOptions::max_tx_bytes`] plus the engine's own per-transaction state.
 //!
+//! Layout, each module depending only on those listed before it: [`mod@format`] (the on-disk
+//! layout), `problem` (problems and how they print), `page_set`, `file` (a chosen geometry and
+//! page access), `open` (meta selection), `element` (element decoding), `freelist`, `context`
+//! (a walk's shared state), `frame`, `leaf` (leaf stepping), `cursor` (one bucket's tree),
+//! `orphan` (salvage's orphan recovery), `walker` (every bucket), `source` (the locked
+//! source file), `check` and `import`. This module only re-exports.
+//!
 //! ```no_run
 //! use deadbolt::bolt::{check_file, import_file, ImportOptions};
 //! # fn main() -> deadbolt::Result<()> {
@@ -45,21 +52,36 @@
 //! ```
 
 mod check;
+mod context;
+mod cursor;
+mod element;
+mod file;
 pub mod format;
+mod frame;
 mod freelist;
 mod import;
-mod reader;
+mod leaf;
+mod open;
+mod orphan;
+mod page_set;
+mod problem;
 mod source;
+mod walker;
 
 pub use check::{
     check_bytes, check_file, BoltReport, PageCensus, Verdict, CHECKS_NOT_POSSIBLE, CHECKS_PERFORMED,
 };
+pub use context::{WalkStats, MAX_RECOVERY_RANGES};
+pub use cursor::MAX_TREE_DEPTH;
+pub use file::BoltFile;
 pub use format::MetaInfo;
 pub use freelist::FreelistInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
-pub use reader::{
-    show_bytes, show_path, BoltFile, BoltProblem, Event, OpenOutcome, PageSet, ProblemList,
-    Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_KEPT_PROBLEMS, MAX_ORPHAN_ROOTS,
-    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
+pub use open::OpenOutcome;
+pub use orphan::MAX_ORPHAN_ROOTS;
+pub use page_set::PageSet;
+pub use problem::{
+    show_bytes, show_path, BoltProblem, ProblemList, Severity, MAX_KEPT_PROBLEMS, MAX_PROBLEM_BYTES,
 };
 pub use source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
+pub use walker::{Event, Walker, MAX_BUCKET_NESTING};
