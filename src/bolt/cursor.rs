@@ -77,122 +77,153 @@ impl<'a> BucketCursor<'a> {
         hi: Bound<&'a [u8]>,
         report_lo: Bound<&'a [u8]>,
     ) -> Result<()> {
-        let lost = Some((report_lo, hi));
+        match self.check_node(ctx, id, from, (lo, hi)) {
+            Ok(node) => {
+                self.push_node(ctx, id, node, (lo, hi), report_lo);
+                Ok(())
+            }
+            Err(refusal) => {
+                if refusal.rejected {
+                    ctx.rejected.insert(id);
+                }
+                ctx.fault(id, refusal.detail, Some((report_lo, hi)))
+            }
+        }
+    }
+
+    /// Every check before page `id` is entered, in this order: depth and cycle on the current
+    /// path, the page's bounds, its type, that no page of its span was reached before, and its
+    /// element count.
+    fn check_node(
+        &self,
+        ctx: &mut Ctx<'a>,
+        id: u64,
+        from: &str,
+        range: KeyRange<'a>,
+    ) -> std::result::Result<Node<'a>, Refusal> {
+        if let Some(detail) = self.path_problem(id, from) {
+            return Err(Refusal::skip(detail));
+        }
+        let (h, data) = ctx
+            .file
+            .page(id)
+            .map_err(|d| Refusal::reject(format!("{d} ({from})")))?;
+        let flags = self.node_type(ctx, id, from, h, data, range)?;
+        let span_end = id + 1 + u64::from(h.overflow);
+        if (id..span_end).any(|p| ctx.tree.contains(p)) {
+            return Err(Refusal::skip(format!(
+                "page {id} ({}, {} overflow) is referenced more than once: it was already reached from another branch or bucket ({from})",
+                page_type_name(h.flags),
+                h.overflow
+            )));
+        }
+        let count = elements_fit(data, h.count).map_err(|d| {
+            Refusal::reject(format!(
+                "{} page {id}: {d} ({from})",
+                page_type_name(h.flags)
+            ))
+        })?;
+        let leaf = flags == FLAG_LEAF;
+        if !leaf && count == 0 {
+            return Err(Refusal::reject(format!(
+                "branch page {id} has no elements ({from})"
+            )));
+        }
+        Ok(Node {
+            overflow: h.overflow,
+            data,
+            count,
+            leaf,
+        })
+    }
+
+    /// Page `id` would make the tree too deep or close a cycle on the current path.
+    fn path_problem(&self, id: u64, from: &str) -> Option<String> {
         if self.stack.len() >= MAX_TREE_DEPTH {
-            return ctx.fault(
-                id,
-                format!("tree deeper than {MAX_TREE_DEPTH} pages at page {id} ({from})"),
-                lost,
-            );
+            return Some(format!(
+                "tree deeper than {MAX_TREE_DEPTH} pages at page {id} ({from})"
+            ));
         }
         if self.stack.iter().any(|f| f.page == id) {
             let chain: Vec<String> = self.stack.iter().map(|f| f.page.to_string()).collect();
-            return ctx.fault(
-                id,
-                format!(
-                    "cycle: page {id} ({from}) is already on the path {} -> {id}",
-                    chain.join(" -> ")
-                ),
-                lost,
-            );
+            return Some(format!(
+                "cycle: page {id} ({from}) is already on the path {} -> {id}",
+                chain.join(" -> ")
+            ));
         }
-        let (h, data) = match ctx.file.page(id) {
-            Ok(x) => x,
-            Err(d) => {
-                ctx.rejected.insert(id);
-                return ctx.fault(id, format!("{d} ({from})"), lost);
+        None
+    }
+
+    /// The node type to read page `id` as: its own when it is branch or leaf. A flags value
+    /// that is no page type at all may be a damaged field over intact elements: when the tree's
+    /// leaf depth tells which type belongs here and the elements form a valid page of that type
+    /// within this key range, salvage reads it as that type (and reports it). Meta and freelist
+    /// pages are other structures and never read as tree pages.
+    fn node_type(
+        &self,
+        ctx: &mut Ctx<'a>,
+        id: u64,
+        from: &str,
+        h: PageHeader,
+        data: &'a [u8],
+        (lo, hi): KeyRange<'a>,
+    ) -> std::result::Result<u16, Refusal> {
+        if h.flags == FLAG_BRANCH || h.flags == FLAG_LEAF {
+            return Ok(h.flags);
+        }
+        let base = format!(
+            "invalid page type {} (flags {:#06x}) where a branch or leaf page was expected ({from})",
+            page_type_name(h.flags),
+            h.flags
+        );
+        let expected = self.leaf_depth.map(|d| {
+            if self.stack.len() + 1 == d {
+                FLAG_LEAF
+            } else {
+                FLAG_BRANCH
             }
-        };
-        let mut flags = h.flags;
-        if flags != FLAG_BRANCH && flags != FLAG_LEAF {
-            let base = format!(
-                "invalid page type {} (flags {:#06x}) where a branch or leaf page was expected ({from})",
-                page_type_name(h.flags),
-                h.flags
-            );
-            // A flags value that is no page type at all may be a damaged field over intact
-            // elements. When the tree's leaf depth tells which type belongs here and the
-            // elements form a valid page of that type within this key range, salvage reads it.
-            // Meta and freelist pages are other structures and never read as tree pages.
-            let expected = self.leaf_depth.map(|d| {
-                if self.stack.len() + 1 == d {
-                    FLAG_LEAF
-                } else {
-                    FLAG_BRANCH
-                }
-            });
-            let fits = expected
-                .filter(|_| h.flags != FLAG_META && h.flags != FLAG_FREELIST)
-                .filter(|&t| parses_as(data, h.count, t, lo, hi, ctx.file.high_water));
-            match fits {
-                Some(t) if ctx.recover => {
-                    ctx.problems.push(BoltProblem {
-                        severity: Severity::Damage,
-                        page: id,
-                        path: ctx.owned_path(),
-                        detail: format!(
-                            "{base}; its {} elements form a valid {} page within the expected key range, so salvage read it as one (contents unverified)",
-                            h.count,
-                            page_type_name(t)
-                        ),
-                        lost: None,
-                    });
-                    flags = t;
-                }
-                Some(t) => {
-                    ctx.rejected.insert(id);
-                    return ctx.fault(
-                        id,
-                        format!(
-                            "{base}; its {} elements form a valid {} page, so salvage can recover them",
-                            h.count,
-                            page_type_name(t)
-                        ),
-                        lost,
-                    );
-                }
-                None => {
-                    ctx.rejected.insert(id);
-                    return ctx.fault(id, base, lost);
-                }
+        });
+        let fits = expected
+            .filter(|_| h.flags != FLAG_META && h.flags != FLAG_FREELIST)
+            .filter(|&t| parses_as(data, h.count, t, lo, hi, ctx.file.high_water));
+        match fits {
+            Some(t) if ctx.recover => {
+                ctx.problems.push(BoltProblem {
+                    severity: Severity::Damage,
+                    page: id,
+                    path: ctx.owned_path(),
+                    detail: format!(
+                        "{base}; its {} elements form a valid {} page within the expected key range, so salvage read it as one (contents unverified)",
+                        h.count,
+                        page_type_name(t)
+                    ),
+                    lost: None,
+                });
+                Ok(t)
             }
+            Some(t) => Err(Refusal::reject(format!(
+                "{base}; its {} elements form a valid {} page, so salvage can recover them",
+                h.count,
+                page_type_name(t)
+            ))),
+            None => Err(Refusal::reject(base)),
         }
-        let span_end = id + 1 + u64::from(h.overflow);
-        if (id..span_end).any(|p| ctx.tree.contains(p)) {
-            return ctx.fault(
-                id,
-                format!(
-                    "page {id} ({}, {} overflow) is referenced more than once: it was already reached from another branch or bucket ({from})",
-                    page_type_name(h.flags),
-                    h.overflow
-                ),
-                lost,
-            );
-        }
-        let count = match elements_fit(data, h.count) {
-            Ok(c) => c,
-            Err(d) => {
-                ctx.rejected.insert(id);
-                return ctx.fault(
-                    id,
-                    format!("{} page {id}: {d} ({from})", page_type_name(h.flags),),
-                    lost,
-                );
-            }
-        };
-        let leaf = flags == FLAG_LEAF;
-        if !leaf && count == 0 {
-            ctx.rejected.insert(id);
-            return ctx.fault(
-                id,
-                format!("branch page {id} has no elements ({from})"),
-                lost,
-            );
-        }
-        for p in id..span_end {
+    }
+
+    /// Push checked page `id`: mark its span reached, count it, and learn the tree's leaf depth
+    /// from the first leaf.
+    fn push_node(
+        &mut self,
+        ctx: &mut Ctx<'a>,
+        id: u64,
+        node: Node<'a>,
+        (lo, hi): KeyRange<'a>,
+        report_lo: Bound<&'a [u8]>,
+    ) {
+        for p in id..id + 1 + u64::from(node.overflow) {
             ctx.tree.insert(p);
         }
-        if leaf {
+        if node.leaf {
             ctx.stats.leaf_pages += 1;
             if self.leaf_depth.is_none() {
                 self.leaf_depth = Some(self.stack.len() + 1);
@@ -200,20 +231,19 @@ impl<'a> BucketCursor<'a> {
         } else {
             ctx.stats.branch_pages += 1;
         }
-        ctx.stats.overflow_pages += u64::from(h.overflow);
+        ctx.stats.overflow_pages += u64::from(node.overflow);
         self.stack.push(Frame {
             page: id,
-            data,
-            count,
+            data: node.data,
+            count: node.count,
             idx: 0,
-            leaf,
+            leaf: node.leaf,
             lo,
             hi,
             report_lo,
             prev_key: None,
         });
         ctx.stats.max_tree_depth = ctx.stats.max_tree_depth.max(self.stack.len() as u64);
-        Ok(())
     }
 
     fn start(&mut self, ctx: &mut Ctx<'a>) -> Result<()> {
@@ -229,47 +259,14 @@ impl<'a> BucketCursor<'a> {
                 let (lo, hi) = self.bounds;
                 self.enter(ctx, id, &from, lo, hi, lo)
             }
-            Root::Inline { image, host } => {
-                let lost = Some((Bound::Unbounded, Bound::Unbounded));
-                let Some(h) = PageHeader::parse(image) else {
-                    return ctx.fault(
-                        host,
-                        format!(
-                            "inline bucket of {} bytes is too short for a page header",
-                            image.len()
-                        ),
-                        lost,
-                    );
-                };
-                if h.flags != FLAG_LEAF {
-                    return ctx.fault(
-                        host,
-                        format!(
-                            "inline bucket page has type {} (flags {:#06x}), expected leaf",
-                            page_type_name(h.flags),
-                            h.flags
-                        ),
-                        lost,
-                    );
+            Root::Inline { image, host } => match inline_frame(image, host) {
+                Ok(frame) => {
+                    self.stack.push(frame);
+                    ctx.stats.max_tree_depth = ctx.stats.max_tree_depth.max(1);
+                    Ok(())
                 }
-                let count = match elements_fit(image, h.count) {
-                    Ok(c) => c,
-                    Err(d) => return ctx.fault(host, format!("inline bucket page: {d}"), lost),
-                };
-                self.stack.push(Frame {
-                    page: host,
-                    data: image,
-                    count,
-                    idx: 0,
-                    leaf: true,
-                    lo: Bound::Unbounded,
-                    hi: Bound::Unbounded,
-                    report_lo: Bound::Unbounded,
-                    prev_key: None,
-                });
-                ctx.stats.max_tree_depth = ctx.stats.max_tree_depth.max(1);
-                Ok(())
-            }
+                Err(d) => ctx.fault(host, d, Some((Bound::Unbounded, Bound::Unbounded))),
+            },
         }
     }
 
@@ -344,5 +341,69 @@ impl<'a> BucketCursor<'a> {
         }
         let from = format!("reached from branch page {} element {i}", f.page);
         self.enter(ctx, child, &from, Bound::Included(key), hi, report_lo)
+    }
+}
+
+/// The frame of an inline bucket's page image, held by a value on page `host`: a leaf page
+/// whose elements fit the image.
+fn inline_frame(image: &[u8], host: u64) -> std::result::Result<Frame<'_>, String> {
+    let Some(h) = PageHeader::parse(image) else {
+        return Err(format!(
+            "inline bucket of {} bytes is too short for a page header",
+            image.len()
+        ));
+    };
+    if h.flags != FLAG_LEAF {
+        return Err(format!(
+            "inline bucket page has type {} (flags {:#06x}), expected leaf",
+            page_type_name(h.flags),
+            h.flags
+        ));
+    }
+    let count = elements_fit(image, h.count).map_err(|d| format!("inline bucket page: {d}"))?;
+    Ok(Frame {
+        page: host,
+        data: image,
+        count,
+        idx: 0,
+        leaf: true,
+        lo: Bound::Unbounded,
+        hi: Bound::Unbounded,
+        report_lo: Bound::Unbounded,
+        prev_key: None,
+    })
+}
+
+/// A page that passed [`BucketCursor::check_node`], as it will be read.
+struct Node<'a> {
+    /// Overflow pages after it.
+    overflow: u32,
+    data: &'a [u8],
+    count: usize,
+    /// Read as a leaf (its own type, or the one salvage recovered).
+    leaf: bool,
+}
+
+/// Why a page is not entered.
+struct Refusal {
+    detail: String,
+    /// The page itself is bad (bounds, type, element count), so it is marked rejected; a page
+    /// that is only misplaced (too deep, on a cycle, reached twice) is not.
+    rejected: bool,
+}
+
+impl Refusal {
+    fn reject(detail: String) -> Refusal {
+        Refusal {
+            detail,
+            rejected: true,
+        }
+    }
+
+    fn skip(detail: String) -> Refusal {
+        Refusal {
+            detail,
+            rejected: false,
+        }
     }
 }
