@@ -160,102 +160,122 @@ impl<'a> Walker<'a> {
     fn step(&mut self) -> Result<Option<Event<'a>>> {
         loop {
             let Some(top) = self.cursors.last_mut() else {
-                // The tree walk (or one orphaned subtree) is over.
-                self.finish_orphan();
-                if self.orphans.is_none() {
-                    self.orphans = Some(if self.ctx.recover {
-                        orphan::plan(&mut self.ctx)
-                    } else {
-                        Vec::new()
-                    });
-                }
-                let plan = self.orphans.as_deref().unwrap_or(&[]);
-                let Some(&o) = plan.get(self.next_orphan) else {
-                    return Ok(None);
-                };
-                self.next_orphan += 1;
-                let Some(r) = self.ctx.lost_refs.get(o.lost) else {
-                    continue;
-                };
-                if self.ctx.tree.contains(o.page) {
-                    continue; // read meanwhile as part of another orphaned subtree
-                }
-                self.ctx.path = r.path.clone();
-                let bounds = (r.from, r.to);
-                self.cursors
-                    .push(BucketCursor::bounded(Root::Page(o.page), bounds, r.last));
-                self.current = Some((o, self.ctx.stats.kv_pairs + self.ctx.stats.buckets));
-                return Ok(Some(Event::Reenter));
+                return Ok(self.next_orphan_subtree());
             };
-            let item = top.next(&mut self.ctx)?;
-            match item {
-                None => {
-                    let done = self.cursors.pop();
-                    if let (Some(c), Some((o, _)), true) =
-                        (done, self.current, self.cursors.is_empty())
-                    {
-                        if let Some(r) = self.ctx.lost_refs.get_mut(o.lost) {
-                            r.last = c.last_key().or(r.last);
-                        }
-                    }
-                    if !self.cursors.is_empty() {
-                        self.ctx.path.pop();
-                        return Ok(Some(Event::LeaveBucket));
-                    }
-                }
-                Some(BucketEntry::Kv { key, value, page }) => {
-                    if self.ctx.path.is_empty() {
-                        self.ctx.fault(
-                            page,
-                            format!(
-                                "the root bucket holds a plain key/value pair (key {}); bbolt allows only buckets at the top level; entry skipped",
-                                show_bytes(key)
-                            ),
-                            Some((Bound::Included(key), Bound::Included(key))),
-                        )?;
-                        continue;
-                    }
-                    self.ctx.stats.kv_pairs += 1;
-                    self.ctx.stats.kv_bytes += (key.len() + value.len()) as u64;
-                    return Ok(Some(Event::Kv { key, value }));
-                }
+            let event = match top.next(&mut self.ctx)? {
+                None => self.close_cursor(),
+                Some(BucketEntry::Kv { key, value, page }) => self.pair(key, value, page)?,
                 Some(BucketEntry::Bucket {
                     name,
                     sequence,
                     root,
-                }) => {
-                    if self.ctx.path.len() + 1 >= MAX_BUCKET_NESTING {
-                        self.ctx.fault(
-                            0,
-                            format!(
-                                "bucket {} is nested deeper than {MAX_BUCKET_NESTING} levels; it is skipped",
-                                show_bytes(name)
-                            ),
-                            Some((Bound::Included(name), Bound::Included(name))),
-                        )?;
-                        continue;
-                    }
-                    let (inline, root_pgid) = match root {
-                        Root::Inline { .. } => (true, 0),
-                        Root::Page(id) => (false, id),
-                    };
-                    self.ctx.stats.buckets += 1;
-                    if inline {
-                        self.ctx.stats.inline_buckets += 1;
-                    }
-                    self.ctx.path.push(name);
-                    self.ctx.stats.max_nesting =
-                        self.ctx.stats.max_nesting.max(self.ctx.path.len() as u64);
-                    self.cursors.push(BucketCursor::new(root));
-                    return Ok(Some(Event::EnterBucket {
-                        name,
-                        sequence,
-                        root_pgid,
-                        inline,
-                    }));
-                }
+                }) => self.open_bucket(name, sequence, root)?,
+            };
+            if event.is_some() {
+                return Ok(event);
             }
         }
+    }
+
+    /// The tree walk (or one orphaned subtree) is over: account for it and start on the next
+    /// planned orphan (the plan is made on the first call), or `None` when none is left.
+    fn next_orphan_subtree(&mut self) -> Option<Event<'a>> {
+        self.finish_orphan();
+        if self.orphans.is_none() {
+            self.orphans = Some(if self.ctx.recover {
+                orphan::plan(&mut self.ctx)
+            } else {
+                Vec::new()
+            });
+        }
+        loop {
+            let &o = self.orphans.as_deref()?.get(self.next_orphan)?;
+            self.next_orphan += 1;
+            let Some(r) = self.ctx.lost_refs.get(o.lost) else {
+                continue;
+            };
+            if self.ctx.tree.contains(o.page) {
+                continue; // read meanwhile as part of another orphaned subtree
+            }
+            self.ctx.path = r.path.clone();
+            let bounds = (r.from, r.to);
+            self.cursors
+                .push(BucketCursor::bounded(Root::Page(o.page), bounds, r.last));
+            self.current = Some((o, self.ctx.stats.kv_pairs + self.ctx.stats.buckets));
+            return Some(Event::Reenter);
+        }
+    }
+
+    /// The top cursor is done: pop it (an orphan's cursor leaves its last key to its lost
+    /// range) and leave its bucket, unless it was the last cursor.
+    fn close_cursor(&mut self) -> Option<Event<'a>> {
+        let done = self.cursors.pop();
+        if let (Some(c), Some((o, _)), true) = (done, self.current, self.cursors.is_empty()) {
+            if let Some(r) = self.ctx.lost_refs.get_mut(o.lost) {
+                r.last = c.last_key().or(r.last);
+            }
+        }
+        if self.cursors.is_empty() {
+            return None;
+        }
+        self.ctx.path.pop();
+        Some(Event::LeaveBucket)
+    }
+
+    /// A pair of the current bucket; the root bucket may hold none.
+    fn pair(&mut self, key: &'a [u8], value: &'a [u8], page: u64) -> Result<Option<Event<'a>>> {
+        if self.ctx.path.is_empty() {
+            self.ctx.fault(
+                page,
+                format!(
+                    "the root bucket holds a plain key/value pair (key {}); bbolt allows only buckets at the top level; entry skipped",
+                    show_bytes(key)
+                ),
+                Some((Bound::Included(key), Bound::Included(key))),
+            )?;
+            return Ok(None);
+        }
+        self.ctx.stats.kv_pairs += 1;
+        self.ctx.stats.kv_bytes += (key.len() + value.len()) as u64;
+        Ok(Some(Event::Kv { key, value }))
+    }
+
+    /// A nested bucket of the current one: entered with a cursor of its own, unless that would
+    /// nest deeper than [`MAX_BUCKET_NESTING`].
+    fn open_bucket(
+        &mut self,
+        name: &'a [u8],
+        sequence: u64,
+        root: Root<'a>,
+    ) -> Result<Option<Event<'a>>> {
+        if self.ctx.path.len() + 1 >= MAX_BUCKET_NESTING {
+            self.ctx.fault(
+                0,
+                format!(
+                    "bucket {} is nested deeper than {MAX_BUCKET_NESTING} levels; it is skipped",
+                    show_bytes(name)
+                ),
+                Some((Bound::Included(name), Bound::Included(name))),
+            )?;
+            return Ok(None);
+        }
+        let (inline, root_pgid) = match root {
+            Root::Inline { .. } => (true, 0),
+            Root::Page(id) => (false, id),
+        };
+        self.ctx.stats.buckets += 1;
+        if inline {
+            self.ctx.stats.inline_buckets += 1;
+        }
+        self.ctx.path.push(name);
+        self.ctx.stats.max_nesting = self.ctx.stats.max_nesting.max(self.ctx.path.len() as u64);
+        self.cursors.push(BucketCursor::new(root));
+        Ok(Some(Event::EnterBucket {
+            name,
+            sequence,
+            root_pgid,
+            inline,
+        }))
     }
 
     /// Account for the orphaned subtree just read.
