@@ -2,8 +2,11 @@
 //! into exactly one range the walk lost, are planned as roots of subtrees to read back into
 //! that range, and what they gave is recorded.
 
-use super::context::{own_bound, Ctx};
+use std::ops::Range;
+
+use super::context::{own_bound, Ctx, LostRef};
 use super::element::*;
+use super::file::BoltFile;
 use super::format::*;
 use super::freelist::analyze_freelist;
 use super::page_set::PageSet;
@@ -31,10 +34,47 @@ pub(super) fn plan<'a>(ctx: &mut Ctx<'a>) -> Vec<Orphan<'a>> {
     if ctx.lost_refs.is_empty() {
         return plan;
     }
+    let Some((free, freelist)) = consistent_freelist(ctx) else {
+        return plan;
+    };
+    let file = ctx.file;
+    let orphaned = Orphaned {
+        tree: &ctx.tree,
+        rejected: &ctx.rejected,
+        free,
+        freelist,
+    };
+    let has_parent = pages_with_parent(&file, &orphaned);
+    for p in 2..file.limit {
+        if plan.len() >= MAX_ORPHAN_ROOTS {
+            break;
+        }
+        if !orphaned.contains(p) || has_parent.contains(p) {
+            continue;
+        }
+        let Some(first) = first_key(&file, p) else {
+            continue;
+        };
+        if let Some(lost) = only_range(&ctx.lost_refs, first) {
+            plan.push(Orphan {
+                page: p,
+                lost,
+                first,
+            });
+        }
+    }
+    // Key order within each range, so entries are written in ascending order.
+    plan.sort_by(|a, b| a.lost.cmp(&b.lost).then(a.first.cmp(b.first)));
+    plan
+}
+
+/// The free pages and the freelist's own span, when the freelist is stored and consistent;
+/// otherwise a warning that orphans were not looked for.
+fn consistent_freelist(ctx: &mut Ctx<'_>) -> Option<(PageSet, Range<u64>)> {
     let file = ctx.file;
     let mut scratch = ProblemList::default();
     let (info, free, span) = analyze_freelist(&file, &ctx.tree, &mut scratch);
-    let Some((fs, fe)) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
+    let Some((start, end)) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
         ctx.problems.push(BoltProblem {
             severity: Severity::Warning,
             page: file.freelist_pgid.min(file.high_water),
@@ -42,16 +82,35 @@ pub(super) fn plan<'a>(ctx: &mut Ctx<'a>) -> Vec<Orphan<'a>> {
             detail: "salvage did not look for orphaned pages: without a consistent freelist they cannot be told from free pages holding stale data".into(),
             lost: None,
         });
-        return plan;
+        return None;
     };
-    let tree = &ctx.tree;
-    let rejected = &ctx.rejected;
-    let orphan = |p: u64| {
-        !tree.contains(p) && !free.contains(p) && !(fs..fe).contains(&p) && !rejected.contains(p)
-    };
+    Some((free, start..end))
+}
+
+/// Pages the walk did not account for: neither reached, nor rejected, nor free, nor the
+/// freelist.
+struct Orphaned<'c> {
+    tree: &'c PageSet,
+    rejected: &'c PageSet,
+    free: PageSet,
+    freelist: Range<u64>,
+}
+
+impl Orphaned<'_> {
+    fn contains(&self, p: u64) -> bool {
+        !self.tree.contains(p)
+            && !self.free.contains(p)
+            && !self.freelist.contains(&p)
+            && !self.rejected.contains(p)
+    }
+}
+
+/// Orphaned pages that another orphaned page points at: children of orphaned branches, and
+/// the continuation pages of orphaned branch and leaf pages.
+fn pages_with_parent(file: &BoltFile<'_>, orphaned: &Orphaned<'_>) -> PageSet {
     let mut has_parent = PageSet::new(file.limit);
     for p in 2..file.limit {
-        if !orphan(p) {
+        if !orphaned.contains(p) {
             continue;
         }
         let Ok((h, data)) = file.page(p) else {
@@ -72,41 +131,30 @@ pub(super) fn plan<'a>(ctx: &mut Ctx<'a>) -> Vec<Orphan<'a>> {
             }
         }
     }
-    for p in 2..file.limit {
-        if plan.len() >= MAX_ORPHAN_ROOTS {
-            break;
-        }
-        if !orphan(p) || has_parent.contains(p) {
-            continue;
-        }
-        let Ok((h, data)) = file.page(p) else {
-            continue;
-        };
-        let first = match h.flags {
-            FLAG_LEAF if h.count > 0 => leaf_elem(data, 0).ok().map(|(_, k, _)| k),
-            FLAG_BRANCH if h.count > 0 => branch_elem(data, 0).ok().map(|(k, _)| k),
-            _ => None,
-        };
-        let Some(first) = first else {
-            continue;
-        };
-        let mut matches = ctx
-            .lost_refs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| above(r.from, first) && below(r.to, first))
-            .map(|(i, _)| i);
-        if let (Some(i), None) = (matches.next(), matches.next()) {
-            plan.push(Orphan {
-                page: p,
-                lost: i,
-                first,
-            });
-        }
+    has_parent
+}
+
+/// The first key of branch or leaf page `p`, when it has a readable one.
+fn first_key<'a>(file: &BoltFile<'a>, p: u64) -> Option<&'a [u8]> {
+    let (h, data) = file.page(p).ok()?;
+    match h.flags {
+        FLAG_LEAF if h.count > 0 => leaf_elem(data, 0).ok().map(|(_, k, _)| k),
+        FLAG_BRANCH if h.count > 0 => branch_elem(data, 0).ok().map(|(k, _)| k),
+        _ => None,
     }
-    // Key order within each range, so entries are written in ascending order.
-    plan.sort_by(|a, b| a.lost.cmp(&b.lost).then(a.first.cmp(b.first)));
-    plan
+}
+
+/// The index of the one lost range holding `key`, if exactly one does.
+fn only_range(lost_refs: &[LostRef<'_>], key: &[u8]) -> Option<usize> {
+    let mut matches = lost_refs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| above(r.from, key) && below(r.to, key))
+        .map(|(i, _)| i);
+    match (matches.next(), matches.next()) {
+        (Some(i), None) => Some(i),
+        _ => None,
+    }
 }
 
 /// Account for `n` entries read from orphan `o`: added to its lost range's count and reported
