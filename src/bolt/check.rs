@@ -146,6 +146,26 @@ impl fmt::Display for BoltReport {
             Some(ps) => writeln!(f, ", page size {ps}")?,
             None => writeln!(f, ", page size unknown")?,
         }
+        self.write_metas(f)?;
+        if self.active_meta.is_some() {
+            self.write_contents(f)?;
+        }
+        self.write_problems(f)?;
+        writeln!(f, "checks performed:")?;
+        for c in &self.checks_performed {
+            writeln!(f, "  - {c}")?;
+        }
+        writeln!(f, "not verifiable in the bbolt format:")?;
+        for c in &self.checks_not_possible {
+            writeln!(f, "  - {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BoltReport {
+    /// One line per meta: its fields, valid or why not, and which is active.
+    fn write_metas(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.metas {
             write!(
                 f,
@@ -169,68 +189,66 @@ impl fmt::Display for BoltReport {
             }
             writeln!(f)?;
         }
-        if self.active_meta.is_some() {
-            if self.freelist.persisted {
-                writeln!(
-                    f,
-                    "freelist: page {} ({} pages), {} ids{}",
-                    self.freelist.pgid,
-                    self.freelist.page_span,
-                    self.freelist.count,
-                    if self.freelist.count_stored_in_first_element {
-                        " (0xFFFF count escape)"
-                    } else {
-                        ""
-                    }
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "freelist: not stored (NoFreelistSync); free pages inferred from reachability"
-                )?;
-            }
-            let c = &self.census;
+        Ok(())
+    }
+
+    /// The freelist, the page census and what the walk read (only with a usable meta).
+    fn write_contents(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.freelist.persisted {
             writeln!(
                 f,
-                "pages: {} meta, {} freelist, {} branch, {} leaf, {} overflow, {} free, {} unlisted unreachable (high-water {})",
-                c.meta, c.freelist, c.branch, c.leaf, c.overflow_continuation, c.free_listed, c.unlisted_unreachable, c.high_water_pgid
+                "freelist: page {} ({} pages), {} ids{}",
+                self.freelist.pgid,
+                self.freelist.page_span,
+                self.freelist.count,
+                if self.freelist.count_stored_in_first_element {
+                    " (0xFFFF count escape)"
+                } else {
+                    ""
+                }
             )?;
-            writeln!(
-                f,
-                "content read: {} buckets ({} inline), {} key/value pairs, tree depth up to {}, nesting up to {}",
-                self.walk.buckets,
-                self.walk.inline_buckets,
-                self.walk.kv_pairs,
-                self.walk.max_tree_depth,
-                self.walk.max_nesting
-            )?;
-        }
-        if self.problems.is_empty() && self.suppressed_problems == 0 {
-            writeln!(f, "problems: none")?;
         } else {
             writeln!(
                 f,
-                "problems: {}",
-                self.problems.len() as u64 + self.suppressed_problems
+                "freelist: not stored (NoFreelistSync); free pages inferred from reachability"
             )?;
-            for p in &self.problems {
-                writeln!(f, "  {p}")?;
-            }
-            if self.suppressed_problems > 0 {
-                writeln!(
-                    f,
-                    "  ... and {} more not listed ({} of them damage)",
-                    self.suppressed_problems, self.suppressed_damage
-                )?;
-            }
         }
-        writeln!(f, "checks performed:")?;
-        for c in &self.checks_performed {
-            writeln!(f, "  - {c}")?;
+        let c = &self.census;
+        writeln!(
+            f,
+            "pages: {} meta, {} freelist, {} branch, {} leaf, {} overflow, {} free, {} unlisted unreachable (high-water {})",
+            c.meta, c.freelist, c.branch, c.leaf, c.overflow_continuation, c.free_listed, c.unlisted_unreachable, c.high_water_pgid
+        )?;
+        writeln!(
+            f,
+            "content read: {} buckets ({} inline), {} key/value pairs, tree depth up to {}, nesting up to {}",
+            self.walk.buckets,
+            self.walk.inline_buckets,
+            self.walk.kv_pairs,
+            self.walk.max_tree_depth,
+            self.walk.max_nesting
+        )
+    }
+
+    /// The problems kept, and how many more were only counted.
+    fn write_problems(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.problems.is_empty() && self.suppressed_problems == 0 {
+            return writeln!(f, "problems: none");
         }
-        writeln!(f, "not verifiable in the bbolt format:")?;
-        for c in &self.checks_not_possible {
-            writeln!(f, "  - {c}")?;
+        writeln!(
+            f,
+            "problems: {}",
+            self.problems.len() as u64 + self.suppressed_problems
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        if self.suppressed_problems > 0 {
+            writeln!(
+                f,
+                "  ... and {} more not listed ({} of them damage)",
+                self.suppressed_problems, self.suppressed_damage
+            )?;
         }
         Ok(())
     }
