@@ -6,7 +6,7 @@ use std::path::Path;
 use super::context::WalkStats;
 use super::file::BoltFile;
 use super::format::*;
-use super::freelist::{analyze_freelist, FreelistInfo};
+use super::freelist::{analyze_freelist, FreelistInfo, KnownPages};
 use super::problem::{BoltProblem, Severity};
 use super::walker::Walker;
 use crate::{LostRange, Result};
@@ -268,14 +268,14 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
     let mut report = BoltReport {
         file_size: bytes.len() as u64,
         page_size: out.page_size,
-        metas: out.metas.clone(),
+        metas: out.metas,
         active_meta: None,
         txid: 0,
         high_water_pgid: 0,
         freelist: FreelistInfo::default(),
         census: PageCensus::default(),
         walk: WalkStats::default(),
-        problems: out.problems.clone(),
+        problems: out.problems,
         suppressed_problems: 0,
         suppressed_damage: 0,
         checks_performed: CHECKS_PERFORMED.to_vec(),
@@ -297,50 +297,84 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
 
     let (info, free, fl_span) = analyze_freelist(&file, &tree, &mut problems);
     report.freelist = info;
-
-    // Census.
-    let mut census = PageCensus {
+    let known = KnownPages {
+        tree: &tree,
+        rejected: &rejected,
+        free: &free,
+        freelist: fl_span,
+    };
+    let unlisted = UnlistedRuns::find(&file, &known);
+    report.census = PageCensus {
         meta: 2,
         freelist: u64::from(report.freelist.persisted && fl_span.is_some()),
         branch: report.walk.branch_pages,
         leaf: report.walk.leaf_pages,
         overflow_continuation: report.walk.overflow_pages + fl_span.map_or(0, |(s, e)| e - s - 1),
         free_listed: report.freelist.count,
-        unlisted_unreachable: 0,
+        unlisted_unreachable: unlisted.pages,
         high_water_pgid: file.high_water,
     };
-    let in_fl = |p: u64| fl_span.is_some_and(|(s, e)| (s..e).contains(&p));
-    // Runs of unlisted pages, described in one problem (at most MAX_RUNS_SHOWN runs listed).
-    const MAX_RUNS_SHOWN: usize = 64;
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut runs_total: u64 = 0;
-    let mut run: Option<(u64, u64)> = None;
-    let mut close = |r: (u64, u64), runs: &mut Vec<(u64, u64)>| {
-        runs_total += 1;
-        if runs.len() < MAX_RUNS_SHOWN {
-            runs.push(r);
-        }
-    };
-    // Bounded by the high-water mark clipped to the file.
-    for p in 2..file.limit {
-        let used = tree.contains(p) || free.contains(p) || in_fl(p) || rejected.contains(p);
-        if used {
-            if let Some(r) = run.take() {
-                close(r, &mut runs);
+    if report.freelist.persisted && unlisted.pages > 0 {
+        problems.push(unlisted.problem());
+    }
+    report.suppressed_problems = problems.suppressed;
+    report.suppressed_damage = problems.suppressed_damage;
+    report.problems.extend(problems.items);
+    report
+}
+
+/// Runs of pages neither reachable nor listed (described in one problem, at most
+/// [`UnlistedRuns::MAX_SHOWN`] runs listed).
+struct UnlistedRuns {
+    /// Pages in all runs.
+    pages: u64,
+    /// The first runs, `[start, end)`.
+    shown: Vec<(u64, u64)>,
+    /// Runs in all.
+    total: u64,
+}
+
+impl UnlistedRuns {
+    const MAX_SHOWN: usize = 64;
+
+    /// The runs below the high-water mark clipped to the file (which bounds the work).
+    fn find(file: &BoltFile<'_>, known: &KnownPages<'_>) -> UnlistedRuns {
+        let mut runs = UnlistedRuns {
+            pages: 0,
+            shown: Vec::new(),
+            total: 0,
+        };
+        let mut run: Option<(u64, u64)> = None;
+        for p in 2..file.limit {
+            if known.contains(p) {
+                if let Some(r) = run.take() {
+                    runs.close(r);
+                }
+            } else {
+                runs.pages += 1;
+                run = match run {
+                    Some((s, _)) => Some((s, p + 1)),
+                    None => Some((p, p + 1)),
+                };
             }
-        } else {
-            census.unlisted_unreachable += 1;
-            run = match run {
-                Some((s, _)) => Some((s, p + 1)),
-                None => Some((p, p + 1)),
-            };
+        }
+        if let Some(r) = run.take() {
+            runs.close(r);
+        }
+        runs
+    }
+
+    fn close(&mut self, r: (u64, u64)) {
+        self.total += 1;
+        if self.shown.len() < Self::MAX_SHOWN {
+            self.shown.push(r);
         }
     }
-    if let Some(r) = run.take() {
-        close(r, &mut runs);
-    }
-    if report.freelist.persisted && census.unlisted_unreachable > 0 {
-        let mut list: Vec<String> = runs
+
+    /// The warning that lists them.
+    fn problem(&self) -> BoltProblem {
+        let mut list: Vec<String> = self
+            .shown
             .iter()
             .map(|&(s, e)| {
                 if e - s == 1 {
@@ -350,27 +384,22 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
                 }
             })
             .collect();
-        if runs_total > runs.len() as u64 {
+        if self.total > self.shown.len() as u64 {
             list.push(format!(
                 "... ({} more runs)",
-                runs_total - runs.len() as u64
+                self.total - self.shown.len() as u64
             ));
         }
-        problems.push(BoltProblem {
+        BoltProblem {
             severity: Severity::Warning,
-            page: runs.first().map_or(0, |r| r.0),
+            page: self.shown.first().map_or(0, |r| r.0),
             path: Vec::new(),
             detail: format!(
                 "{} pages are neither reachable from the root nor on the freelist (orphaned by damage reported above, or leaked; salvage reads orphaned subtrees back into the lost ranges their keys fall in): {}",
-                census.unlisted_unreachable,
+                self.pages,
                 list.join(", ")
             ),
             lost: None,
-        });
+        }
     }
-    report.census = census;
-    report.suppressed_problems = problems.suppressed;
-    report.suppressed_damage = problems.suppressed_damage;
-    report.problems.extend(problems.items);
-    report
 }

@@ -20,6 +20,26 @@ pub struct FreelistInfo {
     pub count_stored_in_first_element: bool,
 }
 
+/// The pages a walk and the freelist account for: reached by the tree, rejected by it, listed
+/// as free, or the freelist's own span. Any other page below the high-water mark is
+/// unreachable and unlisted (orphaned by damage, or leaked).
+pub(super) struct KnownPages<'s> {
+    pub(super) tree: &'s PageSet,
+    pub(super) rejected: &'s PageSet,
+    pub(super) free: &'s PageSet,
+    /// `[start, end)` of the freelist pages, when the freelist page could be read.
+    pub(super) freelist: Option<(u64, u64)>,
+}
+
+impl KnownPages<'_> {
+    pub(super) fn contains(&self, p: u64) -> bool {
+        self.tree.contains(p)
+            || self.free.contains(p)
+            || self.freelist.is_some_and(|(s, e)| (s..e).contains(&p))
+            || self.rejected.contains(p)
+    }
+}
+
 /// Read and validate the freelist. Returns its description, the set of listed ids, and the
 /// span `[start, end)` of the freelist pages when the page could be read.
 pub(super) fn analyze_freelist(
@@ -27,82 +47,118 @@ pub(super) fn analyze_freelist(
     tree: &PageSet,
     problems: &mut ProblemList,
 ) -> (FreelistInfo, PageSet, Option<(u64, u64)>) {
-    let mut free = PageSet::new(file.limit);
     let mut info = FreelistInfo {
         persisted: file.freelist_pgid != PGID_NO_FREELIST,
         pgid: file.freelist_pgid,
         ..FreelistInfo::default()
     };
+    let none = PageSet::new(file.limit);
     if !info.persisted {
-        return (info, free, None);
+        return (info, none, None);
     }
     let id = file.freelist_pgid;
-    let mut damage = |page: u64, detail: String| {
-        problems.push(BoltProblem {
-            severity: Severity::Damage,
-            page,
-            path: Vec::new(),
-            detail,
-            lost: None,
-        })
-    };
-    let (h, data) = match file.page(id) {
+    let (h, data) = match freelist_page(file, id) {
         Ok(x) => x,
         Err(d) => {
-            damage(id, format!("freelist page named by the meta: {d}"));
-            return (info, free, None);
+            damage(problems, id, d);
+            return (info, none, None);
         }
     };
-    if h.flags != FLAG_FREELIST {
-        damage(
-            id,
-            format!(
-                "page named as the freelist by the meta has type {} (flags {:#06x})",
-                page_type_name(h.flags),
-                h.flags
-            ),
-        );
-        return (info, free, None);
-    }
     let span = (id, id + 1 + u64::from(h.overflow));
     info.page_span = span.1 - span.0;
     if (span.0..span.1).any(|p| tree.contains(p)) {
-        damage(id, "freelist pages are also used by the tree".into());
+        damage(
+            problems,
+            id,
+            "freelist pages are also used by the tree".into(),
+        );
     }
+    let (count, start) = match id_count(h, data, &mut info) {
+        Ok(x) => x,
+        Err(d) => {
+            damage(problems, id, d);
+            return (info, none, Some(span));
+        }
+    };
+    info.count = count;
+    let ids = data.get(start..).unwrap_or(&[]);
+    let free = listed_ids(file, tree, ids, count, span, problems);
+    (info, free, Some(span))
+}
+
+fn damage(problems: &mut ProblemList, page: u64, detail: String) {
+    problems.push(BoltProblem {
+        severity: Severity::Damage,
+        page,
+        path: Vec::new(),
+        detail,
+        lost: None,
+    })
+}
+
+/// Page `id`, named as the freelist by the meta: readable, and of type freelist.
+fn freelist_page<'a>(
+    file: &BoltFile<'a>,
+    id: u64,
+) -> std::result::Result<(PageHeader, &'a [u8]), String> {
+    let (h, data) = file
+        .page(id)
+        .map_err(|d| format!("freelist page named by the meta: {d}"))?;
+    if h.flags != FLAG_FREELIST {
+        return Err(format!(
+            "page named as the freelist by the meta has type {} (flags {:#06x})",
+            page_type_name(h.flags),
+            h.flags
+        ));
+    }
+    Ok((h, data))
+}
+
+/// How many ids the freelist holds and the offset of the first: the header's count, or with
+/// the 0xFFFF escape the u64 after the header. The ids must fit the freelist's own span.
+fn id_count(
+    h: PageHeader,
+    data: &[u8],
+    info: &mut FreelistInfo,
+) -> std::result::Result<(u64, usize), String> {
     let (count, start) = if h.count == 0xFFFF {
         info.count_stored_in_first_element = true;
         match u64_at(data, PAGE_HEADER_SIZE) {
             Some(n) => (n, PAGE_HEADER_SIZE + 8),
-            None => {
-                damage(
-                    id,
-                    "freelist count escape 0xFFFF but no count follows".into(),
-                );
-                return (info, free, Some(span));
-            }
+            None => return Err("freelist count escape 0xFFFF but no count follows".into()),
         }
     } else {
         (u64::from(h.count), PAGE_HEADER_SIZE)
     };
-    // Bound: the ids must fit in the freelist's own span.
     let room = (data.len().saturating_sub(start) / 8) as u64;
     if count > room {
-        damage(
-            id,
-            format!(
-                "freelist claims {count} ids but its {} pages hold at most {room}",
-                info.page_span
-            ),
-        );
-        return (info, free, Some(span));
+        return Err(format!(
+            "freelist claims {count} ids but its {} pages hold at most {room}",
+            info.page_span
+        ));
     }
-    info.count = count;
+    Ok((count, start))
+}
+
+/// The `count` ids at the start of `ids`, each checked: inside `[2, high-water)`, listed once,
+/// not reachable from the tree, not the freelist's own pages (`span`).
+fn listed_ids(
+    file: &BoltFile<'_>,
+    tree: &PageSet,
+    ids: &[u8],
+    count: u64,
+    span: (u64, u64),
+    problems: &mut ProblemList,
+) -> PageSet {
+    let id = file.freelist_pgid;
+    let mut free = PageSet::new(file.limit);
     for i in 0..count as usize {
-        let Some(pid) = u64_at(data, start + i * 8) else {
+        let Some(pid) = u64_at(ids, i * 8) else {
             break;
         };
         if pid < 2 || pid >= file.high_water {
             damage(
+                problems,
                 id,
                 format!(
                     "freelist entry {i} is page {pid}, outside [2, high-water mark {})",
@@ -115,21 +171,27 @@ pub(super) fn analyze_freelist(
             continue; // beyond the end of the file, already reported by the meta check
         }
         if !free.insert(pid) {
-            damage(id, format!("page {pid} is listed twice on the freelist"));
+            damage(
+                problems,
+                id,
+                format!("page {pid} is listed twice on the freelist"),
+            );
             continue;
         }
         if tree.contains(pid) {
             damage(
+                problems,
                 pid,
                 format!("page {pid} is on the freelist but reachable from the tree (a writer would overwrite live data)"),
             );
         }
         if (span.0..span.1).contains(&pid) {
             damage(
+                problems,
                 pid,
                 format!("page {pid} is on the freelist but is the freelist itself"),
             );
         }
     }
-    (info, free, Some(span))
+    free
 }

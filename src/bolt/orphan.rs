@@ -2,13 +2,11 @@
 //! into exactly one range the walk lost, are planned as roots of subtrees to read back into
 //! that range, and what they gave is recorded.
 
-use std::ops::Range;
-
 use super::context::{own_bound, Ctx, LostRef};
 use super::element::*;
 use super::file::BoltFile;
 use super::format::*;
-use super::freelist::analyze_freelist;
+use super::freelist::{analyze_freelist, KnownPages};
 use super::page_set::PageSet;
 use super::problem::{BoltProblem, ProblemList, Severity};
 use crate::LostRange;
@@ -38,18 +36,18 @@ pub(super) fn plan<'a>(ctx: &mut Ctx<'a>) -> Vec<Orphan<'a>> {
         return plan;
     };
     let file = ctx.file;
-    let orphaned = Orphaned {
+    let known = KnownPages {
         tree: &ctx.tree,
         rejected: &ctx.rejected,
-        free,
-        freelist,
+        free: &free,
+        freelist: Some(freelist),
     };
-    let has_parent = pages_with_parent(&file, &orphaned);
+    let has_parent = pages_with_parent(&file, &known);
     for p in 2..file.limit {
         if plan.len() >= MAX_ORPHAN_ROOTS {
             break;
         }
-        if !orphaned.contains(p) || has_parent.contains(p) {
+        if known.contains(p) || has_parent.contains(p) {
             continue;
         }
         let Some(first) = first_key(&file, p) else {
@@ -70,11 +68,11 @@ pub(super) fn plan<'a>(ctx: &mut Ctx<'a>) -> Vec<Orphan<'a>> {
 
 /// The free pages and the freelist's own span, when the freelist is stored and consistent;
 /// otherwise a warning that orphans were not looked for.
-fn consistent_freelist(ctx: &mut Ctx<'_>) -> Option<(PageSet, Range<u64>)> {
+fn consistent_freelist(ctx: &mut Ctx<'_>) -> Option<(PageSet, (u64, u64))> {
     let file = ctx.file;
     let mut scratch = ProblemList::default();
     let (info, free, span) = analyze_freelist(&file, &ctx.tree, &mut scratch);
-    let Some((start, end)) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
+    let Some(span) = span.filter(|_| info.persisted && !scratch.has_damage()) else {
         ctx.problems.push(BoltProblem {
             severity: Severity::Warning,
             page: file.freelist_pgid.min(file.high_water),
@@ -84,33 +82,15 @@ fn consistent_freelist(ctx: &mut Ctx<'_>) -> Option<(PageSet, Range<u64>)> {
         });
         return None;
     };
-    Some((free, start..end))
-}
-
-/// Pages the walk did not account for: neither reached, nor rejected, nor free, nor the
-/// freelist.
-struct Orphaned<'c> {
-    tree: &'c PageSet,
-    rejected: &'c PageSet,
-    free: PageSet,
-    freelist: Range<u64>,
-}
-
-impl Orphaned<'_> {
-    fn contains(&self, p: u64) -> bool {
-        !self.tree.contains(p)
-            && !self.free.contains(p)
-            && !self.freelist.contains(&p)
-            && !self.rejected.contains(p)
-    }
+    Some((free, span))
 }
 
 /// Orphaned pages that another orphaned page points at: children of orphaned branches, and
 /// the continuation pages of orphaned branch and leaf pages.
-fn pages_with_parent(file: &BoltFile<'_>, orphaned: &Orphaned<'_>) -> PageSet {
+fn pages_with_parent(file: &BoltFile<'_>, known: &KnownPages<'_>) -> PageSet {
     let mut has_parent = PageSet::new(file.limit);
     for p in 2..file.limit {
-        if !orphaned.contains(p) {
+        if known.contains(p) {
             continue;
         }
         let Ok((h, data)) = file.page(p) else {
