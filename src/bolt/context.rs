@@ -39,6 +39,17 @@ pub struct WalkStats {
 /// A key range `(from, to)` borrowed from the file.
 pub(super) type KeyRange<'k> = (Bound<&'k [u8]>, Bound<&'k [u8]>);
 
+/// The lost range of one skipped entry (a pair or bucket with a bad key, flags or header,
+/// or out of place): its key alone. [`Ctx::fault`] does not try to fill such a range from
+/// orphaned pages.
+pub(super) fn single_entry(key: &[u8]) -> KeyRange<'_> {
+    (Bound::Included(key), Bound::Included(key))
+}
+
+fn is_single_entry(r: KeyRange<'_>) -> bool {
+    matches!(r, (Bound::Included(a), Bound::Included(b)) if a == b)
+}
+
 /// Where the walk is: shared state of all bucket cursors of one walk.
 pub(super) struct Ctx<'a> {
     pub(super) file: BoltFile<'a>,
@@ -101,7 +112,7 @@ impl<'a> Ctx<'a> {
         let mut pushed = false;
         // Ranges of one skipped entry (out of order, bad header...) are not recovered from
         // orphans: the key may also have been read elsewhere.
-        let point = matches!(lost, Some((Bound::Included(a), Bound::Included(b))) if a == b);
+        let point = matches!(lost, Some(r) if is_single_entry(r));
         if let Some((from, to)) = lost.filter(|_| !point) {
             if self.lost_refs.len() < MAX_RECOVERY_RANGES {
                 pushed = true;

@@ -2,7 +2,7 @@
 //! every page checked before it is entered (depth, cycle, page bounds, type, shared pages,
 //! element count), and branch stepping (each child's key range from its separators).
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use super::context::{Ctx, KeyRange};
 use super::element::*;
@@ -328,7 +328,7 @@ impl<'a> BucketCursor<'a> {
         if let Some(top) = self.stack.last_mut() {
             top.prev_key = Some(key);
         }
-        if !in_order || !above(f.lo, key) || !below(f.hi, key) {
+        if !in_order || !(f.lo, f.hi).contains(key) {
             return ctx.fault(
                 f.page,
                 format!(

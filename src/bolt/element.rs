@@ -2,7 +2,7 @@
 //! page's elements form a valid page of a given type (how salvage tells a damaged type field
 //! over intact elements).
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use super::format::*;
 
@@ -30,15 +30,7 @@ pub(super) fn branch_elem(data: &[u8], i: usize) -> std::result::Result<(&[u8], 
     ) else {
         return Err(format!("branch element {i} lies outside the page"));
     };
-    let kstart = off
-        .checked_add(pos as usize)
-        .ok_or_else(|| format!("branch element {i}: key offset overflows"))?;
-    let key = slice_at(data, kstart, ksize as usize).ok_or_else(|| {
-        format!(
-            "branch element {i}: key at pos {pos} with {ksize} bytes lies outside the page span of {} bytes",
-            data.len()
-        )
-    })?;
+    let (key, _) = element_key(data, "branch", i, off, pos, ksize)?;
     Ok((key, pgid))
 }
 
@@ -53,15 +45,7 @@ pub(super) fn leaf_elem(data: &[u8], i: usize) -> std::result::Result<(u32, &[u8
     ) else {
         return Err(format!("leaf element {i} lies outside the page"));
     };
-    let kstart = off
-        .checked_add(pos as usize)
-        .ok_or_else(|| format!("leaf element {i}: key offset overflows"))?;
-    let key = slice_at(data, kstart, ksize as usize).ok_or_else(|| {
-        format!(
-            "leaf element {i}: key at pos {pos} with {ksize} bytes lies outside the page span of {} bytes",
-            data.len()
-        )
-    })?;
+    let (key, kstart) = element_key(data, "leaf", i, off, pos, ksize)?;
     let vstart = kstart
         .checked_add(ksize as usize)
         .ok_or_else(|| format!("leaf element {i}: value offset overflows"))?;
@@ -72,6 +56,28 @@ pub(super) fn leaf_elem(data: &[u8], i: usize) -> std::result::Result<(u32, &[u8
         )
     })?;
     Ok((flags, key, value))
+}
+
+/// The key of element `i` (at offset `off`) of a `kind` page: `ksize` bytes, `pos` bytes
+/// after the element. Returns it with its offset in the page.
+fn element_key<'d>(
+    data: &'d [u8],
+    kind: &str,
+    i: usize,
+    off: usize,
+    pos: u32,
+    ksize: u32,
+) -> std::result::Result<(&'d [u8], usize), String> {
+    let kstart = off
+        .checked_add(pos as usize)
+        .ok_or_else(|| format!("{kind} element {i}: key offset overflows"))?;
+    let key = slice_at(data, kstart, ksize as usize).ok_or_else(|| {
+        format!(
+            "{kind} element {i}: key at pos {pos} with {ksize} bytes lies outside the page span of {} bytes",
+            data.len()
+        )
+    })?;
+    Ok((key, kstart))
 }
 
 /// Whether page `data` with `count` elements forms a valid page of type `t` (branch or leaf)
@@ -104,26 +110,10 @@ pub(super) fn parses_as(
                 _ => return false,
             }
         };
-        if key.is_empty() || prev.is_some_and(|p| key <= p) || !above(lo, key) || !below(hi, key) {
+        if key.is_empty() || prev.is_some_and(|p| key <= p) || !(lo, hi).contains(key) {
             return false;
         }
         prev = Some(key);
     }
     true
-}
-
-pub(super) fn above(b: Bound<&[u8]>, key: &[u8]) -> bool {
-    match b {
-        Bound::Unbounded => true,
-        Bound::Included(lo) => key >= lo,
-        Bound::Excluded(lo) => key > lo,
-    }
-}
-
-pub(super) fn below(b: Bound<&[u8]>, key: &[u8]) -> bool {
-    match b {
-        Bound::Unbounded => true,
-        Bound::Included(hi) => key <= hi,
-        Bound::Excluded(hi) => key < hi,
-    }
 }

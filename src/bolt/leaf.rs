@@ -2,9 +2,9 @@
 //! assigns, a sane key, known flags, a bounded value or a whole bucket header) and turned into
 //! a [`BucketEntry`].
 
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
-use super::context::{Ctx, KeyRange};
+use super::context::{single_entry, Ctx, KeyRange};
 use super::element::*;
 use super::format::*;
 use super::frame::{BucketEntry, Frame, Root};
@@ -26,7 +26,7 @@ pub(super) fn leaf_step<'a>(
             return Ok(None);
         }
     };
-    let just = Some((Bound::Included(key), Bound::Included(key)));
+    let just = Some(single_entry(key));
     if let Some(d) = placement_problem(f, i, key, *last_key) {
         ctx.fault(f.page, d, just)?;
         return Ok(None);
@@ -70,7 +70,7 @@ fn placement_problem(
             show_bytes(lk)
         ));
     }
-    if !above(f.lo, key) || !below(f.hi, key) {
+    if !(f.lo, f.hi).contains(key) {
         return Some(format!(
             "leaf element {i}: key {} lies outside the range its parent branch assigns to this page; entry skipped",
             show_bytes(key)

@@ -2,6 +2,8 @@
 //! into exactly one range the walk lost, are planned as roots of subtrees to read back into
 //! that range, and what they gave is recorded.
 
+use std::ops::RangeBounds;
+
 use super::context::{own_bound, Ctx, LostRef};
 use super::element::*;
 use super::file::BoltFile;
@@ -129,7 +131,7 @@ fn only_range(lost_refs: &[LostRef<'_>], key: &[u8]) -> Option<usize> {
     let mut matches = lost_refs
         .iter()
         .enumerate()
-        .filter(|(_, r)| above(r.from, key) && below(r.to, key))
+        .filter(|(_, r)| (r.from, r.to).contains(key))
         .map(|(i, _)| i);
     match (matches.next(), matches.next()) {
         (Some(i), None) => Some(i),

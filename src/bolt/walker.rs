@@ -18,9 +18,7 @@
 //! [`MAX_KEPT_PROBLEMS`]: super::problem::MAX_KEPT_PROBLEMS
 //! [`MAX_PROBLEM_BYTES`]: super::problem::MAX_PROBLEM_BYTES
 
-use std::ops::Bound;
-
-use super::context::{Ctx, WalkStats};
+use super::context::{single_entry, Ctx, WalkStats};
 use super::cursor::BucketCursor;
 use super::file::BoltFile;
 use super::frame::{BucketEntry, Root};
@@ -231,7 +229,7 @@ impl<'a> Walker<'a> {
                     "the root bucket holds a plain key/value pair (key {}); bbolt allows only buckets at the top level; entry skipped",
                     show_bytes(key)
                 ),
-                Some((Bound::Included(key), Bound::Included(key))),
+                Some(single_entry(key)),
             )?;
             return Ok(None);
         }
@@ -255,7 +253,7 @@ impl<'a> Walker<'a> {
                     "bucket {} is nested deeper than {MAX_BUCKET_NESTING} levels; it is skipped",
                     show_bytes(name)
                 ),
-                Some((Bound::Included(name), Bound::Included(name))),
+                Some(single_entry(name)),
             )?;
             return Ok(None);
         }
