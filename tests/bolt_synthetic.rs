@@ -51,7 +51,7 @@ fn has_damage(r: &bolt::BoltReport, page: u64, needle: &str) -> bool {
         .any(|p| p.severity == Severity::Damage && p.page == page && p.detail.contains(needle))
 }
 
-fn salvage_model(img: &[u8]) -> (Model, Vec<bolt::LostRange>) {
+fn salvage_model(img: &[u8]) -> (Model, Vec<deadbolt::LostRange>) {
     let f = BoltFile::open_outcome(img, true).file.unwrap();
     let mut w = Walker::new(f, true);
     let m = model_from_walker(&mut w).unwrap();

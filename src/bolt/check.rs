@@ -3,9 +3,13 @@
 use std::fmt;
 use std::path::Path;
 
+use super::context::WalkStats;
+use super::file::BoltFile;
 use super::format::*;
-use super::reader::*;
-use crate::Result;
+use super::freelist::{analyze_freelist, FreelistInfo, KnownPages};
+use super::problem::{BoltProblem, Severity};
+use super::walker::Walker;
+use crate::{LostRange, Result};
 
 /// What the checker verified. bbolt files carry no page checksums, so corruption inside key
 /// and value bytes that keeps the structure intact cannot be detected; every report says so.
@@ -43,18 +47,6 @@ pub struct PageCensus {
     /// Pages neither reachable nor listed (with no freelist stored: the free pages).
     pub unlisted_unreachable: u64,
     pub high_water_pgid: u64,
-}
-
-/// The freelist as found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FreelistInfo {
-    pub persisted: bool,
-    pub pgid: u64,
-    /// 1 + overflow.
-    pub page_span: u64,
-    pub count: u64,
-    /// The 0xFFFF escape was used.
-    pub count_stored_in_first_element: bool,
 }
 
 /// Overall verdict.
@@ -154,6 +146,26 @@ impl fmt::Display for BoltReport {
             Some(ps) => writeln!(f, ", page size {ps}")?,
             None => writeln!(f, ", page size unknown")?,
         }
+        self.write_metas(f)?;
+        if self.active_meta.is_some() {
+            self.write_contents(f)?;
+        }
+        self.write_problems(f)?;
+        writeln!(f, "checks performed:")?;
+        for c in &self.checks_performed {
+            writeln!(f, "  - {c}")?;
+        }
+        writeln!(f, "not verifiable in the bbolt format:")?;
+        for c in &self.checks_not_possible {
+            writeln!(f, "  - {c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl BoltReport {
+    /// One line per meta: its fields, valid or why not, and which is active.
+    fn write_metas(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for m in &self.metas {
             write!(
                 f,
@@ -177,68 +189,66 @@ impl fmt::Display for BoltReport {
             }
             writeln!(f)?;
         }
-        if self.active_meta.is_some() {
-            if self.freelist.persisted {
-                writeln!(
-                    f,
-                    "freelist: page {} ({} pages), {} ids{}",
-                    self.freelist.pgid,
-                    self.freelist.page_span,
-                    self.freelist.count,
-                    if self.freelist.count_stored_in_first_element {
-                        " (0xFFFF count escape)"
-                    } else {
-                        ""
-                    }
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "freelist: not stored (NoFreelistSync); free pages inferred from reachability"
-                )?;
-            }
-            let c = &self.census;
+        Ok(())
+    }
+
+    /// The freelist, the page census and what the walk read (only with a usable meta).
+    fn write_contents(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.freelist.persisted {
             writeln!(
                 f,
-                "pages: {} meta, {} freelist, {} branch, {} leaf, {} overflow, {} free, {} unlisted unreachable (high-water {})",
-                c.meta, c.freelist, c.branch, c.leaf, c.overflow_continuation, c.free_listed, c.unlisted_unreachable, c.high_water_pgid
+                "freelist: page {} ({} pages), {} ids{}",
+                self.freelist.pgid,
+                self.freelist.page_span,
+                self.freelist.count,
+                if self.freelist.count_stored_in_first_element {
+                    " (0xFFFF count escape)"
+                } else {
+                    ""
+                }
             )?;
-            writeln!(
-                f,
-                "content read: {} buckets ({} inline), {} key/value pairs, tree depth up to {}, nesting up to {}",
-                self.walk.buckets,
-                self.walk.inline_buckets,
-                self.walk.kv_pairs,
-                self.walk.max_tree_depth,
-                self.walk.max_nesting
-            )?;
-        }
-        if self.problems.is_empty() && self.suppressed_problems == 0 {
-            writeln!(f, "problems: none")?;
         } else {
             writeln!(
                 f,
-                "problems: {}",
-                self.problems.len() as u64 + self.suppressed_problems
+                "freelist: not stored (NoFreelistSync); free pages inferred from reachability"
             )?;
-            for p in &self.problems {
-                writeln!(f, "  {p}")?;
-            }
-            if self.suppressed_problems > 0 {
-                writeln!(
-                    f,
-                    "  ... and {} more not listed ({} of them damage)",
-                    self.suppressed_problems, self.suppressed_damage
-                )?;
-            }
         }
-        writeln!(f, "checks performed:")?;
-        for c in &self.checks_performed {
-            writeln!(f, "  - {c}")?;
+        let c = &self.census;
+        writeln!(
+            f,
+            "pages: {} meta, {} freelist, {} branch, {} leaf, {} overflow, {} free, {} unlisted unreachable (high-water {})",
+            c.meta, c.freelist, c.branch, c.leaf, c.overflow_continuation, c.free_listed, c.unlisted_unreachable, c.high_water_pgid
+        )?;
+        writeln!(
+            f,
+            "content read: {} buckets ({} inline), {} key/value pairs, tree depth up to {}, nesting up to {}",
+            self.walk.buckets,
+            self.walk.inline_buckets,
+            self.walk.kv_pairs,
+            self.walk.max_tree_depth,
+            self.walk.max_nesting
+        )
+    }
+
+    /// The problems kept, and how many more were only counted.
+    fn write_problems(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.problems.is_empty() && self.suppressed_problems == 0 {
+            return writeln!(f, "problems: none");
         }
-        writeln!(f, "not verifiable in the bbolt format:")?;
-        for c in &self.checks_not_possible {
-            writeln!(f, "  - {c}")?;
+        writeln!(
+            f,
+            "problems: {}",
+            self.problems.len() as u64 + self.suppressed_problems
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        if self.suppressed_problems > 0 {
+            writeln!(
+                f,
+                "  ... and {} more not listed ({} of them damage)",
+                self.suppressed_problems, self.suppressed_damage
+            )?;
         }
         Ok(())
     }
@@ -246,7 +256,7 @@ impl fmt::Display for BoltReport {
 
 /// Open and check the file at `path` (read-only, shared lock, memory-mapped).
 pub fn check_file(path: &Path) -> Result<BoltReport> {
-    let view = super::open_view(path)?;
+    let view = super::source::open_view(path)?;
     Ok(check_bytes(view.bytes()))
 }
 
@@ -258,14 +268,14 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
     let mut report = BoltReport {
         file_size: bytes.len() as u64,
         page_size: out.page_size,
-        metas: out.metas.clone(),
+        metas: out.metas,
         active_meta: None,
         txid: 0,
         high_water_pgid: 0,
         freelist: FreelistInfo::default(),
         census: PageCensus::default(),
         walk: WalkStats::default(),
-        problems: out.problems.clone(),
+        problems: out.problems,
         suppressed_problems: 0,
         suppressed_damage: 0,
         checks_performed: CHECKS_PERFORMED.to_vec(),
@@ -287,50 +297,84 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
 
     let (info, free, fl_span) = analyze_freelist(&file, &tree, &mut problems);
     report.freelist = info;
-
-    // Census.
-    let mut census = PageCensus {
+    let known = KnownPages {
+        tree: &tree,
+        rejected: &rejected,
+        free: &free,
+        freelist: fl_span,
+    };
+    let unlisted = UnlistedRuns::find(&file, &known);
+    report.census = PageCensus {
         meta: 2,
         freelist: u64::from(report.freelist.persisted && fl_span.is_some()),
         branch: report.walk.branch_pages,
         leaf: report.walk.leaf_pages,
         overflow_continuation: report.walk.overflow_pages + fl_span.map_or(0, |(s, e)| e - s - 1),
         free_listed: report.freelist.count,
-        unlisted_unreachable: 0,
+        unlisted_unreachable: unlisted.pages,
         high_water_pgid: file.high_water,
     };
-    let in_fl = |p: u64| fl_span.is_some_and(|(s, e)| (s..e).contains(&p));
-    // Runs of unlisted pages, described in one problem (at most MAX_RUNS_SHOWN runs listed).
-    const MAX_RUNS_SHOWN: usize = 64;
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut runs_total: u64 = 0;
-    let mut run: Option<(u64, u64)> = None;
-    let mut close = |r: (u64, u64), runs: &mut Vec<(u64, u64)>| {
-        runs_total += 1;
-        if runs.len() < MAX_RUNS_SHOWN {
-            runs.push(r);
-        }
-    };
-    // Bounded by the high-water mark clipped to the file.
-    for p in 2..file.limit {
-        let used = tree.contains(p) || free.contains(p) || in_fl(p) || rejected.contains(p);
-        if used {
-            if let Some(r) = run.take() {
-                close(r, &mut runs);
+    if report.freelist.persisted && unlisted.pages > 0 {
+        problems.push(unlisted.problem());
+    }
+    report.suppressed_problems = problems.suppressed;
+    report.suppressed_damage = problems.suppressed_damage;
+    report.problems.extend(problems.items);
+    report
+}
+
+/// Runs of pages neither reachable nor listed (described in one problem, at most
+/// [`UnlistedRuns::MAX_SHOWN`] runs listed).
+struct UnlistedRuns {
+    /// Pages in all runs.
+    pages: u64,
+    /// The first runs, `[start, end)`.
+    shown: Vec<(u64, u64)>,
+    /// Runs in all.
+    total: u64,
+}
+
+impl UnlistedRuns {
+    const MAX_SHOWN: usize = 64;
+
+    /// The runs below the high-water mark clipped to the file (which bounds the work).
+    fn find(file: &BoltFile<'_>, known: &KnownPages<'_>) -> UnlistedRuns {
+        let mut runs = UnlistedRuns {
+            pages: 0,
+            shown: Vec::new(),
+            total: 0,
+        };
+        let mut run: Option<(u64, u64)> = None;
+        for p in 2..file.limit {
+            if known.contains(p) {
+                if let Some(r) = run.take() {
+                    runs.close(r);
+                }
+            } else {
+                runs.pages += 1;
+                run = match run {
+                    Some((s, _)) => Some((s, p + 1)),
+                    None => Some((p, p + 1)),
+                };
             }
-        } else {
-            census.unlisted_unreachable += 1;
-            run = match run {
-                Some((s, _)) => Some((s, p + 1)),
-                None => Some((p, p + 1)),
-            };
+        }
+        if let Some(r) = run.take() {
+            runs.close(r);
+        }
+        runs
+    }
+
+    fn close(&mut self, r: (u64, u64)) {
+        self.total += 1;
+        if self.shown.len() < Self::MAX_SHOWN {
+            self.shown.push(r);
         }
     }
-    if let Some(r) = run.take() {
-        close(r, &mut runs);
-    }
-    if report.freelist.persisted && census.unlisted_unreachable > 0 {
-        let mut list: Vec<String> = runs
+
+    /// The warning that lists them.
+    fn problem(&self) -> BoltProblem {
+        let mut list: Vec<String> = self
+            .shown
             .iter()
             .map(|&(s, e)| {
                 if e - s == 1 {
@@ -340,141 +384,22 @@ pub fn check_bytes(bytes: &[u8]) -> BoltReport {
                 }
             })
             .collect();
-        if runs_total > runs.len() as u64 {
+        if self.total > self.shown.len() as u64 {
             list.push(format!(
                 "... ({} more runs)",
-                runs_total - runs.len() as u64
+                self.total - self.shown.len() as u64
             ));
         }
-        problems.push(BoltProblem {
+        BoltProblem {
             severity: Severity::Warning,
-            page: runs.first().map_or(0, |r| r.0),
+            page: self.shown.first().map_or(0, |r| r.0),
             path: Vec::new(),
             detail: format!(
                 "{} pages are neither reachable from the root nor on the freelist (orphaned by damage reported above, or leaked; salvage reads orphaned subtrees back into the lost ranges their keys fall in): {}",
-                census.unlisted_unreachable,
+                self.pages,
                 list.join(", ")
             ),
             lost: None,
-        });
-    }
-    report.census = census;
-    report.suppressed_problems = problems.suppressed;
-    report.suppressed_damage = problems.suppressed_damage;
-    report.problems.extend(problems.items);
-    report
-}
-
-/// Read and validate the freelist. Returns its description, the set of listed ids, and the
-/// span `[start, end)` of the freelist pages when the page could be read.
-pub(crate) fn analyze_freelist(
-    file: &BoltFile<'_>,
-    tree: &PageSet,
-    problems: &mut ProblemList,
-) -> (FreelistInfo, PageSet, Option<(u64, u64)>) {
-    let mut free = PageSet::new(file.limit);
-    let mut info = FreelistInfo {
-        persisted: file.freelist_pgid != PGID_NO_FREELIST,
-        pgid: file.freelist_pgid,
-        ..FreelistInfo::default()
-    };
-    if !info.persisted {
-        return (info, free, None);
-    }
-    let id = file.freelist_pgid;
-    let mut damage = |page: u64, detail: String| {
-        problems.push(BoltProblem {
-            severity: Severity::Damage,
-            page,
-            path: Vec::new(),
-            detail,
-            lost: None,
-        })
-    };
-    let (h, data) = match file.page(id) {
-        Ok(x) => x,
-        Err(d) => {
-            damage(id, format!("freelist page named by the meta: {d}"));
-            return (info, free, None);
-        }
-    };
-    if h.flags != FLAG_FREELIST {
-        damage(
-            id,
-            format!(
-                "page named as the freelist by the meta has type {} (flags {:#06x})",
-                page_type_name(h.flags),
-                h.flags
-            ),
-        );
-        return (info, free, None);
-    }
-    let span = (id, id + 1 + u64::from(h.overflow));
-    info.page_span = span.1 - span.0;
-    if (span.0..span.1).any(|p| tree.contains(p)) {
-        damage(id, "freelist pages are also used by the tree".into());
-    }
-    let (count, start) = if h.count == 0xFFFF {
-        info.count_stored_in_first_element = true;
-        match u64_at(data, PAGE_HEADER_SIZE) {
-            Some(n) => (n, PAGE_HEADER_SIZE + 8),
-            None => {
-                damage(
-                    id,
-                    "freelist count escape 0xFFFF but no count follows".into(),
-                );
-                return (info, free, Some(span));
-            }
-        }
-    } else {
-        (u64::from(h.count), PAGE_HEADER_SIZE)
-    };
-    // Bound: the ids must fit in the freelist's own span.
-    let room = (data.len().saturating_sub(start) / 8) as u64;
-    if count > room {
-        damage(
-            id,
-            format!(
-                "freelist claims {count} ids but its {} pages hold at most {room}",
-                info.page_span
-            ),
-        );
-        return (info, free, Some(span));
-    }
-    info.count = count;
-    for i in 0..count as usize {
-        let Some(pid) = u64_at(data, start + i * 8) else {
-            break;
-        };
-        if pid < 2 || pid >= file.high_water {
-            damage(
-                id,
-                format!(
-                    "freelist entry {i} is page {pid}, outside [2, high-water mark {})",
-                    file.high_water
-                ),
-            );
-            continue;
-        }
-        if pid >= file.limit {
-            continue; // beyond the end of the file, already reported by the meta check
-        }
-        if !free.insert(pid) {
-            damage(id, format!("page {pid} is listed twice on the freelist"));
-            continue;
-        }
-        if tree.contains(pid) {
-            damage(
-                pid,
-                format!("page {pid} is on the freelist but reachable from the tree (a writer would overwrite live data)"),
-            );
-        }
-        if (span.0..span.1).contains(&pid) {
-            damage(
-                pid,
-                format!("page {pid} is on the freelist but is the freelist itself"),
-            );
         }
     }
-    (info, free, Some(span))
 }

@@ -5,9 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::check::{check_bytes, BoltReport};
-use super::reader::*;
-use super::{SourceFile, DEFAULT_LOCK_TIMEOUT};
-use crate::{Bucket, Db, Error, Result, Tx};
+use super::file::BoltFile;
+use super::problem::{BoltProblem, Severity};
+use super::source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
+use super::walker::{Event, Walker};
+use crate::{Bucket, Db, Error, LostRange, Result, Tx};
 
 /// How [`import_file`] works.
 #[derive(Clone, Debug)]
@@ -157,17 +159,81 @@ pub fn import_bytes(
 ) -> Result<ImportReport> {
     let check = check_bytes(bytes);
     if !opts.salvage && !check.is_ok() {
-        let (page, detail) = match check.first_damage() {
-            Some(p) => (p.page, p.to_string()),
-            None => (0, "the file cannot be read".to_string()),
-        };
-        let n = check.problems.len() as u64 + check.suppressed_problems;
-        return Err(Error::Corruption {
-            page,
-            detail: format!("bbolt file refused ({n} problems; use salvage to import what is readable): {detail}"),
-        });
+        return Err(refusal(&check));
     }
-    let out = BoltFile::open_outcome(bytes, opts.salvage);
+    let (file, meta_problems) = source_meta(bytes, opts.salvage)?;
+    let total = if !opts.salvage {
+        check.walk.kv_pairs + check.walk.buckets
+    } else {
+        // Salvage may read more than the diagnosis (recovered pages) or through a meta the
+        // diagnosis could not use: count with the same walk first.
+        let mut w = Walker::new(file, true);
+        while let Ok(Some(_)) = w.next_event() {}
+        w.stats().kv_pairs + w.stats().buckets
+    };
+    let mut report = ImportReport {
+        salvage: opts.salvage,
+        source_meta: file.active_meta,
+        source_txid: file.txid,
+        meta_unverified: file.meta_unverified,
+        buckets: 0,
+        kv_pairs: 0,
+        kv_bytes: 0,
+        transactions: 0,
+        problems: Vec::new(),
+        suppressed_problems: 0,
+        lost: Vec::new(),
+        check,
+    };
+    let mut copier = Copier {
+        walker: Walker::new(file, opts.salvage),
+        path: Vec::new(),
+        done: 0,
+        total,
+        max_bytes: opts.max_tx_bytes.max(1) as u64,
+        max_entries: opts.max_tx_entries.max(1) as u64,
+    };
+    progress(0, total);
+    loop {
+        let tx = dst.begin_write()?;
+        let finished = copier.fill(&tx, &mut report, progress)?;
+        tx.commit()?;
+        report.transactions += 1;
+        if finished {
+            break;
+        }
+    }
+    let (problems, _, _, _) = copier.walker.finish();
+    report.suppressed_problems = problems.suppressed;
+    report.problems = meta_problems;
+    report.problems.extend(problems.items);
+    report.lost = report
+        .problems
+        .iter()
+        .filter_map(|p| p.lost.clone())
+        .collect();
+    Ok(report)
+}
+
+/// Why a strict import refuses a damaged file: the first damage, with page and detail.
+fn refusal(check: &BoltReport) -> Error {
+    let (page, detail) = match check.first_damage() {
+        Some(p) => (p.page, p.to_string()),
+        None => (0, "the file cannot be read".to_string()),
+    };
+    let n = check.problems.len() as u64 + check.suppressed_problems;
+    Error::Corruption {
+        page,
+        detail: format!(
+            "bbolt file refused ({n} problems; use salvage to import what is readable): {detail}"
+        ),
+    }
+}
+
+/// The file opened for the import (with salvage, possibly through an unverified meta) and the
+/// meta problems met, including a root sequence deadbolt cannot carry.
+fn source_meta(bytes: &[u8], salvage: bool) -> Result<(BoltFile<'_>, Vec<BoltProblem>)> {
+    let out = BoltFile::open_outcome(bytes, salvage);
     let Some(file) = out.file else {
         return Err(Error::Corruption {
             page: 0,
@@ -189,110 +255,82 @@ pub fn import_bytes(
             lost: None,
         });
     }
-    let total = if !opts.salvage {
-        check.walk.kv_pairs + check.walk.buckets
-    } else {
-        // Salvage may read more than the diagnosis (recovered pages) or through a meta the
-        // diagnosis could not use: count with the same walk first.
-        let mut w = Walker::new(file, true);
-        while let Ok(Some(_)) = w.next_event() {}
-        w.stats().kv_pairs + w.stats().buckets
-    };
+    Ok((file, meta_problems))
+}
 
-    let mut walker = Walker::new(file, opts.salvage);
-    let mut report = ImportReport {
-        salvage: opts.salvage,
-        source_meta: file.active_meta,
-        source_txid: file.txid,
-        meta_unverified: file.meta_unverified,
-        buckets: 0,
-        kv_pairs: 0,
-        kv_bytes: 0,
-        transactions: 0,
-        problems: Vec::new(),
-        suppressed_problems: 0,
-        lost: Vec::new(),
-        check,
-    };
-    let max_bytes = opts.max_tx_bytes.max(1) as u64;
-    let max_entries = opts.max_tx_entries.max(1) as u64;
-    let mut path: Vec<&[u8]> = Vec::new();
-    let mut done: u64 = 0;
-    progress(0, total);
-    loop {
-        let tx = dst.begin_write()?;
-        let finished = {
-            let mut cur = open_path(&tx, &path)?;
-            let mut tx_bytes: u64 = 0;
-            let mut tx_entries: u64 = 0;
-            let mut finished = false;
-            while tx_bytes < max_bytes && tx_entries < max_entries {
-                let Some(ev) = walker.next_event()? else {
-                    finished = true;
-                    break;
-                };
-                match ev {
-                    Event::EnterBucket { name, sequence, .. } => {
-                        let b = match &cur {
-                            None => tx.create_bucket(name)?,
-                            Some(p) => p.create_bucket(name)?,
-                        };
-                        if sequence != 0 {
-                            b.set_sequence(sequence)?;
-                        }
-                        path.push(name);
-                        cur = Some(b);
-                        report.buckets += 1;
-                        tx_bytes += name.len() as u64 + 16;
-                        tx_entries += 1;
-                        done += 1;
+/// The walk being copied, transaction by transaction.
+struct Copier<'a> {
+    walker: Walker<'a>,
+    /// The bucket being written into (empty: the root).
+    path: Vec<&'a [u8]>,
+    /// Entries written so far, of `total`.
+    done: u64,
+    total: u64,
+    max_bytes: u64,
+    max_entries: u64,
+}
+
+impl Copier<'_> {
+    /// Write the walk's next events into `tx` until it holds `max_bytes` or `max_entries`;
+    /// true when the walk is over.
+    fn fill(
+        &mut self,
+        tx: &Tx<'_>,
+        report: &mut ImportReport,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<bool> {
+        let mut cur = open_path(tx, &self.path)?;
+        let mut tx_bytes: u64 = 0;
+        let mut tx_entries: u64 = 0;
+        while tx_bytes < self.max_bytes && tx_entries < self.max_entries {
+            let Some(ev) = self.walker.next_event()? else {
+                return Ok(true);
+            };
+            let written = match ev {
+                Event::EnterBucket { name, sequence, .. } => {
+                    let b = match &cur {
+                        None => tx.create_bucket(name)?,
+                        Some(p) => p.create_bucket(name)?,
+                    };
+                    if sequence != 0 {
+                        b.set_sequence(sequence)?;
                     }
-                    Event::Kv { key, value } => {
-                        let Some(b) = &cur else {
-                            // The walker never yields pairs of the root bucket.
-                            return Err(Error::InvalidArgument(
-                                "key/value pair outside a bucket".into(),
-                            ));
-                        };
-                        b.put(key, value)?;
-                        report.kv_pairs += 1;
-                        let n = (key.len() + value.len()) as u64;
-                        report.kv_bytes += n;
-                        tx_bytes += n;
-                        tx_entries += 1;
-                        done += 1;
-                    }
-                    Event::LeaveBucket => {
-                        path.pop();
-                        cur = open_path(&tx, &path)?;
-                        continue;
-                    }
-                    Event::Reenter => {
-                        path = walker.path().to_vec();
-                        cur = open_path(&tx, &path)?;
-                        continue;
-                    }
+                    self.path.push(name);
+                    cur = Some(b);
+                    report.buckets += 1;
+                    name.len() as u64 + 16
                 }
-                progress(done, total);
-            }
-            finished
-        };
-        tx.commit()?;
-        report.transactions += 1;
-        if finished {
-            break;
+                Event::Kv { key, value } => {
+                    let Some(b) = &cur else {
+                        // The walker never yields pairs of the root bucket.
+                        return Err(Error::InvalidArgument(
+                            "key/value pair outside a bucket".into(),
+                        ));
+                    };
+                    b.put(key, value)?;
+                    report.kv_pairs += 1;
+                    let n = (key.len() + value.len()) as u64;
+                    report.kv_bytes += n;
+                    n
+                }
+                Event::LeaveBucket => {
+                    self.path.pop();
+                    cur = open_path(tx, &self.path)?;
+                    continue;
+                }
+                Event::Reenter => {
+                    self.path = self.walker.path().to_vec();
+                    cur = open_path(tx, &self.path)?;
+                    continue;
+                }
+            };
+            tx_bytes += written;
+            tx_entries += 1;
+            self.done += 1;
+            progress(self.done, self.total);
         }
+        Ok(false)
     }
-    let (problems, _, _, _) = walker.finish();
-    report.suppressed_problems = problems.suppressed;
-    report.problems = meta_problems;
-    report.problems.extend(problems.items);
-    report.lost = report
-        .problems
-        .iter()
-        .filter_map(|p| p.lost.clone())
-        .collect();
-    Ok(report)
 }
 
 /// The bucket at `path` in `tx` (`None` for the root).

@@ -28,9 +28,16 @@
 //! Bounds, all checked in release builds: B+tree depth [`MAX_TREE_DEPTH`], bucket nesting
 //! [`MAX_BUCKET_NESTING`], each page entered at most once per walk (bitmaps of one bit per page
 //! of the file are the only allocations sized from the file), element counts bounded by the
-//! page's bytes, [`MAX_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
+//! page's bytes, [`MAX_KEPT_PROBLEMS`] / [`MAX_PROBLEM_BYTES`] for the problem list,
 //! [`MAX_RECOVERY_RANGES`] and [`MAX_ORPHAN_ROOTS`] for orphan recovery. Import memory is
 //! bounded by [`ImportOptions::max_tx_bytes`] plus the engine's own per-transaction state.
+//!
+//! Layout, each module depending only on those listed before it: [`mod@format`] (the on-disk
+//! layout), `problem` (problems and how they print), `page_set`, `file` (a chosen geometry and
+//! page access), `open` (meta selection), `element` (element decoding), `freelist`, `context`
+//! (a walk's shared state), `frame`, `leaf` (leaf stepping), `cursor` (one bucket's tree),
+//! `orphan` (salvage's orphan recovery), `walker` (every bucket), `source` (the locked
+//! source file), `check` and `import`. This module only re-exports.
 //!
 //! ```no_run
 //! use deadbolt::bolt::{check_file, import_file, ImportOptions};
@@ -45,66 +52,36 @@
 //! ```
 
 mod check;
+mod context;
+mod cursor;
+mod element;
+mod file;
 pub mod format;
+mod frame;
+mod freelist;
 mod import;
-mod reader;
-
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod leaf;
+mod open;
+mod orphan;
+mod page_set;
+mod problem;
+mod source;
+mod walker;
 
 pub use check::{
-    check_bytes, check_file, BoltReport, FreelistInfo, PageCensus, Verdict, CHECKS_NOT_POSSIBLE,
-    CHECKS_PERFORMED,
+    check_bytes, check_file, BoltReport, PageCensus, Verdict, CHECKS_NOT_POSSIBLE, CHECKS_PERFORMED,
 };
+pub use context::{WalkStats, MAX_RECOVERY_RANGES};
+pub use cursor::MAX_TREE_DEPTH;
+pub use file::BoltFile;
 pub use format::MetaInfo;
+pub use freelist::FreelistInfo;
 pub use import::{import_bytes, import_file, ImportOptions, ImportReport};
-pub use reader::{
-    show_bytes, show_path, BoltFile, BoltProblem, Event, LostRange, OpenOutcome, PageSet,
-    ProblemList, Severity, WalkStats, Walker, MAX_BUCKET_NESTING, MAX_ORPHAN_ROOTS, MAX_PROBLEMS,
-    MAX_PROBLEM_BYTES, MAX_RECOVERY_RANGES, MAX_TREE_DEPTH,
+pub use open::OpenOutcome;
+pub use orphan::MAX_ORPHAN_ROOTS;
+pub use page_set::PageSet;
+pub use problem::{
+    show_bytes, show_path, BoltProblem, ProblemList, Severity, MAX_KEPT_PROBLEMS, MAX_PROBLEM_BYTES,
 };
-
-use crate::{Error, FileOptions, FileStorage, Result, Storage, View};
-
-/// Default wait for the source file's shared lock (a running bbolt writer holds an exclusive
-/// one).
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A read-only, shared-locked, memory-mapped bbolt file. The lock is held as long as this lives.
-pub struct SourceFile {
-    _storage: FileStorage,
-    view: Arc<dyn View>,
-}
-
-impl SourceFile {
-    /// Open `path` read-only under a shared lock, waiting at most `lock_timeout`.
-    pub fn open(path: &Path, lock_timeout: Option<Duration>) -> Result<SourceFile> {
-        let opts = FileOptions {
-            read_only: true,
-            create: false,
-            lock_timeout,
-        };
-        let (storage, _) = FileStorage::open(path, &opts).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::LockTimeout
-            } else {
-                Error::Io(e)
-            }
-        })?;
-        let view = storage.view()?;
-        Ok(SourceFile {
-            _storage: storage,
-            view,
-        })
-    }
-
-    /// The whole file.
-    pub fn bytes(&self) -> &[u8] {
-        self.view.bytes()
-    }
-}
-
-pub(crate) fn open_view(path: &Path) -> Result<SourceFile> {
-    SourceFile::open(path, Some(DEFAULT_LOCK_TIMEOUT))
-}
+pub use source::{SourceFile, DEFAULT_LOCK_TIMEOUT};
+pub use walker::{Event, Walker, MAX_BUCKET_NESTING};

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -17,16 +18,49 @@ use crate::storage::{FileOptions, FileStorage, Storage};
 use crate::store::mvcc::Arc;
 use crate::store::{Options, Store};
 
-/// A key range of a bucket that could not be read. `from` is inclusive, `to` exclusive;
-/// `None` is unbounded, so both `None` means the whole bucket.
+/// Keys of one bucket that could not be read: what salvage of a deadbolt file and the bbolt
+/// reader ([`crate::bolt`]) report as lost. Its `Display` (bucket, key range, page, entries
+/// recovered) is the bbolt reader's, in `bolt/problem.rs`, next to the byte rendering it uses;
+/// [`SalvageReport`] prints its own lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LostRange {
+    /// The bucket, from the top (the top-level bucket name first).
     pub path: Vec<Vec<u8>>,
-    pub from: Option<Vec<u8>>,
-    pub to: Option<Vec<u8>>,
-    /// The page that failed to verify.
+    /// Lower end of the lost key range (`Unbounded` together with `to`: the whole bucket).
+    pub from: Bound<Vec<u8>>,
+    /// Upper end of the lost key range.
+    pub to: Bound<Vec<u8>>,
+    /// The page where reading stopped (for salvage: the page that failed to verify).
     pub page: u64,
+    /// Why the range was lost. Salvage sets it; the bbolt reader leaves it empty, because the
+    /// [`crate::bolt::BoltProblem`] holding the range says why in its `detail`.
     pub reason: String,
+    /// Entries (pairs and nested buckets) that bbolt salvage recovered into this range from
+    /// orphaned pages (unreachable and not on the freelist); whether that is all of the range
+    /// cannot be verified. Always 0 from salvage of deadbolt files, which recovers no orphans.
+    pub recovered: u64,
+}
+
+impl LostRange {
+    /// The whole bucket (every key and nested bucket) is lost.
+    pub fn is_whole_bucket(&self) -> bool {
+        matches!(self.from, Bound::Unbounded) && matches!(self.to, Bound::Unbounded)
+    }
+
+    /// True when `key` of bucket `path` falls into this range.
+    pub fn contains(&self, path: &[Vec<u8>], key: &[u8]) -> bool {
+        if !path.starts_with(&self.path) {
+            return false;
+        }
+        // A nested bucket under the lost bucket: lost when its ancestor's name (relative to
+        // this bucket) is in range.
+        let key = path.get(self.path.len()).map_or(key, Vec::as_slice);
+        let range = (
+            self.from.as_ref().map(Vec::as_slice),
+            self.to.as_ref().map(Vec::as_slice),
+        );
+        range.contains(key)
+    }
 }
 
 /// What [`salvage`] recovered and lost.
@@ -56,14 +90,20 @@ impl fmt::Display for SalvageReport {
         }
         for l in &self.lost {
             let path: Vec<String> = l.path.iter().map(|c| printable(c)).collect();
-            let b =
-                |k: &Option<Vec<u8>>, open: &str| k.as_deref().map_or(open.to_string(), printable);
+            let from = match &l.from {
+                Bound::Included(k) => format!("[{}", printable(k)),
+                Bound::Excluded(k) => format!("({}", printable(k)),
+                Bound::Unbounded => "[-inf".to_string(),
+            };
+            let to = match &l.to {
+                Bound::Included(k) => format!("{}]", printable(k)),
+                Bound::Excluded(k) => format!("{})", printable(k)),
+                Bound::Unbounded => "+inf)".to_string(),
+            };
             writeln!(
                 f,
-                "lost /{}: keys [{}, {}) at page {}: {}",
+                "lost /{}: keys {from}, {to} at page {}: {}",
                 path.join("/"),
-                b(&l.from, "-inf"),
-                b(&l.to, "+inf"),
                 l.page,
                 l.reason
             )?;
@@ -157,10 +197,11 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
         let lose = |reason: String, report: &mut SalvageReport| {
             report.lost.push(LostRange {
                 path: (*it.path).clone(),
-                from: it.lo.clone(),
-                to: it.hi.clone(),
+                from: it.lo.clone().map_or(Bound::Unbounded, Bound::Included),
+                to: it.hi.clone().map_or(Bound::Unbounded, Bound::Excluded),
                 page: it.r.pgid,
                 reason,
+                recovered: 0,
             })
         };
         if it.depth > MAX_DEPTH {
@@ -205,10 +246,11 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
                         }
                         Err(err) => report.lost.push(LostRange {
                             path,
-                            from: None,
-                            to: None,
+                            from: Bound::Unbounded,
+                            to: Bound::Unbounded,
                             page: it.r.pgid,
                             reason: err.to_string(),
+                            recovered: 0,
                         }),
                     }
                 } else if it.path.is_empty() {
@@ -244,8 +286,15 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
         }
     }
     report.transactions = out.finish()?;
+    // By bucket, then lower end (unbounded first): the walk finds them out of order.
+    fn start(l: &LostRange) -> Option<&Vec<u8>> {
+        match &l.from {
+            Bound::Included(k) | Bound::Excluded(k) => Some(k),
+            Bound::Unbounded => None,
+        }
+    }
     report
         .lost
-        .sort_by(|a, b| (&a.path, &a.from).cmp(&(&b.path, &b.from)));
+        .sort_by(|a, b| (&a.path, start(a)).cmp(&(&b.path, start(b))));
     Ok(report)
 }
