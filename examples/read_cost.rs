@@ -8,13 +8,12 @@
 //!     target/release/examples/read_cost 200000 50000
 //! ```
 //!
-//! Loads N entries (24-byte random keys, 150-byte values, 1,000 per commit) into an in-memory
-//! database, reopens it so that reads start cold, then does M random point reads in
-//! `phase_get`. Divide the callgrind totals by M.
+//! Loads N entries (24-byte random keys, 150-byte values, 1,000 per commit) in `phase_load`
+//! into a database file in a temporary directory (`no_sync`, so the count is the engine's own
+//! work), reopens it so that reads start cold, then does M random point reads in `phase_get`.
+//! Divide the callgrind totals by M (or by N, with `--toggle-collect='read_cost::phase_load'`).
 
-use std::sync::Arc;
-
-use deadbolt::{Db, MemStorage, Options};
+use deadbolt::{Db, Options};
 
 fn key(i: u64) -> [u8; 24] {
     // splitmix64: deterministic, well spread.
@@ -43,31 +42,38 @@ fn phase_get(db: &Db, n: u64, m: u64) -> u64 {
     found
 }
 
+#[inline(never)]
+fn phase_load(db: &Db, n: u64) {
+    let value = [7u8; 150];
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        db.update(|tx| {
+            let b = tx.create_bucket_if_not_exists(b"bench")?;
+            for &i in chunk {
+                b.put(&key(i), &value)?;
+            }
+            Ok::<_, deadbolt::Error>(())
+        })
+        .expect("load");
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let m: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
-    let storage = Arc::new(MemStorage::new());
+    let dir = std::env::temp_dir().join(format!("deadbolt-read-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("cost.db");
     let opts = Options {
         confirm_after: None,
+        no_sync: true,
         ..Options::default()
     };
-    {
-        let db = Db::open_storage(storage.clone(), opts.clone()).expect("open");
-        let value = [7u8; 150];
-        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-            db.update(|tx| {
-                let b = tx.create_bucket_if_not_exists(b"bench")?;
-                for &i in chunk {
-                    b.put(&key(i), &value)?;
-                }
-                Ok::<_, deadbolt::Error>(())
-            })
-            .expect("load");
-        }
-    }
-    let db = Db::open_storage(storage, opts).expect("reopen");
+    phase_load(&Db::open_with(&path, opts.clone()).expect("open"), n);
+    let db = Db::open_with(&path, opts).expect("reopen");
     let found = phase_get(&db, n, m);
     assert_eq!(found, m, "every key is found");
     println!("{m} gets, {found} found");
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -34,7 +34,7 @@ pub enum Error {
     BucketExists,
     /// A name used as a bucket was read or written as a value, or the other way round.
     IncompatibleValue,
-    /// A key is empty or longer than [`crate::MAX_KEY_SIZE`].
+    /// A key longer than [`crate::MAX_KEY_SIZE`].
     KeyTooLarge { len: usize },
     /// A key of length zero.
     KeyEmpty,

@@ -333,14 +333,11 @@ impl Copier<'_> {
     }
 }
 
-/// The bucket at `path` in `tx` (`None` for the root).
+/// The bucket at `path` in `tx` (`None` for the root), through the engine's one bucket-path
+/// walker; every bucket on it was created by this import, so a missing one is an error.
 fn open_path<'t>(tx: &'t Tx<'_>, path: &[&[u8]]) -> Result<Option<Bucket<'t>>> {
-    let Some((first, rest)) = path.split_first() else {
+    if path.is_empty() {
         return Ok(None);
-    };
-    let mut b = tx.bucket(first)?.ok_or(Error::BucketNotFound)?;
-    for name in rest {
-        b = b.bucket(name)?.ok_or(Error::BucketNotFound)?;
     }
-    Ok(Some(b))
+    tx.bucket_path(path)?.ok_or(Error::BucketNotFound).map(Some)
 }

@@ -12,7 +12,7 @@ use crate::format::page::{BucketHeader, ChildRef, Page, PageType};
 use crate::limits::MAX_DEPTH;
 use crate::ops::bulk::printable;
 use crate::store::free::FreeState;
-use crate::store::verify::Want;
+use crate::store::verify::Expect;
 use crate::tx::Tx;
 
 /// Report at most this many problems in detail (the count of the rest is reported).
@@ -167,7 +167,7 @@ impl Checker<'_> {
             self.problem(id, &it.path, d);
         }
         let (tx, bytes) = (self.tx, self.tx.bytes());
-        let (h, span) = match tx.db.load_span_opt(bytes, hwm, &it.r, Want::Node, true) {
+        let (h, span) = match tx.db.load_span_opt(bytes, hwm, &it.r, Expect::Node, true) {
             Ok(x) => x,
             Err(e) => {
                 self.reach.set(id);

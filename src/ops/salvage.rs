@@ -11,7 +11,7 @@ use std::rc::Rc;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::format::meta::decode_metas;
-use crate::format::page::{BucketHeader, ChildRef};
+use crate::format::page::{BucketHeader, ChildRef, Page};
 use crate::limits::MAX_DEPTH;
 use crate::ops::bulk::{printable, BulkWriter};
 use crate::storage::{FileOptions, FileStorage, Storage};
@@ -150,6 +150,30 @@ struct Subtree {
     depth: usize,
 }
 
+impl Subtree {
+    fn root(r: ChildRef, path: Vec<Vec<u8>>) -> Subtree {
+        Subtree {
+            r,
+            path: Rc::new(path),
+            lo: None,
+            hi: None,
+            depth: 0,
+        }
+    }
+
+    /// The whole range of this subtree, lost for `reason`.
+    fn lost(&self, reason: String) -> LostRange {
+        LostRange {
+            path: (*self.path).clone(),
+            from: self.lo.clone().map_or(Bound::Unbounded, Bound::Included),
+            to: self.hi.clone().map_or(Bound::Unbounded, Bound::Excluded),
+            page: self.r.pgid,
+            reason,
+            recovered: 0,
+        }
+    }
+}
+
 /// Salvage from any storage into `dst`.
 pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport> {
     let view = src.view()?;
@@ -160,7 +184,7 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
         verify_every_access: true,
         ..Options::default()
     };
-    let inner = Store::new(src.clone(), opts, page_size, view.clone(), &candidates);
+    let store = Store::new(src.clone(), opts, page_size, view.clone(), &candidates);
     let mut report = SalvageReport {
         notes: damaged,
         ..Default::default()
@@ -169,123 +193,34 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
     let mut meta = None;
     for m in &candidates {
         let ok = m.hwm.saturating_mul(page_size as u64) <= bytes.len() as u64
-            && (m.root.is_empty() || inner.load_page(bytes, m.hwm, &m.root).is_ok());
+            && (m.root.is_empty() || store.load_page(bytes, m.hwm, &m.root).is_ok());
         if ok {
             meta = Some(*m);
             break;
         }
-        report.notes.push(format!(
-            "commit {} unusable: its root does not verify",
-            m.txid
-        ));
+        let note = format!("commit {} unusable: its root does not verify", m.txid);
+        report.notes.push(note);
     }
-    let meta = meta.ok_or_else(|| Error::corrupt(0, "no commit with a readable root"))?;
+    let slot = candidates.first().map_or(0, |m| m.slot());
+    let meta = meta.ok_or_else(|| Error::corrupt(slot, "no commit with a readable root"))?;
     report.txid = meta.txid;
-    let mut out = BulkWriter::new(dst);
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut stack = Vec::new();
+    let mut copy = Salvage {
+        store: &store,
+        bytes,
+        hwm: meta.hwm,
+        out: BulkWriter::new(dst),
+        report,
+        seen: HashSet::new(),
+        stack: Vec::new(),
+    };
     if !meta.root.is_empty() {
-        stack.push(Subtree {
-            r: meta.root,
-            path: Rc::new(Vec::new()),
-            lo: None,
-            hi: None,
-            depth: 0,
-        });
+        copy.stack.push(Subtree::root(meta.root, Vec::new()));
     }
-    while let Some(it) = stack.pop() {
-        let lose = |reason: String, report: &mut SalvageReport| {
-            report.lost.push(LostRange {
-                path: (*it.path).clone(),
-                from: it.lo.clone().map_or(Bound::Unbounded, Bound::Included),
-                to: it.hi.clone().map_or(Bound::Unbounded, Bound::Excluded),
-                page: it.r.pgid,
-                reason,
-                recovered: 0,
-            })
-        };
-        if it.depth > MAX_DEPTH {
-            lose(format!("tree deeper than {MAX_DEPTH} levels"), &mut report);
-            continue;
-        }
-        if !seen.insert(it.r.pgid) || seen.len() as u64 > meta.hwm {
-            lose("page reachable twice".into(), &mut report);
-            continue;
-        }
-        let page = match inner.load_page(bytes, meta.hwm, &it.r) {
-            Ok(p) => p,
-            Err(e) => {
-                lose(e.to_string(), &mut report);
-                continue;
-            }
-        };
-        if page.leaf {
-            for i in 0..page.count {
-                let e = page.leaf_item(i)?;
-                let inside = it.lo.as_deref().is_none_or(|lo| e.key >= lo)
-                    && it.hi.as_deref().is_none_or(|hi| e.key < hi);
-                if !inside {
-                    continue;
-                }
-                if e.bucket {
-                    let mut path = (*it.path).clone();
-                    path.push(e.key.to_vec());
-                    match BucketHeader::decode(e.value, it.r.pgid) {
-                        Ok(h) => {
-                            out.ensure_bucket(&path, h.sequence)?;
-                            report.buckets += 1;
-                            if !h.root.is_empty() {
-                                stack.push(Subtree {
-                                    r: h.root,
-                                    path: Rc::new(path),
-                                    lo: None,
-                                    hi: None,
-                                    depth: 0,
-                                });
-                            }
-                        }
-                        Err(err) => report.lost.push(LostRange {
-                            path,
-                            from: Bound::Unbounded,
-                            to: Bound::Unbounded,
-                            page: it.r.pgid,
-                            reason: err.to_string(),
-                            recovered: 0,
-                        }),
-                    }
-                } else if it.path.is_empty() {
-                    // The root bucket holds only buckets.
-                    continue;
-                } else {
-                    out.put(&it.path, e.key, e.value)?;
-                    report.keys += 1;
-                }
-            }
-        } else {
-            // Children in reverse so that keys are copied in ascending order.
-            for i in (0..page.count).rev() {
-                let child = page.child(i)?;
-                let lo = if i == 0 {
-                    it.lo.clone()
-                } else {
-                    Some(page.key(i)?.to_vec())
-                };
-                let hi = if i + 1 < page.count {
-                    Some(page.key(i + 1)?.to_vec())
-                } else {
-                    it.hi.clone()
-                };
-                stack.push(Subtree {
-                    r: child,
-                    path: it.path.clone(),
-                    lo,
-                    hi,
-                    depth: it.depth + 1,
-                });
-            }
-        }
+    while let Some(it) = copy.stack.pop() {
+        copy.subtree(it)?;
     }
-    report.transactions = out.finish()?;
+    let mut report = copy.report;
+    report.transactions = copy.out.finish()?;
     // By bucket, then lower end (unbounded first): the walk finds them out of order.
     fn start(l: &LostRange) -> Option<&Vec<u8>> {
         match &l.from {
@@ -297,4 +232,107 @@ pub fn salvage_storage(src: Arc<dyn Storage>, dst: &Db) -> Result<SalvageReport>
         .lost
         .sort_by(|a, b| (&a.path, start(a)).cmp(&(&b.path, start(b))));
     Ok(report)
+}
+
+/// One salvage in progress: the source snapshot, the destination, and the work list (at most
+/// one visit per page below the high-water mark, at most [`MAX_DEPTH`] levels per tree).
+struct Salvage<'a> {
+    store: &'a Store,
+    bytes: &'a [u8],
+    hwm: u64,
+    out: BulkWriter<'a>,
+    report: SalvageReport,
+    seen: HashSet<u64>,
+    stack: Vec<Subtree>,
+}
+
+impl Salvage<'_> {
+    /// Copy what one page holds (or queue its children); a page that fails loses its range.
+    fn subtree(&mut self, it: Subtree) -> Result<()> {
+        if it.depth > MAX_DEPTH {
+            self.report
+                .lost
+                .push(it.lost(Error::too_deep(it.r.pgid).to_string()));
+            return Ok(());
+        }
+        if !self.seen.insert(it.r.pgid) || self.seen.len() as u64 > self.hwm {
+            self.report
+                .lost
+                .push(it.lost("page reachable twice".into()));
+            return Ok(());
+        }
+        let page = match self.store.load_page(self.bytes, self.hwm, &it.r) {
+            Ok(p) => p,
+            Err(e) => {
+                self.report.lost.push(it.lost(e.to_string()));
+                return Ok(());
+            }
+        };
+        if page.leaf {
+            return self.leaf(&page, &it);
+        }
+        // Children in reverse so that keys are copied in ascending order.
+        for i in (0..page.count).rev() {
+            let child = page.child(i)?;
+            let lo = if i == 0 {
+                it.lo.clone()
+            } else {
+                Some(page.key(i)?.to_vec())
+            };
+            let hi = if i + 1 < page.count {
+                Some(page.key(i + 1)?.to_vec())
+            } else {
+                it.hi.clone()
+            };
+            self.stack.push(Subtree {
+                r: child,
+                path: it.path.clone(),
+                lo,
+                hi,
+                depth: it.depth + 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copy a leaf's pairs inside the subtree's range; create its nested buckets and queue
+    /// their trees.
+    fn leaf(&mut self, page: &Page<'_>, it: &Subtree) -> Result<()> {
+        for i in 0..page.count {
+            let e = page.leaf_item(i)?;
+            let inside = it.lo.as_deref().is_none_or(|lo| e.key >= lo)
+                && it.hi.as_deref().is_none_or(|hi| e.key < hi);
+            if !inside {
+                continue;
+            }
+            if !e.bucket {
+                // The root bucket holds only buckets.
+                if !it.path.is_empty() {
+                    self.out.put(&it.path, e.key, e.value)?;
+                    self.report.keys += 1;
+                }
+                continue;
+            }
+            let mut path = (*it.path).clone();
+            path.push(e.key.to_vec());
+            match BucketHeader::decode(e.value, it.r.pgid) {
+                Ok(h) => {
+                    self.out.ensure_bucket(&path, h.sequence)?;
+                    self.report.buckets += 1;
+                    if !h.root.is_empty() {
+                        self.stack.push(Subtree::root(h.root, path));
+                    }
+                }
+                Err(err) => self.report.lost.push(LostRange {
+                    path,
+                    from: Bound::Unbounded,
+                    to: Bound::Unbounded,
+                    page: it.r.pgid,
+                    reason: err.to_string(),
+                    recovered: 0,
+                }),
+            }
+        }
+        Ok(())
+    }
 }

@@ -15,7 +15,7 @@ use crate::store::free::{FreeState, RunSet};
 use crate::store::shared::Store;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Want {
+pub(crate) enum Expect {
     Node,
     Freelist,
 }
@@ -33,7 +33,7 @@ impl Store {
         bytes: &'a [u8],
         hwm: u64,
         r: &ChildRef,
-        want: Want,
+        want: Expect,
     ) -> Result<(Header, &'a [u8])> {
         self.load_span_opt(bytes, hwm, r, want, false)
     }
@@ -44,7 +44,7 @@ impl Store {
         bytes: &'a [u8],
         hwm: u64,
         r: &ChildRef,
-        want: Want,
+        want: Expect,
         force: bool,
     ) -> Result<(Header, &'a [u8])> {
         let (h, span) = self.locate(bytes, hwm, r, want)?;
@@ -62,7 +62,7 @@ impl Store {
         bytes: &'a [u8],
         hwm: u64,
         r: &ChildRef,
-        want: Want,
+        want: Expect,
     ) -> Result<(Header, &'a [u8])> {
         let p = self.page_size as u64;
         let bad = |d: String| Error::corrupt(r.pgid, d);
@@ -87,14 +87,14 @@ impl Store {
             )));
         }
         let ok_type = match want {
-            Want::Node => h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8,
-            Want::Freelist => h.ptype == PageType::Freelist as u8,
+            Expect::Node => h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8,
+            Expect::Freelist => h.ptype == PageType::Freelist as u8,
         };
         if !ok_type {
             let found = PageType::from_u8(h.ptype).map_or("unknown", |t| t.name());
             return Err(bad(format!(
                 "expected a {} page, found type {} ({found})",
-                if want == Want::Node {
+                if want == Expect::Node {
                     "branch or leaf"
                 } else {
                     "freelist"
@@ -126,7 +126,7 @@ impl Store {
 
     /// Check a located span's checksum against its parent's record and its header, and (for a
     /// node) its structure; remember it as verified.
-    fn verify_span(&self, r: &ChildRef, h: &Header, span: &[u8], want: Want) -> Result<()> {
+    fn verify_span(&self, r: &ChildRef, h: &Header, span: &[u8], want: Expect) -> Result<()> {
         let bad = |d: String| Error::corrupt(r.pgid, d);
         let crc = span_crc(span);
         let expect = if planted::NO_PARENT_CHECKSUM {
@@ -140,7 +140,7 @@ impl Store {
                 r.crc, h.crc
             )));
         }
-        if want == Want::Node {
+        if want == Expect::Node {
             let page = Page {
                 id: r.pgid,
                 data: span,
@@ -163,7 +163,7 @@ impl Store {
         hwm: u64,
         r: &ChildRef,
     ) -> Result<Page<'a>> {
-        let (h, span) = self.load_span(bytes, hwm, r, Want::Node)?;
+        let (h, span) = self.load_span(bytes, hwm, r, Expect::Node)?;
         Ok(Page {
             id: r.pgid,
             data: span,
@@ -225,7 +225,7 @@ impl Store {
             if next.txid > meta.txid {
                 return bad("freelist record newer than its meta");
             }
-            let (_, span) = self.load_span(bytes, meta.hwm, &next, Want::Freelist)?;
+            let (_, span) = self.load_span(bytes, meta.hwm, &next, Expect::Freelist)?;
             let rec = decode_record(span, next.pgid)?;
             let expect_len = records.first().map_or(0, |r| r.chain_len) as usize;
             if !records.is_empty() && rec.chain_len as usize + chain.len() != expect_len {
