@@ -15,6 +15,7 @@ pub mod crafted;
 pub mod crash;
 pub mod disk;
 pub mod engine;
+pub mod image;
 pub mod model;
 pub mod oracle;
 pub mod rng;

@@ -5,8 +5,9 @@ use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
 
-use crate::disk::{FaultPlan, Media, SimDisk};
+use crate::disk::{FaultPlan, SimDisk};
 use crate::engine::{Engine, EngineDb, OpenOpts};
+use crate::image::Media;
 use crate::model::{Op, State};
 
 /// What the workload learned about a commit.

@@ -6,11 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::crash::{Fill, Mode, Window};
-use crate::disk::{
-    apply_create, apply_pending, apply_write, CrashState, FaultPlan, LogOp, Media, OpResult,
-    Pending, SimDisk,
-};
+use crate::disk::{FaultPlan, LogOp, OpResult, SimDisk};
 use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
+use crate::image::{apply_create, apply_pending, apply_write, CrashState, Media, Pending};
 use crate::model::{Op, State};
 use crate::oracle::{catch, verify, History, Label, Strictness};
 use crate::rng::{hash_bytes, Digest, Rng};

@@ -5,8 +5,9 @@
 //! from one of them.
 
 use crate::crash::{Mode, Window};
-use crate::disk::{FaultPlan, Media};
+use crate::disk::FaultPlan;
 use crate::engine::{Engine, OpenOpts};
+use crate::image::Media;
 use crate::oracle::{verify, History, Strictness};
 use crate::rng::{hash_bytes, Digest, Rng};
 use crate::run::live;
