@@ -18,6 +18,7 @@ pub mod engine;
 pub mod image;
 pub mod model;
 pub mod oracle;
+pub mod replay;
 pub mod rng;
 pub mod run;
 pub mod torture;

@@ -9,6 +9,7 @@ use crate::disk::{FaultPlan, SimDisk};
 use crate::engine::{Engine, EngineDb, OpenOpts};
 use crate::image::Media;
 use crate::model::{Op, State};
+use crate::replay::Replayer;
 
 /// What the workload learned about a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -491,7 +492,7 @@ fn probe_every_op(
     }
     let log = disk.take_log();
     let end = log.len();
-    let mut rp = crate::run::Replayer::new(image0);
+    let mut rp = Replayer::new(image0);
     let mut rng = crate::rng::Rng::new(seed ^ 0xe7e7);
     let mut extra = 0u64;
     let mut seen = std::collections::HashSet::new();
