@@ -1,17 +1,19 @@
 //! The I/O-error sweep (F7, F8): each write, sync, set_len and create of a fixed workload fails
-//! in turn, and the disk runs out of space at every size the file passes through.
+//! in turn, and the disk runs out of space at every size the file passes through; then reads
+//! fail during open.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::live::live;
+use super::live::Lifetime;
 use super::report::Report;
+use super::sweep::Sweep;
 use crate::crash::{Mode, Window};
 use crate::disk::{FaultPlan, SimDisk};
-use crate::engine::{Engine, ErrKind, OpenOpts};
+use crate::engine::{Engine, ErrKind};
 use crate::image::Media;
-use crate::oracle::{catch, verify, History, Strictness};
-use crate::rng::{hash_bytes, Digest, Rng};
+use crate::oracle::{catch, check_open, Strictness};
+use crate::rng::{hash_bytes, Rng};
 
 /// The I/O-error sweep (SQLite's ioerr loop): fail the n-th write, set_len, sync (F7, F8) and
 /// create (before its rename and in its directory sync), and run out of space at every size the
@@ -24,38 +26,29 @@ pub fn ioerr_sweep(
     media: Media,
     seed: u64,
 ) -> Report {
-    let mut rep = Report::default();
-    let mut dig = Digest::default();
-    let opts = OpenOpts {
-        page_size,
-        no_sync: false,
-    };
-    let wl = crate::workload::fixed(page_size).swap_remove(workload);
-    // A clean run to count the calls.
-    let clean = live(
-        engine,
-        Vec::new(),
-        media,
-        opts,
-        FaultPlan::default(),
-        History::new(),
-        seed,
-        &mut |_, i| wl.commits.get(i).cloned(),
-    );
-    rep.violations.extend(clean.violations);
+    // The clean run counts the calls the plans fail in turn.
+    let (mut sw, clean) = Sweep::start(engine, workload, page_size, media, seed);
+    let mut rng = Rng::new(seed ^ 0x10e5);
+    for plan in fault_plans(&clean, page_size) {
+        failed_call(&mut sw, plan, &mut rng);
+    }
+    read_errors_at_open(&mut sw, &clean);
+    sw.finish()
+}
+
+/// One plan per call of the clean run that can fail (writes transient and persistent, syncs,
+/// set_lens, creates before and after their rename), then a disk full at every page boundary
+/// below the final size.
+fn fault_plans(clean: &Lifetime, page_size: usize) -> Vec<FaultPlan> {
     let (writes, set_lens, syncs) = clean.counts;
-    let creates = clean.creates;
-    let max_len = clean.crash.current.len() as u64;
     let mut plans = Vec::new();
     for n in 1..=writes {
-        plans.push(FaultPlan {
-            fail_write: Some((n, false)),
-            ..FaultPlan::default()
-        });
-        plans.push(FaultPlan {
-            fail_write: Some((n, true)),
-            ..FaultPlan::default()
-        });
+        for persistent in [false, true] {
+            plans.push(FaultPlan {
+                fail_write: Some((n, persistent)),
+                ..FaultPlan::default()
+            });
+        }
     }
     for n in 1..=syncs {
         plans.push(FaultPlan {
@@ -69,7 +62,7 @@ pub fn ioerr_sweep(
             ..FaultPlan::default()
         });
     }
-    for n in 1..=creates {
+    for n in 1..=clean.creates {
         for late in [false, true] {
             plans.push(FaultPlan {
                 fail_create: Some((n, late)),
@@ -77,6 +70,7 @@ pub fn ioerr_sweep(
             });
         }
     }
+    let max_len = clean.crash.current.len() as u64;
     let step = (page_size as u64).max(1);
     let mut cap = 0;
     while cap < max_len {
@@ -86,82 +80,61 @@ pub fn ioerr_sweep(
         });
         cap += step;
     }
-    let mut rng = Rng::new(seed ^ 0x10e5);
-    for plan in plans {
-        let desc = format!(
-            "ioerr workload={} page={page_size} sector={} plan={plan:?} seed={seed:#x}",
-            wl.name, media.sector
-        );
-        let lt = live(
-            engine,
-            Vec::new(),
-            media,
-            opts,
-            plan,
-            History::new(),
-            rng.next_u64(),
-            &mut |_, i| wl.commits.get(i).cloned(),
-        );
-        dig.u64(lt.digest);
-        for v in &lt.violations {
-            rep.violations.push(format!("[{desc}] {v}"));
-        }
-        rep.crash_points += 1;
-        // The machine goes down after the failure: check each crash mode.
-        let w = Window::new(&lt.crash, media);
-        let mut seen = HashSet::new();
-        for mode in Mode::ALL {
-            for _ in 0..if mode == Mode::Process { 1 } else { 3 } {
-                let img = w.random(mode, &mut rng);
-                if !seen.insert(hash_bytes(&img)) {
-                    continue;
-                }
-                rep.images += 1;
-                let v = verify(
-                    engine,
-                    img,
-                    media,
-                    opts,
-                    &lt.hist,
-                    Strictness::Full,
-                    None,
-                    None,
-                    rng.next_u64(),
-                );
-                dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
-                if let Some(m) = v.violation {
-                    rep.violations
-                        .push(format!("[{desc}] after the error, {mode} crash: {m}"));
-                }
+    plans
+}
+
+/// The workload under `plan` (the live run checks I3 and I8), then crash images of every mode
+/// of the state it left: the machine goes down after the failure.
+fn failed_call(sw: &mut Sweep, plan: FaultPlan, rng: &mut Rng) {
+    let desc = format!(
+        "ioerr workload={} page={} sector={} plan={plan:?} seed={:#x}",
+        sw.workload, sw.opts.page_size, sw.media.sector, sw.seed
+    );
+    let lt = sw.faulted(plan, rng.next_u64(), &desc);
+    let w = Window::new(&lt.crash, sw.media);
+    let mut seen = HashSet::new();
+    for mode in Mode::ALL {
+        for _ in 0..if mode == Mode::Process { 1 } else { 3 } {
+            let img = w.random(mode, rng);
+            if !seen.insert(hash_bytes(&img)) {
+                continue;
+            }
+            if let Some(m) = sw.check(img, &lt.hist, Strictness::Full, rng.next_u64()) {
+                sw.rep
+                    .violations
+                    .push(format!("[{desc}] after the error, {mode} crash: {m}"));
             }
         }
     }
-    // Read errors during open of the finished database (F8 reads): a typed error or the
-    // right data.
+}
+
+/// Read errors during open of the finished database (F8 reads): a typed error or the right
+/// data.
+fn read_errors_at_open(sw: &mut Sweep, clean: &Lifetime) {
     for n in 1..=4 {
         let plan = FaultPlan {
             fail_view: Some((n, n % 2 == 0)),
             ..FaultPlan::default()
         };
-        let disk = Arc::new(SimDisk::new(clean.crash.current.clone(), media, plan, seed));
-        rep.images += 1;
-        match catch(|| engine.open(disk.clone(), &opts)) {
-            Err(p) => rep
-                .violations
-                .push(format!("[read error {n}] I7: panic in open: {p}")),
-            Ok(Err(e)) if e.kind == ErrKind::Io => {}
-            Ok(Err(e)) => rep.violations.push(format!(
-                "[read error {n}] open failed with {e}, expected an I/O error"
-            )),
+        let disk = Arc::new(SimDisk::new(
+            clean.crash.current.clone(),
+            sw.media,
+            plan,
+            sw.seed,
+        ));
+        sw.rep.images += 1;
+        let violation = match catch(|| sw.engine.open(disk.clone(), &sw.opts)) {
+            Err(p) => Some(format!("I7: panic in open: {p}")),
+            Ok(Err(e)) if e.kind == ErrKind::Io => None,
+            Ok(Err(e)) => Some(format!("open failed with {e}, expected an I/O error")),
             Ok(Ok(db)) => {
-                let v = crate::oracle::check_open(&*db, &clean.hist, Strictness::Detect);
-                if let Some(m) = v.violation {
-                    rep.violations.push(format!("[read error {n}] {m}"));
-                }
+                let v = check_open(&*db, &clean.hist, Strictness::Detect);
                 drop(catch(move || drop(db)));
+                v.violation
             }
+        };
+        if let Some(m) = violation {
+            sw.rep.violations.push(format!("[read error {n}] {m}"));
         }
     }
-    rep.digest = dig.finish();
-    rep
 }

@@ -16,6 +16,7 @@ mod matrix;
 mod par;
 mod protocol;
 mod report;
+mod sweep;
 
 pub use at_rest::at_rest_sweep;
 pub use exhaustive::{exhaustive, ExhCfg};
