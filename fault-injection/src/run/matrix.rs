@@ -13,54 +13,26 @@ pub fn ci_matrix() -> Vec<ExhCfg> {
 
 /// [`ci_matrix`] with `full_probes` (see [`ExhCfg::full_probes`]) per configuration.
 pub fn ci_matrix_with(full_probes: usize) -> Vec<ExhCfg> {
+    let media = |sector, psow, sector_atomic| Media {
+        sector,
+        psow,
+        sector_atomic,
+    };
     let mut v = Vec::new();
     let n_workloads = crate::workload::fixed(4096).len();
     let mut seed = 0x00C1_0000u64;
     for workload in 0..n_workloads {
         for page_size in [1024usize, 2048, 4096, 8192, 16384] {
+            // (media, no_sync): both sector sizes at every page size; the atomicity-off,
+            // PSOW-off and no_sync variants at 1K and 4K pages only (64 configurations in all).
             let mut medias = vec![
-                (
-                    Media {
-                        sector: 512,
-                        psow: true,
-                        sector_atomic: true,
-                    },
-                    false,
-                ),
-                (
-                    Media {
-                        sector: 4096,
-                        psow: true,
-                        sector_atomic: true,
-                    },
-                    false,
-                ),
+                (media(512, true, true), false),
+                (media(4096, true, true), false),
             ];
             if page_size == 4096 || page_size == 1024 {
-                medias.push((
-                    Media {
-                        sector: 4096,
-                        psow: true,
-                        sector_atomic: false,
-                    },
-                    false,
-                ));
-                medias.push((
-                    Media {
-                        sector: 4096,
-                        psow: false,
-                        sector_atomic: true,
-                    },
-                    false,
-                ));
-                medias.push((
-                    Media {
-                        sector: 512,
-                        psow: true,
-                        sector_atomic: true,
-                    },
-                    true,
-                ));
+                medias.push((media(4096, true, false), false));
+                medias.push((media(4096, false, true), false));
+                medias.push((media(512, true, true), true));
             }
             for (media, no_sync) in medias {
                 seed += 1;
