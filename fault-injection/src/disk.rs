@@ -124,6 +124,13 @@ fn eio(what: &str) -> io::Error {
     io::Error::other(format!("injected I/O error: {what}"))
 }
 
+fn enospc() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        "injected: no space left on device",
+    )
+}
+
 fn crashed_err() -> io::Error {
     io::Error::other("simulated machine is down (crash point passed)")
 }
@@ -283,6 +290,53 @@ impl SimDisk {
             g.frozen = Some(st);
         }
     }
+
+    /// The write that fails (F8): it may still have written a sector-aligned prefix, which is
+    /// pending like any write.
+    fn fail_write(&self, g: &mut Inner, offset: u64, data: &[u8]) {
+        let s = self.media.sector;
+        let n = if g.rng.chance(0.5) {
+            let sectors = data.len().div_ceil(s);
+            (g.rng.below_usize(sectors + 1) * s).min(data.len())
+        } else {
+            0
+        };
+        if n > 0 {
+            let part = data[..n].to_vec();
+            apply_write(&mut g.current, offset, &part);
+            g.pending.push(Pending::Write {
+                off: offset,
+                data: part,
+                fate: Fate::Normal,
+            });
+        }
+        g.injected_errors += 1;
+        let op = LogOp::Write {
+            off: offset,
+            data: data[..n].to_vec(),
+            fate: Fate::Normal,
+        };
+        self.end_op(g, op, OpResult::Failed);
+    }
+
+    /// Where the current write (`len` bytes at `offset`, ending at `end`) lands: lost (F12) or
+    /// misdirected to another sector-aligned offset inside the file (F11) when the plan says so.
+    fn fate(&self, g: &mut Inner, offset: u64, len: usize, end: u64) -> Fate {
+        let mut fate = Fate::Normal;
+        if self.plan.lose_write == Some(g.writes) {
+            fate = Fate::Lost;
+        }
+        if self.plan.misdirect_write == Some(g.writes) {
+            let s = self.media.sector as u64;
+            let file_len = g.current.len().max(end as usize) as u64;
+            let slots = file_len.saturating_sub(len as u64) / s;
+            let to = g.rng.below(slots + 1) * s;
+            if to != offset {
+                fate = Fate::Misdirected(to);
+            }
+        }
+        fate
+    }
 }
 
 fn snapshot(g: &Inner) -> CrashState {
@@ -347,66 +401,20 @@ impl Storage for SimDisk {
             }
         }
         if fail {
-            // A failed write may still have written a sector-aligned prefix.
-            let s = self.media.sector;
-            let n = if g.rng.chance(0.5) {
-                let sectors = data.len().div_ceil(s);
-                (g.rng.below_usize(sectors + 1) * s).min(data.len())
-            } else {
-                0
-            };
-            if n > 0 {
-                let part = data[..n].to_vec();
-                apply_write(&mut g.current, offset, &part);
-                g.pending.push(Pending::Write {
-                    off: offset,
-                    data: part,
-                    fate: Fate::Normal,
-                });
-            }
-            g.injected_errors += 1;
-            self.end_op(
-                &mut g,
-                LogOp::Write {
-                    off: offset,
-                    data: data[..n].to_vec(),
-                    fate: Fate::Normal,
-                },
-                OpResult::Failed,
-            );
+            self.fail_write(&mut g, offset, data);
             return Err(eio("write"));
         }
-        if let Some(cap) = self.plan.capacity {
-            if end > cap {
-                g.injected_errors += 1;
-                self.end_op(
-                    &mut g,
-                    LogOp::Write {
-                        off: offset,
-                        data: Vec::new(),
-                        fate: Fate::Normal,
-                    },
-                    OpResult::Failed,
-                );
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                ));
-            }
+        if self.plan.capacity.is_some_and(|cap| end > cap) {
+            g.injected_errors += 1;
+            let op = LogOp::Write {
+                off: offset,
+                data: Vec::new(),
+                fate: Fate::Normal,
+            };
+            self.end_op(&mut g, op, OpResult::Failed);
+            return Err(enospc());
         }
-        let mut fate = Fate::Normal;
-        if self.plan.lose_write == Some(g.writes) {
-            fate = Fate::Lost;
-        }
-        if self.plan.misdirect_write == Some(g.writes) {
-            let s = self.media.sector as u64;
-            let len = g.current.len().max(end as usize) as u64;
-            let slots = len.saturating_sub(data.len() as u64) / s;
-            let to = g.rng.below(slots + 1) * s;
-            if to != offset {
-                fate = Fate::Misdirected(to);
-            }
-        }
+        let fate = self.fate(&mut g, offset, data.len(), end);
         apply_write(&mut g.current, offset, data);
         g.pending.push(Pending::Write {
             off: offset,
@@ -443,14 +451,7 @@ impl Storage for SimDisk {
         if fail || full {
             g.injected_errors += 1;
             self.end_op(&mut g, LogOp::SetLen(len), OpResult::Failed);
-            return Err(if full {
-                io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                )
-            } else {
-                eio("set_len")
-            });
+            return Err(if full { enospc() } else { eio("set_len") });
         }
         g.current.resize(len as usize, 0);
         g.pending.push(Pending::SetLen(len));
@@ -549,14 +550,7 @@ impl Storage for SimDisk {
                 },
                 OpResult::Failed,
             );
-            return Err(if full {
-                io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                )
-            } else {
-                eio("create")
-            });
+            return Err(if full { enospc() } else { eio("create") });
         }
         let Inner {
             durable,
