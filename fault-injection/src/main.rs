@@ -30,23 +30,29 @@ fn runaway(msg: &[u8]) -> ! {
     std::process::abort()
 }
 
+/// One allocation of `size` bytes above the cap is a runaway.
+fn check_one(size: usize) {
+    if size > MAX_ONE {
+        runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
+    }
+}
+
+/// `more` bytes become live; past the budget that is a runaway.
+fn add_live(more: usize) {
+    if LIVE.fetch_add(more, Ordering::Relaxed) + more > MAX_LIVE {
+        runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
+    }
+}
+
 unsafe impl GlobalAlloc for Guard {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
-        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
-            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-        }
+        check_one(l.size());
+        add_live(l.size());
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
-        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
-            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-        }
+        check_one(l.size());
+        add_live(l.size());
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
@@ -54,13 +60,9 @@ unsafe impl GlobalAlloc for Guard {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if new > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
+        check_one(new);
         if new > l.size() {
-            if LIVE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size() > MAX_LIVE {
-                runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-            }
+            add_live(new - l.size());
         } else {
             LIVE.fetch_sub(l.size() - new, Ordering::Relaxed);
         }
