@@ -5,8 +5,9 @@
 //! A facade: each job lives in its own file and is re-exported here, so the public paths stay
 //! `run::exhaustive`, `run::Report` and so on. The files use each other only through `super::`
 //! paths to the file that owns an item, never through this facade. Their order, lowest first:
-//! `report`, `par`, `protocol` and `live` (independent), `exhaustive` (report, protocol),
-//! `matrix` (exhaustive), `ioerr` and `at_rest` (live, report).
+//! `report`, `par`, `protocol` and `live` (independent), `sweep` (live, report), `exhaustive`
+//! (protocol, report), `matrix` (exhaustive), `ioerr` (sweep, live, report) and `at_rest`
+//! (sweep, report).
 
 mod at_rest;
 mod exhaustive;
