@@ -152,21 +152,7 @@ pub fn crafted_cycle_check(page: usize) -> Result<String, String> {
         page_size: page,
         ..Options::default()
     };
-    let mem = Arc::new(MemStorage::new());
-    {
-        let db = Db::open_storage(mem.clone(), opts.clone()).map_err(|e| e.to_string())?;
-        db.update(|tx| {
-            let b = tx.create_bucket_if_not_exists(b"b")?;
-            for i in 0..(page / 16) {
-                b.put(format!("key{i:05}").as_bytes(), &[i as u8; 40])?;
-            }
-            Ok::<_, deadbolt::Error>(())
-        })
-        .map_err(|e| e.to_string())?;
-        db.update(|tx| tx.create_bucket_if_not_exists(b"z")?.put(b"k", b"v"))
-            .map_err(|e| e.to_string())?;
-    }
-    let mut img = mem.to_bytes();
+    let mut img = two_commits(&opts)?;
     let (cyclic, what) = self_cycle(&mut img, page, b"b")?;
     let db = match Db::open_storage(Arc::new(MemStorage::from_bytes(img)), opts) {
         Err(e) if e.is_corruption() => return Ok(format!("{what}; open reported: {e}")),
@@ -220,4 +206,26 @@ pub fn crafted_cycle_check(page: usize) -> Result<String, String> {
         Err(e) => return Err(format!("{what}; check failed: {e}")),
     }
     Ok(format!("{what}; {}", found.join("; ")))
+}
+
+/// The file of a small database: bucket `b` with enough keys for a branch root, then a second
+/// commit (to bucket `z`) so that `b`'s root was written before the newest commit's base.
+fn two_commits(opts: &deadbolt::Options) -> Result<Vec<u8>, String> {
+    use deadbolt::{Db, MemStorage};
+    use std::sync::Arc;
+    let page = opts.page_size;
+    let mem = Arc::new(MemStorage::new());
+    let db = Db::open_storage(mem.clone(), opts.clone()).map_err(|e| e.to_string())?;
+    db.update(|tx| {
+        let b = tx.create_bucket_if_not_exists(b"b")?;
+        for i in 0..(page / 16) {
+            b.put(format!("key{i:05}").as_bytes(), &[i as u8; 40])?;
+        }
+        Ok::<_, deadbolt::Error>(())
+    })
+    .map_err(|e| e.to_string())?;
+    db.update(|tx| tx.create_bucket_if_not_exists(b"z")?.put(b"k", b"v"))
+        .map_err(|e| e.to_string())?;
+    drop(db);
+    Ok(mem.to_bytes())
 }

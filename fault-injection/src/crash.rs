@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::disk::{apply_pending, apply_write, CrashState, Fate, Media, Pending};
+use crate::image::{apply_pending, apply_write, CrashState, Fate, Media, Pending};
 use crate::rng::Rng;
 
 /// The crash modes of the fault model.

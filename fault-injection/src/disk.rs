@@ -30,45 +30,11 @@ use deadbolt::storage::VecView;
 use deadbolt::{Storage, View};
 use std::sync::Mutex;
 
+use crate::image::{apply_create, apply_pending, apply_write};
+// Re-exported: `SimDisk::new` takes a `Media`, a `LogOp` carries a `Fate` and `state_now` returns
+// a `CrashState`, so a user of the disk (and the tests) finds them here.
+pub use crate::image::{CrashState, Fate, Media, Pending};
 use crate::rng::{Digest, Rng};
-
-/// Media assumptions (fault model §8.1.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Media {
-    /// Sector size in bytes (512 or 4096).
-    pub sector: usize,
-    /// Powersafe overwrite: bytes outside an unsynced write never change in a crash.
-    pub psow: bool,
-    /// Sector-write atomicity: a sector is either old or new (or garbage), never split.
-    pub sector_atomic: bool,
-}
-
-impl Default for Media {
-    fn default() -> Self {
-        Media {
-            sector: 512,
-            psow: true,
-            sector_atomic: true,
-        }
-    }
-}
-
-/// What happens to a write on its way to the media (F11, F12).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fate {
-    Normal,
-    /// Reported written and synced, never reaches media.
-    Lost,
-    /// Lands at this other (sector-aligned) offset instead.
-    Misdirected(u64),
-}
-
-/// One unsynced operation.
-#[derive(Clone, Debug)]
-pub enum Pending {
-    Write { off: u64, data: Vec<u8>, fate: Fate },
-    SetLen(u64),
-}
 
 /// A mutating operation as recorded in the operation log.
 #[derive(Clone, Debug)]
@@ -123,18 +89,6 @@ pub struct FaultPlan {
     pub fail_create: Option<(u64, bool)>,
 }
 
-/// Everything a crash image is built from: the durable image, the unsynced ops in issue order,
-/// and whether the file's directory entry was ever made durable (F6).
-#[derive(Clone, Debug)]
-pub struct CrashState {
-    pub durable: Vec<u8>,
-    pub pending: Vec<Pending>,
-    pub current: Vec<u8>,
-    pub dir_synced: bool,
-    /// Mutating ops issued when the state was frozen.
-    pub ops: u64,
-}
-
 struct Inner {
     durable: Vec<u8>,
     current: Vec<u8>,
@@ -168,6 +122,13 @@ pub struct SimDisk {
 
 fn eio(what: &str) -> io::Error {
     io::Error::other(format!("injected I/O error: {what}"))
+}
+
+fn enospc() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        "injected: no space left on device",
+    )
 }
 
 fn crashed_err() -> io::Error {
@@ -329,6 +290,53 @@ impl SimDisk {
             g.frozen = Some(st);
         }
     }
+
+    /// The write that fails (F8): it may still have written a sector-aligned prefix, which is
+    /// pending like any write.
+    fn fail_write(&self, g: &mut Inner, offset: u64, data: &[u8]) {
+        let s = self.media.sector;
+        let n = if g.rng.chance(0.5) {
+            let sectors = data.len().div_ceil(s);
+            (g.rng.below_usize(sectors + 1) * s).min(data.len())
+        } else {
+            0
+        };
+        if n > 0 {
+            let part = data[..n].to_vec();
+            apply_write(&mut g.current, offset, &part);
+            g.pending.push(Pending::Write {
+                off: offset,
+                data: part,
+                fate: Fate::Normal,
+            });
+        }
+        g.injected_errors += 1;
+        let op = LogOp::Write {
+            off: offset,
+            data: data[..n].to_vec(),
+            fate: Fate::Normal,
+        };
+        self.end_op(g, op, OpResult::Failed);
+    }
+
+    /// Where the current write (`len` bytes at `offset`, ending at `end`) lands: lost (F12) or
+    /// misdirected to another sector-aligned offset inside the file (F11) when the plan says so.
+    fn fate(&self, g: &mut Inner, offset: u64, len: usize, end: u64) -> Fate {
+        let mut fate = Fate::Normal;
+        if self.plan.lose_write == Some(g.writes) {
+            fate = Fate::Lost;
+        }
+        if self.plan.misdirect_write == Some(g.writes) {
+            let s = self.media.sector as u64;
+            let file_len = g.current.len().max(end as usize) as u64;
+            let slots = file_len.saturating_sub(len as u64) / s;
+            let to = g.rng.below(slots + 1) * s;
+            if to != offset {
+                fate = Fate::Misdirected(to);
+            }
+        }
+        fate
+    }
 }
 
 fn snapshot(g: &Inner) -> CrashState {
@@ -338,59 +346,6 @@ fn snapshot(g: &Inner) -> CrashState {
         current: g.current.clone(),
         dir_synced: g.dir_synced,
         ops: g.ops,
-    }
-}
-
-/// The effect of a `create` that renamed `data` into place: the path names a new file holding
-/// exactly `data`, durable as a file (it was synced before the rename). What was pending on the
-/// old, empty file is gone with it. Whether the directory entry is durable is the caller's
-/// business: it is only after a successful directory sync.
-pub fn apply_create(
-    durable: &mut Vec<u8>,
-    current: &mut Vec<u8>,
-    pending: &mut Vec<Pending>,
-    data: &[u8],
-) {
-    *durable = data.to_vec();
-    *current = data.to_vec();
-    pending.clear();
-}
-
-/// Apply `data` at `off` to `buf`, growing it with zeros.
-pub fn apply_write(buf: &mut Vec<u8>, off: u64, data: &[u8]) {
-    let start = off as usize;
-    let end = start + data.len();
-    if buf.len() < end {
-        buf.resize(end, 0);
-    }
-    buf[start..end].copy_from_slice(data);
-}
-
-/// Apply the pending ops to `durable` as a successful sync does (fates honoured).
-pub fn apply_pending(durable: &mut Vec<u8>, pending: &[Pending]) {
-    for p in pending {
-        match p {
-            Pending::Write { off, data, fate } => match fate {
-                Fate::Normal => apply_write(durable, *off, data),
-                Fate::Lost => {
-                    // The size change of an extending write still happens (metadata), the data not.
-                    let end = *off as usize + data.len();
-                    if durable.len() < end {
-                        durable.resize(end, 0);
-                    }
-                }
-                Fate::Misdirected(to) => {
-                    let end = *off as usize + data.len();
-                    if durable.len() < end {
-                        durable.resize(end, 0);
-                    }
-                    let to = *to as usize;
-                    let n = data.len().min(durable.len().saturating_sub(to));
-                    durable[to..to + n].copy_from_slice(&data[..n]);
-                }
-            },
-            Pending::SetLen(n) => durable.resize(*n as usize, 0),
-        }
     }
 }
 
@@ -446,66 +401,20 @@ impl Storage for SimDisk {
             }
         }
         if fail {
-            // A failed write may still have written a sector-aligned prefix.
-            let s = self.media.sector;
-            let n = if g.rng.chance(0.5) {
-                let sectors = data.len().div_ceil(s);
-                (g.rng.below_usize(sectors + 1) * s).min(data.len())
-            } else {
-                0
-            };
-            if n > 0 {
-                let part = data[..n].to_vec();
-                apply_write(&mut g.current, offset, &part);
-                g.pending.push(Pending::Write {
-                    off: offset,
-                    data: part,
-                    fate: Fate::Normal,
-                });
-            }
-            g.injected_errors += 1;
-            self.end_op(
-                &mut g,
-                LogOp::Write {
-                    off: offset,
-                    data: data[..n].to_vec(),
-                    fate: Fate::Normal,
-                },
-                OpResult::Failed,
-            );
+            self.fail_write(&mut g, offset, data);
             return Err(eio("write"));
         }
-        if let Some(cap) = self.plan.capacity {
-            if end > cap {
-                g.injected_errors += 1;
-                self.end_op(
-                    &mut g,
-                    LogOp::Write {
-                        off: offset,
-                        data: Vec::new(),
-                        fate: Fate::Normal,
-                    },
-                    OpResult::Failed,
-                );
-                return Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                ));
-            }
+        if self.plan.capacity.is_some_and(|cap| end > cap) {
+            g.injected_errors += 1;
+            let op = LogOp::Write {
+                off: offset,
+                data: Vec::new(),
+                fate: Fate::Normal,
+            };
+            self.end_op(&mut g, op, OpResult::Failed);
+            return Err(enospc());
         }
-        let mut fate = Fate::Normal;
-        if self.plan.lose_write == Some(g.writes) {
-            fate = Fate::Lost;
-        }
-        if self.plan.misdirect_write == Some(g.writes) {
-            let s = self.media.sector as u64;
-            let len = g.current.len().max(end as usize) as u64;
-            let slots = len.saturating_sub(data.len() as u64) / s;
-            let to = g.rng.below(slots + 1) * s;
-            if to != offset {
-                fate = Fate::Misdirected(to);
-            }
-        }
+        let fate = self.fate(&mut g, offset, data.len(), end);
         apply_write(&mut g.current, offset, data);
         g.pending.push(Pending::Write {
             off: offset,
@@ -542,14 +451,7 @@ impl Storage for SimDisk {
         if fail || full {
             g.injected_errors += 1;
             self.end_op(&mut g, LogOp::SetLen(len), OpResult::Failed);
-            return Err(if full {
-                io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                )
-            } else {
-                eio("set_len")
-            });
+            return Err(if full { enospc() } else { eio("set_len") });
         }
         g.current.resize(len as usize, 0);
         g.pending.push(Pending::SetLen(len));
@@ -648,14 +550,7 @@ impl Storage for SimDisk {
                 },
                 OpResult::Failed,
             );
-            return Err(if full {
-                io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "injected: no space left on device",
-                )
-            } else {
-                eio("create")
-            });
+            return Err(if full { enospc() } else { eio("create") });
         }
         let Inner {
             durable,

@@ -460,26 +460,7 @@ impl Engine for Toy {
     fn open(&self, s: Arc<dyn Storage>, opts: &OpenOpts) -> Result<Box<dyn EngineDb>, EngErr> {
         let len = s.len().map_err(io)?;
         if len == 0 {
-            let mut blob = 0u64.to_le_bytes().to_vec();
-            ser(&State::default(), &mut blob);
-            let meta = meta_bytes(
-                0,
-                2 * SLOT,
-                blob.len() as u64,
-                crate::rng::hash_bytes(&blob),
-            );
-            if self.0 == ToyBug::CreateInPlace {
-                s.write_at(2 * SLOT, &blob).map_err(io)?;
-                s.write_at(0, &meta).map_err(io)?;
-                s.sync_data().map_err(io)?;
-                s.sync_dir().map_err(io)?;
-            } else {
-                // Created atomically, like deadbolt: meta slot 0, an empty slot 1, the blob.
-                let mut image = vec![0u8; 2 * SLOT as usize];
-                image[..meta.len()].copy_from_slice(&meta);
-                image.extend_from_slice(&blob);
-                s.create(&image).map_err(io)?;
-            }
+            self.create(&*s)?;
         }
         let view = s.view().map_err(io)?;
         let bytes = view.bytes();
@@ -502,7 +483,60 @@ impl Engine for Toy {
                 }
             }
         }
-        let mut chosen = None;
+        let (txid, state) = self.choose(bytes, &cands, &mut rolled_back)?;
+        if !opts.no_sync {
+            s.sync_data().map_err(io)?;
+        }
+        Ok(Box::new(ToyDb {
+            s,
+            bug: self.0,
+            no_sync: opts.no_sync,
+            inner: Mutex::new(ToyInner {
+                txid,
+                state,
+                poisoned: false,
+            }),
+            recovered: txid,
+            rolled_back,
+        }))
+    }
+}
+
+impl Toy {
+    /// Create the empty database in an empty file: atomically like deadbolt, or in place with
+    /// the planted `CreateInPlace` bug.
+    fn create(&self, s: &dyn Storage) -> Result<(), EngErr> {
+        let mut blob = 0u64.to_le_bytes().to_vec();
+        ser(&State::default(), &mut blob);
+        let meta = meta_bytes(
+            0,
+            2 * SLOT,
+            blob.len() as u64,
+            crate::rng::hash_bytes(&blob),
+        );
+        if self.0 == ToyBug::CreateInPlace {
+            s.write_at(2 * SLOT, &blob).map_err(io)?;
+            s.write_at(0, &meta).map_err(io)?;
+            s.sync_data().map_err(io)?;
+            s.sync_dir().map_err(io)?;
+        } else {
+            // Created atomically, like deadbolt: meta slot 0, an empty slot 1, the blob.
+            let mut image = vec![0u8; 2 * SLOT as usize];
+            image[..meta.len()].copy_from_slice(&meta);
+            image.extend_from_slice(&blob);
+            s.create(&image).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// The newest candidate meta (`cands`, newest first) whose blob verifies and parses; a
+    /// newest one that does not is reported in `rolled_back`.
+    fn choose(
+        &self,
+        bytes: &[u8],
+        cands: &[(u64, u64, u64, u64)],
+        rolled_back: &mut Option<String>,
+    ) -> Result<(u64, State), EngErr> {
         for (i, &(txid, off, blen, h)) in cands.iter().enumerate() {
             let blob = off
                 .checked_add(blen)
@@ -524,34 +558,16 @@ impl Engine for Toy {
             }
             if ok {
                 if let Some(st) = parsed {
-                    chosen = Some((txid, st));
-                    break;
+                    return Ok((txid, st));
                 }
                 if self.0 == ToyBug::SkipOpenVerify {
                     return Err(corrupt("toy: blob does not parse"));
                 }
             }
             if i == 0 {
-                rolled_back = Some(format!("txid {txid}: blob does not verify"));
+                *rolled_back = Some(format!("txid {txid}: blob does not verify"));
             }
         }
-        let Some((txid, state)) = chosen else {
-            return Err(corrupt("toy: no meta with a valid blob"));
-        };
-        if !opts.no_sync {
-            s.sync_data().map_err(io)?;
-        }
-        Ok(Box::new(ToyDb {
-            s,
-            bug: self.0,
-            no_sync: opts.no_sync,
-            inner: Mutex::new(ToyInner {
-                txid,
-                state,
-                poisoned: false,
-            }),
-            recovered: txid,
-            rolled_back,
-        }))
+        Err(corrupt("toy: no meta with a valid blob"))
     }
 }

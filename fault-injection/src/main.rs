@@ -30,23 +30,29 @@ fn runaway(msg: &[u8]) -> ! {
     std::process::abort()
 }
 
+/// One allocation of `size` bytes above the cap is a runaway.
+fn check_one(size: usize) {
+    if size > MAX_ONE {
+        runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
+    }
+}
+
+/// `more` bytes become live; past the budget that is a runaway.
+fn add_live(more: usize) {
+    if LIVE.fetch_add(more, Ordering::Relaxed) + more > MAX_LIVE {
+        runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
+    }
+}
+
 unsafe impl GlobalAlloc for Guard {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
-        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
-            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-        }
+        check_one(l.size());
+        add_live(l.size());
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if l.size() > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
-        if LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size() > MAX_LIVE {
-            runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-        }
+        check_one(l.size());
+        add_live(l.size());
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
@@ -54,13 +60,9 @@ unsafe impl GlobalAlloc for Guard {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if new > MAX_ONE {
-            runaway(b"RUNAWAY-ALLOCATION: a single allocation above 1 GiB\n");
-        }
+        check_one(new);
         if new > l.size() {
-            if LIVE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size() > MAX_LIVE {
-                runaway(b"RUNAWAY-ALLOCATION: more than 6 GiB live\n");
-            }
+            add_live(new - l.size());
         } else {
             LIVE.fetch_sub(l.size() - new, Ordering::Relaxed);
         }
@@ -425,6 +427,10 @@ struct Violation {
     msg: String,
 }
 
+/// What a worker's reader thread sends: the worker's slot and a line of its stdout, or `None`
+/// when its stdout closed.
+type Msg = (u64, Option<String>);
+
 #[allow(clippy::too_many_arguments)]
 fn torture(
     seed: u64,
@@ -436,55 +442,120 @@ fn torture(
     stop_on_violation: bool,
     small: bool,
 ) -> ExitCode {
-    let exe = std::env::current_exe().expect("current exe");
-    let t0 = Instant::now();
-    let end_case = cases.unwrap_or(u64::MAX);
-    let (tx, rx) = mpsc::channel::<(u64, Option<String>)>();
-    let mut violations: Vec<Violation> = Vec::new();
-    let mut states = 0u64;
-    let mut done_cases = 0u64;
-    // Per worker slot: next case index, current case in progress, child.
-    struct Slot {
-        next: u64,
-        current: Option<(u64, u64, Instant)>,
-        child: Option<std::process::Child>,
-        finished: bool,
-        killed: bool,
-        stderr_tail: std::sync::Arc<std::sync::Mutex<String>>,
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut sup = Supervisor {
+        exe: std::env::current_exe().expect("current exe"),
+        seed,
+        duration,
+        jobs,
+        end_case: cases.unwrap_or(u64::MAX),
+        hang,
+        engine,
+        small,
+        t0: Instant::now(),
+        tx,
+        slots: (0..jobs).map(Slot::new).collect(),
+        violations: Vec::new(),
+        states: 0,
+        done_cases: 0,
+    };
+    for w in 0..jobs {
+        sup.spawn(w);
     }
-    let mut slots: Vec<Slot> = (0..jobs)
-        .map(|w| Slot {
+    let mut last_report = Instant::now();
+    while sup.slots.iter().any(|s| !s.finished) {
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok((w, Some(line))) => sup.on_line(w, &line),
+            Ok((w, None)) => sup.on_closed(w),
+            Err(_) => {}
+        }
+        sup.kill_hung();
+        if stop_on_violation && !sup.violations.is_empty() {
+            sup.stop_all();
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            last_report = Instant::now();
+            eprintln!(
+                "torture: {:.0}s: {} cases, {} crash states, {} violations",
+                sup.t0.elapsed().as_secs_f64(),
+                sup.done_cases,
+                sup.states,
+                sup.violations.len()
+            );
+        }
+    }
+    sup.summary()
+}
+
+/// Per worker slot: next case index, current case in progress, child.
+struct Slot {
+    next: u64,
+    current: Option<(u64, u64, Instant)>,
+    child: Option<std::process::Child>,
+    finished: bool,
+    killed: bool,
+    stderr_tail: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Slot {
+    fn new(w: u64) -> Slot {
+        Slot {
             next: w,
             current: None,
             child: None,
             finished: false,
             killed: false,
             stderr_tail: Default::default(),
-        })
-        .collect();
-    let spawn = |w: u64, slot: &mut Slot, tx: &mpsc::Sender<(u64, Option<String>)>| {
-        let left = duration.saturating_sub(t0.elapsed());
-        if left.is_zero() || slot.next >= end_case {
+        }
+    }
+}
+
+/// The torture run's supervisor: worker processes, one per slot, each running every `jobs`-th
+/// case; it collects their reports and turns a death or a hang into a violation.
+struct Supervisor {
+    exe: std::path::PathBuf,
+    seed: u64,
+    duration: Duration,
+    jobs: u64,
+    end_case: u64,
+    hang: Duration,
+    engine: EngineArg,
+    small: bool,
+    t0: Instant,
+    tx: mpsc::Sender<Msg>,
+    slots: Vec<Slot>,
+    violations: Vec<Violation>,
+    states: u64,
+    done_cases: u64,
+}
+
+impl Supervisor {
+    /// Start a worker for slot `w` from its next case with the time left, or mark the slot
+    /// finished when there is none.
+    fn spawn(&mut self, w: u64) {
+        let slot = &mut self.slots[w as usize];
+        let left = self.duration.saturating_sub(self.t0.elapsed());
+        if left.is_zero() || slot.next >= self.end_case {
             slot.finished = true;
             return;
         }
-        let mut cmd = Command::new(&exe);
+        let mut cmd = Command::new(&self.exe);
         cmd.args([
             "worker",
             "--seed",
-            &seed.to_string(),
+            &self.seed.to_string(),
             "--start",
             &slot.next.to_string(),
             "--stride",
-            &jobs.to_string(),
+            &self.jobs.to_string(),
             "--end",
-            &end_case.to_string(),
+            &self.end_case.to_string(),
             "--millis",
             &left.as_millis().to_string(),
             "--engine",
-            engine.flag(),
+            self.engine.flag(),
         ]);
-        if small {
+        if self.small {
             cmd.arg("--small");
         }
         let mut child = cmd
@@ -495,7 +566,7 @@ fn torture(
             .expect("spawn worker");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        let txo = tx.clone();
+        let txo = self.tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -507,151 +578,153 @@ fn torture(
         });
         let tail = slot.stderr_tail.clone();
         tail.lock().unwrap().clear();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut t = tail.lock().unwrap();
-                t.push_str(&line);
-                t.push(' ');
-                if t.len() > 2000 {
-                    let cut = t.len() - 2000;
-                    let cut = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
-                    t.drain(..cut);
-                }
-            }
-        });
+        std::thread::spawn(move || keep_tail(stderr, &tail));
         slot.child = Some(child);
         slot.current = None;
-    };
-    for w in 0..jobs {
-        spawn(w, &mut slots[w as usize], &tx);
     }
-    let mut last_report = Instant::now();
-    while slots.iter().any(|s| !s.finished) {
-        let msg = rx.recv_timeout(Duration::from_millis(500));
-        match msg {
-            Ok((w, Some(line))) => {
-                let slot = &mut slots[w as usize];
-                let mut parts = line.splitn(4, ' ');
-                let tag = parts.next().unwrap_or("");
-                let idx: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let cs: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let rest = parts.next().unwrap_or("");
-                match tag {
-                    "B" => slot.current = Some((idx, cs, Instant::now())),
-                    "V" => violations.push(Violation {
-                        case: idx,
-                        seed: cs,
-                        msg: rest.to_string(),
-                    }),
-                    "E" => {
-                        states += rest
-                            .split(' ')
-                            .next()
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .unwrap_or(0);
-                        done_cases += 1;
-                        slot.current = None;
-                        slot.next = idx + jobs;
-                    }
-                    _ => {}
-                }
+
+    /// A line of worker `w`'s protocol: `B` (case begun), `V` (violation), `E` (case ended).
+    fn on_line(&mut self, w: u64, line: &str) {
+        let slot = &mut self.slots[w as usize];
+        let mut parts = line.splitn(4, ' ');
+        let tag = parts.next().unwrap_or("");
+        let idx: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let cs: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let rest = parts.next().unwrap_or("");
+        match tag {
+            "B" => slot.current = Some((idx, cs, Instant::now())),
+            "V" => self.violations.push(Violation {
+                case: idx,
+                seed: cs,
+                msg: rest.to_string(),
+            }),
+            "E" => {
+                self.states += rest
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+                self.done_cases += 1;
+                slot.current = None;
+                slot.next = idx + self.jobs;
             }
-            Ok((w, None)) => {
-                // The worker's stdout closed: it finished, or died.
-                let slot = &mut slots[w as usize];
-                let status = slot.child.take().map(|mut c| c.wait());
-                if let Some((idx, cs, _)) = slot.current.take() {
-                    std::thread::sleep(Duration::from_millis(50));
-                    let tail = slot.stderr_tail.lock().unwrap().clone();
-                    violations.push(Violation {
-                        case: idx,
-                        seed: cs,
-                        msg: format!(
-                            "I7: the worker process died during the case ({:?}): abort, stack overflow, runaway allocation or signal; stderr: {}",
-                            status.and_then(|s| s.ok()),
-                            tail.trim()
-                        ),
-                    });
-                    slot.next = idx + jobs;
-                    done_cases += 1;
-                    spawn(w, slot, &tx);
-                } else if slot.killed {
-                    slot.killed = false;
-                    spawn(w, slot, &tx);
-                } else {
-                    slot.finished = true;
-                }
-            }
-            Err(_) => {}
+            _ => {}
         }
-        // Hang detection: a case without progress for too long.
-        for slot in slots.iter_mut() {
+    }
+
+    /// Worker `w`'s stdout closed: it finished, or died. A death inside a case is a
+    /// violation; a dead or killed worker is replaced.
+    fn on_closed(&mut self, w: u64) {
+        let slot = &mut self.slots[w as usize];
+        let status = slot.child.take().map(|mut c| c.wait());
+        if let Some((idx, cs, _)) = slot.current.take() {
+            std::thread::sleep(Duration::from_millis(50));
+            let tail = slot.stderr_tail.lock().unwrap().clone();
+            self.violations.push(Violation {
+                case: idx,
+                seed: cs,
+                msg: format!(
+                    "I7: the worker process died during the case ({:?}): abort, stack overflow, runaway allocation or signal; stderr: {}",
+                    status.and_then(|s| s.ok()),
+                    tail.trim()
+                ),
+            });
+            slot.next = idx + self.jobs;
+            self.done_cases += 1;
+            self.spawn(w);
+        } else if slot.killed {
+            slot.killed = false;
+            self.spawn(w);
+        } else {
+            slot.finished = true;
+        }
+    }
+
+    /// Hang detection: a case without progress for too long.
+    fn kill_hung(&mut self) {
+        for slot in self.slots.iter_mut() {
             if let Some((idx, cs, since)) = slot.current {
-                if since.elapsed() > hang {
+                if since.elapsed() > self.hang {
                     if let Some(c) = slot.child.as_mut() {
                         let _ = c.kill();
                         let _ = c.wait();
                     }
                     slot.child = None;
                     slot.killed = true;
-                    violations.push(Violation {
+                    self.violations.push(Violation {
                         case: idx,
                         seed: cs,
                         msg: format!(
                             "I7: hang: the case made no progress for {}s (step budget)",
-                            hang.as_secs()
+                            self.hang.as_secs()
                         ),
                     });
                     slot.current = None;
-                    slot.next = idx + jobs;
-                    done_cases += 1;
+                    slot.next = idx + self.jobs;
+                    self.done_cases += 1;
                     // The reader thread reports the closed pipe; the worker is respawned there.
                 }
             }
         }
-        if stop_on_violation && !violations.is_empty() {
-            for s in slots.iter_mut() {
-                if let Some(c) = s.child.as_mut() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                s.finished = true;
-                s.killed = false;
+    }
+
+    fn stop_all(&mut self) {
+        for s in self.slots.iter_mut() {
+            if let Some(c) = s.child.as_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
             }
+            s.finished = true;
+            s.killed = false;
         }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "torture: {:.0}s: {done_cases} cases, {states} crash states, {} violations",
-                t0.elapsed().as_secs_f64(),
-                violations.len()
+    }
+
+    /// Every violation with its replay command, then the totals line.
+    fn summary(&self) -> ExitCode {
+        let secs = self.t0.elapsed().as_secs_f64();
+        let engine = self.engine;
+        for v in &self.violations {
+            println!("VIOLATION case {} seed {:#018x}: {}", v.case, v.seed, v.msg);
+            println!(
+                "  replay: cargo run --release -p fault-injection -- replay --case-seed {:#018x}{}{}",
+                v.seed,
+                if matches!(engine, EngineArg::Deadbolt) {
+                    String::new()
+                } else {
+                    format!(" --engine {}", engine.flag())
+                },
+                if self.small { " --small" } else { "" }
             );
         }
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    for v in &violations {
-        println!("VIOLATION case {} seed {:#018x}: {}", v.case, v.seed, v.msg);
+        let (states, jobs) = (self.states, self.jobs);
         println!(
-            "  replay: cargo run --release -p fault-injection -- replay --case-seed {:#018x}{}{}",
-            v.seed,
-            if matches!(engine, EngineArg::Deadbolt) {
-                String::new()
-            } else {
-                format!(" --engine {}", engine.flag())
-            },
-            if small { " --small" } else { "" }
+            "torture seed {}: {} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} violations",
+            self.seed,
+            self.done_cases,
+            states as f64 / secs,
+            states as f64 / secs / jobs as f64,
+            self.violations.len()
         );
+        if self.violations.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
-    println!(
-        "torture seed {seed}: {done_cases} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} violations",
-        states as f64 / secs,
-        states as f64 / secs / jobs as f64,
-        violations.len()
-    );
-    if violations.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+}
+
+/// Keep the last 2,000 bytes or so of a worker's stderr in `tail` (the message a dying worker
+/// leaves, for the violation).
+fn keep_tail(stderr: impl std::io::Read, tail: &std::sync::Mutex<String>) {
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        let mut t = tail.lock().unwrap();
+        t.push_str(&line);
+        t.push(' ');
+        if t.len() > 2000 {
+            let cut = t.len() - 2000;
+            let cut = (cut..t.len()).find(|&i| t.is_char_boundary(i)).unwrap_or(0);
+            t.drain(..cut);
+        }
     }
 }

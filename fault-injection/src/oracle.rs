@@ -2,12 +2,17 @@
 //! database against it (invariants I1-I8).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Once};
 
-use crate::disk::{FaultPlan, Media, SimDisk};
-use crate::engine::{Engine, EngineDb, OpenOpts};
+use crate::crash::{Fill, Mode, Window};
+use crate::disk::{FaultPlan, SimDisk};
+use crate::engine::{EngErr, Engine, EngineDb, OpenOpts};
+use crate::image::{CrashState, Media};
 use crate::model::{Op, State};
+use crate::replay::Replayer;
+use crate::rng::{hash_bytes, Rng};
 
 /// What the workload learned about a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,169 +208,289 @@ pub fn verify(
     if probe.is_some() {
         disk.record_log(true);
     }
-    let opened = catch(|| engine.open(disk.clone(), &opts));
-    let db: Box<dyn EngineDb> = match opened {
+    let db: Box<dyn EngineDb> = match catch(|| engine.open(disk.clone(), &opts)) {
         Err(p) => return Verdict::bad(format!("I7: panic in open: {p}")),
-        Ok(Err(e)) => {
-            if strict != Strictness::Full && e.is_detection() {
-                return Verdict {
-                    detected: true,
-                    ..Verdict::default()
-                };
-            }
-            return Verdict::bad(format!("I6: open failed after crash: {e}"));
-        }
+        Ok(Err(e)) => return open_refused(&e, strict, "I6: open failed after crash"),
         Ok(Ok(db)) => db,
     };
     let v = check_open(&*db, hist, strict);
     if v.violation.is_some() {
-        if let Some(path) = std::env::var_os("FI_DUMP_IMAGE") {
-            // Debug aid: keep the image that produced the violation.
-            let _ = std::fs::write(path, disk.durable());
-        }
+        dump_image(&disk);
     }
     if v.violation.is_some() || v.detected {
         return v;
     }
     let j = v.matched.unwrap();
-    let txid = v.txid;
+    let mut h = hist.clone();
+    h.rebase(j, v.txid);
+    let rec = Recovered {
+        engine,
+        db,
+        disk,
+        media,
+        opts,
+        h,
+        j,
+        txid: v.txid,
+        seed,
+    };
     if strict == Strictness::Full && seed.is_multiple_of(4) {
-        // I9: recovering again from what the first recovery left gives the same commit.
-        let again = Arc::new(SimDisk::new(
-            disk.current(),
-            media,
-            FaultPlan::default(),
-            seed,
-        ));
-        match catch(|| {
-            engine
-                .open(again.clone(), &opts)
-                .and_then(|d| Ok((d.scan()?, d.recovered_txid())))
-        }) {
-            Err(p) => return Verdict::bad(format!("I7: panic in the second recovery: {p}")),
-            Ok(Err(e)) => return Verdict::bad(format!("I9: the second recovery failed: {e}")),
-            Ok(Ok((st, t))) => {
-                if st != *hist.entries[j].state || t != txid {
-                    return Verdict::bad(format!(
-                        "I9: recovering twice differs: txid {txid} then {t}; {}",
-                        hist.entries[j].state.diff(&st)
-                    ));
-                }
-            }
+        if let Some(bad) = rec.recover_again(&hist.entries[j].state) {
+            return bad;
         }
     }
-    let mut h = hist.clone();
-    h.rebase(j, txid);
     if let (Some(ops), Some(image0)) = (probe, image0) {
-        let rolled_back = catch(|| db.rolled_back()).unwrap_or(None);
+        let rolled_back = catch(|| rec.db.rolled_back()).unwrap_or(None);
         if strict == Strictness::Full
             && rolled_back.is_some()
             && crash_probe == Some(EVERY_OP_ON_ROLLBACK)
         {
             // Open fell back past a newer commit: the state most likely to hide a stale
             // half-commit. Crash at every op of the next commit, in every mode (F14, I9).
-            return probe_every_op(
-                engine, db, &disk, image0, media, opts, h, ops, j, txid, seed,
-            );
+            return rec.probe_every_op(image0, ops);
         }
         if strict == Strictness::Full {
-            if let Some(mut n) = crash_probe {
-                if n == EVERY_OP_ON_ROLLBACK {
-                    n = 1 + seed % 6;
-                }
-                disk.set_crash_after(Some(disk.ops() + n));
+            return rec.probe_commit(ops, crash_probe);
+        }
+    }
+    rec.close()
+}
+
+/// The verdict on an error from open or a read: a detection when damage outside the model may
+/// be reported (every mode but `Full`) and the error is a typed report of it; else a violation
+/// `what: error`.
+fn open_refused(e: &EngErr, strict: Strictness, what: &str) -> Verdict {
+    if strict != Strictness::Full && e.is_detection() {
+        return Verdict {
+            detected: true,
+            ..Verdict::default()
+        };
+    }
+    Verdict::bad(format!("{what}: {e}"))
+}
+
+/// Debug aid (`FI_DUMP_IMAGE=path`): keep the image that produced a violation.
+fn dump_image(disk: &SimDisk) {
+    if let Some(path) = std::env::var_os("FI_DUMP_IMAGE") {
+        let _ = std::fs::write(path, disk.durable());
+    }
+}
+
+/// A database recovered and checked by [`verify`]: what the probe commit after recovery runs
+/// on. `h` is the history rebased on the recovered commit `j` (transaction `txid`).
+struct Recovered<'a> {
+    engine: &'a dyn Engine,
+    db: Box<dyn EngineDb>,
+    disk: Arc<SimDisk>,
+    media: Media,
+    opts: OpenOpts,
+    h: History,
+    j: usize,
+    txid: u64,
+    seed: u64,
+}
+
+impl Recovered<'_> {
+    /// I9: recovering again from what the first recovery left gives the same commit (`want`,
+    /// transaction `txid`). Returns the violation, if any.
+    fn recover_again(&self, want: &State) -> Option<Verdict> {
+        let again = Arc::new(SimDisk::new(
+            self.disk.current(),
+            self.media,
+            FaultPlan::default(),
+            self.seed,
+        ));
+        let txid = self.txid;
+        match catch(|| {
+            self.engine
+                .open(again.clone(), &self.opts)
+                .and_then(|d| Ok((d.scan()?, d.recovered_txid())))
+        }) {
+            Err(p) => Some(Verdict::bad(format!(
+                "I7: panic in the second recovery: {p}"
+            ))),
+            Ok(Err(e)) => Some(Verdict::bad(format!("I9: the second recovery failed: {e}"))),
+            Ok(Ok((st, t))) if st != *want || t != txid => Some(Verdict::bad(format!(
+                "I9: recovering twice differs: txid {txid} then {t}; {}",
+                want.diff(&st)
+            ))),
+            Ok(Ok(_)) => None,
+        }
+    }
+
+    /// Close the database; the verdict carries the file and history to continue from.
+    fn close(self) -> Verdict {
+        let db = self.db;
+        if catch(move || drop(db)).is_err() {
+            return Verdict::bad("I7: panic while closing".into());
+        }
+        Verdict {
+            matched: Some(self.j),
+            txid: self.txid,
+            after: Some(self.disk.current()),
+            history: Some(self.h),
+            ..Verdict::default()
+        }
+    }
+
+    /// Commit `ops` (crashed at op `crash_probe` of the commit when set); after a crash, check
+    /// one image of it (the second crash cycle), else check the commit reads back (I6).
+    fn probe_commit(mut self, ops: &[Op], crash_probe: Option<u64>) -> Verdict {
+        let disk = &self.disk;
+        if let Some(mut n) = crash_probe {
+            if n == EVERY_OP_ON_ROLLBACK {
+                n = 1 + self.seed % 6;
             }
-            let before = h.last_state().clone();
-            let mut after_state = (*before).clone();
-            after_state.apply_all(ops);
-            let r = catch(|| db.commit(ops));
-            match r {
-                Err(p) => return Verdict::bad(format!("I7: panic in commit after recovery: {p}")),
-                Ok(Err(e)) if !disk.is_crashed() => {
-                    return Verdict::bad(format!("I6: commit after recovery failed: {e}"))
-                }
-                Ok(Err(_)) => h.push(after_state, Label::InFlight, None),
-                Ok(Ok(t)) => {
-                    if disk.is_crashed() {
-                        h.push(after_state, Label::InFlight, Some(t));
-                    } else {
-                        h.push(after_state, Label::DurableAck, Some(t));
-                    }
-                }
+            disk.set_crash_after(Some(disk.ops() + n));
+        }
+        let mut after_state = (**self.h.last_state()).clone();
+        after_state.apply_all(ops);
+        match catch(|| self.db.commit(ops)) {
+            Err(p) => return Verdict::bad(format!("I7: panic in commit after recovery: {p}")),
+            Ok(Err(e)) if !disk.is_crashed() => {
+                return Verdict::bad(format!("I6: commit after recovery failed: {e}"))
             }
-            if let Some(st) = disk.crashed() {
-                drop(catch(move || drop(db)));
-                // Second crash cycle inside the probe commit.
-                let mut rng = crate::rng::Rng::new(seed ^ 0x5eed);
-                let w = crate::crash::Window::new(&st, media);
-                let mode = crate::crash::Mode::draw(&mut rng);
-                let img = w.random(mode, &mut rng);
-                let v2 = verify(
-                    engine,
+            Ok(Err(_)) => self.h.push(after_state, Label::InFlight, None),
+            Ok(Ok(t)) if disk.is_crashed() => self.h.push(after_state, Label::InFlight, Some(t)),
+            Ok(Ok(t)) => self.h.push(after_state, Label::DurableAck, Some(t)),
+        }
+        if let Some(st) = disk.crashed() {
+            return self.second_crash(&st);
+        }
+        match catch(|| self.db.scan()) {
+            Err(p) => return Verdict::bad(format!("I7: panic in read after probe: {p}")),
+            Ok(Err(e)) => return Verdict::bad(format!("I6: read after probe commit failed: {e}")),
+            Ok(Ok(s)) if s != **self.h.last_state() => {
+                return Verdict::bad(format!(
+                    "I6: probe commit not visible: {}",
+                    self.h.last_state().diff(&s)
+                ))
+            }
+            Ok(Ok(_)) => {}
+        }
+        self.close()
+    }
+
+    /// The probe commit crashed with state `st`: one image of a crash mode drawn from the seed
+    /// is checked against the history that includes the commit in flight.
+    fn second_crash(self, st: &CrashState) -> Verdict {
+        let db = self.db;
+        drop(catch(move || drop(db)));
+        let mut rng = Rng::new(self.seed ^ 0x5eed);
+        let w = Window::new(st, self.media);
+        let mode = Mode::draw(&mut rng);
+        let img = w.random(mode, &mut rng);
+        let v2 = verify(
+            self.engine,
+            img,
+            self.media,
+            self.opts,
+            &self.h,
+            Strictness::Full,
+            None,
+            None,
+            rng.next_u64(),
+        );
+        if let Some(m) = v2.violation {
+            return Verdict::bad(format!(
+                "second crash cycle ({mode} inside the commit after recovery): {m}"
+            ));
+        }
+        Verdict {
+            matched: Some(self.j),
+            txid: self.txid,
+            after: v2.after,
+            history: v2.history,
+            ..Verdict::default()
+        }
+    }
+
+    /// The commit after a recovery that fell back, crashed after each of its ops with every
+    /// mode. `image0` is the image the recovery started from (the op log replays onto it).
+    fn probe_every_op(mut self, image0: Vec<u8>, ops: &[Op]) -> Verdict {
+        let before = self.disk.ops() as usize;
+        let mut after_state = (**self.h.last_state()).clone();
+        after_state.apply_all(ops);
+        let t = match catch(|| self.db.commit(ops)) {
+            Err(p) => return Verdict::bad(format!("I7: panic in commit after recovery: {p}")),
+            Ok(Err(e)) => return Verdict::bad(format!("I6: commit after recovery failed: {e}")),
+            Ok(Ok(t)) => t,
+        };
+        let db = self.db;
+        if catch(move || drop(db)).is_err() {
+            return Verdict::bad("I7: panic while closing".into());
+        }
+        let log = self.disk.take_log();
+        let end = log.len();
+        let mut rp = Replayer::new(image0);
+        let mut rng = Rng::new(self.seed ^ 0xe7e7);
+        let mut extra = 0u64;
+        let mut seen = HashSet::new();
+        for (k, op) in log.iter().enumerate() {
+            rp.step(op);
+            let k = k + 1;
+            if k <= before {
+                continue;
+            }
+            let mut hk = self.h.clone();
+            // Crash after op k <= end: the commit had not necessarily returned.
+            debug_assert!(k <= end);
+            hk.push(after_state.clone(), Label::InFlight, Some(t));
+            for img in every_mode_images(&rp.st, self.media, &mut rng) {
+                if !seen.insert(hash_bytes(&img)) {
+                    continue;
+                }
+                extra += 1;
+                let v = verify(
+                    self.engine,
                     img,
-                    media,
-                    opts,
-                    &h,
-                    strict,
+                    self.media,
+                    self.opts,
+                    &hk,
+                    Strictness::Full,
                     None,
                     None,
                     rng.next_u64(),
                 );
-                if let Some(m) = v2.violation {
+                if let Some(m) = v.violation {
                     return Verdict::bad(format!(
-                        "second crash cycle ({mode} inside the commit after recovery): {m}"
+                        "second crash cycle (after a recovery that fell back, crash after op {k} of the next commit): {m}"
                     ));
-                }
-                return Verdict {
-                    matched: Some(j),
-                    txid,
-                    after: v2.after,
-                    history: v2.history,
-                    ..Verdict::default()
-                };
-            }
-            match catch(|| db.scan()) {
-                Err(p) => return Verdict::bad(format!("I7: panic in read after probe: {p}")),
-                Ok(Err(e)) => {
-                    return Verdict::bad(format!("I6: read after probe commit failed: {e}"))
-                }
-                Ok(Ok(s)) => {
-                    if s != **h.last_state() {
-                        return Verdict::bad(format!(
-                            "I6: probe commit not visible: {}",
-                            h.last_state().diff(&s)
-                        ));
-                    }
                 }
             }
         }
+        self.h.push(after_state, Label::DurableAck, Some(t));
+        Verdict {
+            matched: Some(self.j),
+            txid: self.txid,
+            after: Some(self.disk.current()),
+            history: Some(self.h),
+            extra_images: extra,
+            ..Verdict::default()
+        }
     }
-    if catch(move || drop(db)).is_err() {
-        return Verdict::bad("I7: panic while closing".into());
+}
+
+/// The images of one crash state inside the probe commit: F1, F2 for every prefix (zero
+/// fill), and six each of F3 and F4.
+fn every_mode_images(st: &CrashState, media: Media, rng: &mut Rng) -> Vec<Vec<u8>> {
+    let w = Window::new(st, media);
+    let mut imgs = vec![w.process()];
+    for p in 0..=st.pending.len() {
+        imgs.push(w.prefix(p, Fill::Zeros));
     }
-    let after = disk.current();
-    Verdict {
-        matched: Some(j),
-        txid,
-        after: Some(after),
-        history: Some(h),
-        ..Verdict::default()
+    for _ in 0..6 {
+        imgs.push(w.random(Mode::Reorder, rng));
+        imgs.push(w.random(Mode::Torn, rng));
     }
+    imgs
 }
 
 /// Check an opened database: scan, match against the history, integrity check.
 pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verdict {
     let scanned = match catch(|| db.scan()) {
         Err(p) => return Verdict::bad(format!("I7: panic while reading: {p}")),
-        Ok(Err(e)) => {
-            if strict != Strictness::Full && e.is_detection() {
-                return Verdict {
-                    detected: true,
-                    ..Verdict::default()
-                };
-            }
-            return Verdict::bad(format!("I6: reading the recovered database failed: {e}"));
-        }
+        Ok(Err(e)) => return open_refused(&e, strict, "I6: reading the recovered database failed"),
         Ok(Ok(s)) => s,
     };
     let txid = match catch(|| db.recovered_txid()) {
@@ -379,42 +504,14 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
             scanned.key_count()
         );
     }
-    let lo = hist.lo();
-    let hi = hist.entries.len() - 1;
-    // The commit the engine says it recovered, if we know its id.
-    let by_txid = hist.entries.iter().rposition(|e| e.txid == Some(txid));
-    let matched = match by_txid {
-        Some(j) if *hist.entries[j].state == scanned => Some(j),
-        Some(j) => {
-            // The engine claims commit j but shows other data.
-            let other = hist.entries.iter().rposition(|e| *e.state == scanned);
-            return Verdict::bad(match other {
-                Some(o) => format!(
-                    "I2: recovered txid {txid} (commit #{j}) but the data is that of commit #{o}: {}; history {:?}",
-                    hist.entries[j].state.diff(&scanned),
-                    hist.entries.iter().map(|e| (e.label, e.txid)).collect::<Vec<_>>()
-                ),
-                None => format!(
-                    "I2/I7: recovered txid {txid} (commit #{j}) but the data matches no commit: {}; history {:?}",
-                    hist.entries[j].state.diff(&scanned),
-                    hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>()
-                ),
-            });
-        }
-        None => hist.entries.iter().rposition(|e| *e.state == scanned),
-    };
-    let Some(j) = matched else {
-        return Verdict::bad(format!(
-            "I2: recovered state (txid {txid}) equals no commit prefix; vs last allowed #{hi}: {}; history {:?}; found buckets {:?} keys {}",
-            hist.entries[hi].state.diff(&scanned),
-            hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>(),
-            scanned.bucket_paths().iter().map(|p| p.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>().join("/")).collect::<Vec<_>>(),
-            scanned.key_count()
-        ));
+    let j = match match_history(hist, &scanned, txid) {
+        Ok(j) => j,
+        Err(v) => return v,
     };
     // Damage reported without wrong data (Detect modes): a reported fall-back, or problems
     // found by the integrity check.
     let mut detected = false;
+    let lo = hist.lo();
     if j < lo {
         let reported = rolled_back.is_some();
         detected = reported;
@@ -432,117 +529,74 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
             ));
         }
     }
-    if strict == Strictness::Full {
-        match catch(|| db.check()) {
-            Err(p) => return Verdict::bad(format!("I7: panic in check: {p}")),
-            Ok(Err(e)) => return Verdict::bad(format!("I5: integrity check failed to run: {e}")),
-            Ok(Ok(problems)) if !problems.is_empty() => {
-                return Verdict::bad(format!(
-                    "I5: integrity check found {} problem(s), first: {}",
-                    problems.len(),
-                    problems[0]
-                ))
-            }
-            Ok(Ok(_)) => {}
-        }
-    } else {
-        match catch(|| db.check()) {
-            Err(p) => return Verdict::bad(format!("I7: panic in check: {p}")),
-            Ok(Ok(problems)) if !problems.is_empty() => detected = true,
-            Ok(Err(e)) if e.is_detection() => detected = true,
-            _ => {}
-        }
-    }
-    Verdict {
-        matched: Some(j),
-        txid,
-        detected,
-        ..Verdict::default()
+    match integrity(db, strict) {
+        Err(v) => v,
+        Ok(problems) => Verdict {
+            matched: Some(j),
+            txid,
+            detected: detected || problems,
+            ..Verdict::default()
+        },
     }
 }
 
-/// The commit after a recovery that fell back, crashed after each of its ops with every mode.
-#[allow(clippy::too_many_arguments)]
-fn probe_every_op(
-    engine: &dyn Engine,
-    db: Box<dyn EngineDb>,
-    disk: &SimDisk,
-    image0: Vec<u8>,
-    media: Media,
-    opts: OpenOpts,
-    mut h: History,
-    ops: &[Op],
-    j: usize,
-    txid: u64,
-    seed: u64,
-) -> Verdict {
-    let before = disk.ops() as usize;
-    let mut after_state = (**h.last_state()).clone();
-    after_state.apply_all(ops);
-    let r = catch(|| db.commit(ops));
-    let t = match r {
-        Err(p) => return Verdict::bad(format!("I7: panic in commit after recovery: {p}")),
-        Ok(Err(e)) => return Verdict::bad(format!("I6: commit after recovery failed: {e}")),
-        Ok(Ok(t)) => t,
+/// I2: the index of the commit whose state was `scanned`. When the engine names a txid the
+/// history knows, the data must be that commit's.
+fn match_history(hist: &History, scanned: &State, txid: u64) -> Result<usize, Verdict> {
+    let hi = hist.entries.len() - 1;
+    // The commit the engine says it recovered, if we know its id.
+    let by_txid = hist.entries.iter().rposition(|e| e.txid == Some(txid));
+    let matched = match by_txid {
+        Some(j) if *hist.entries[j].state == *scanned => Some(j),
+        Some(j) => {
+            // The engine claims commit j but shows other data.
+            let other = hist.entries.iter().rposition(|e| *e.state == *scanned);
+            return Err(Verdict::bad(match other {
+                Some(o) => format!(
+                    "I2: recovered txid {txid} (commit #{j}) but the data is that of commit #{o}: {}; history {:?}",
+                    hist.entries[j].state.diff(scanned),
+                    hist.entries.iter().map(|e| (e.label, e.txid)).collect::<Vec<_>>()
+                ),
+                None => format!(
+                    "I2/I7: recovered txid {txid} (commit #{j}) but the data matches no commit: {}; history {:?}",
+                    hist.entries[j].state.diff(scanned),
+                    hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>()
+                ),
+            }));
+        }
+        None => hist.entries.iter().rposition(|e| *e.state == *scanned),
     };
-    if catch(move || drop(db)).is_err() {
-        return Verdict::bad("I7: panic while closing".into());
-    }
-    let log = disk.take_log();
-    let end = log.len();
-    let mut rp = crate::run::Replayer::new(image0);
-    let mut rng = crate::rng::Rng::new(seed ^ 0xe7e7);
-    let mut extra = 0u64;
-    let mut seen = std::collections::HashSet::new();
-    for (k, op) in log.iter().enumerate() {
-        rp.step(op);
-        let k = k + 1;
-        if k <= before {
-            continue;
+    matched.ok_or_else(|| Verdict::bad(format!(
+        "I2: recovered state (txid {txid}) equals no commit prefix; vs last allowed #{hi}: {}; history {:?}; found buckets {:?} keys {}",
+        hist.entries[hi].state.diff(scanned),
+        hist.entries.iter().map(|e| (e.label, e.txid, e.state.bucket_paths().len(), e.state.key_count())).collect::<Vec<_>>(),
+        scanned.bucket_paths().iter().map(|p| p.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>().join("/")).collect::<Vec<_>>(),
+        scanned.key_count()
+    )))
+}
+
+/// I5: the engine's integrity check. Under `Full` any problem is a violation; otherwise a
+/// problem or a typed error is a detection (`Ok(true)`).
+fn integrity(db: &dyn EngineDb, strict: Strictness) -> Result<bool, Verdict> {
+    if strict == Strictness::Full {
+        match catch(|| db.check()) {
+            Err(p) => Err(Verdict::bad(format!("I7: panic in check: {p}"))),
+            Ok(Err(e)) => Err(Verdict::bad(format!(
+                "I5: integrity check failed to run: {e}"
+            ))),
+            Ok(Ok(problems)) if !problems.is_empty() => Err(Verdict::bad(format!(
+                "I5: integrity check found {} problem(s), first: {}",
+                problems.len(),
+                problems[0]
+            ))),
+            Ok(Ok(_)) => Ok(false),
         }
-        let mut hk = h.clone();
-        // Crash after op k <= end: the commit had not necessarily returned.
-        debug_assert!(k <= end);
-        hk.push(after_state.clone(), Label::InFlight, Some(t));
-        let w = crate::crash::Window::new(&rp.st, media);
-        let mut imgs = vec![w.process()];
-        for p in 0..=rp.st.pending.len() {
-            imgs.push(w.prefix(p, crate::crash::Fill::Zeros));
+    } else {
+        match catch(|| db.check()) {
+            Err(p) => Err(Verdict::bad(format!("I7: panic in check: {p}"))),
+            Ok(Ok(problems)) if !problems.is_empty() => Ok(true),
+            Ok(Err(e)) if e.is_detection() => Ok(true),
+            _ => Ok(false),
         }
-        for _ in 0..6 {
-            imgs.push(w.random(crate::crash::Mode::Reorder, &mut rng));
-            imgs.push(w.random(crate::crash::Mode::Torn, &mut rng));
-        }
-        for img in imgs {
-            if !seen.insert(crate::rng::hash_bytes(&img)) {
-                continue;
-            }
-            extra += 1;
-            let v = verify(
-                engine,
-                img,
-                media,
-                opts,
-                &hk,
-                Strictness::Full,
-                None,
-                None,
-                rng.next_u64(),
-            );
-            if let Some(m) = v.violation {
-                return Verdict::bad(format!(
-                    "second crash cycle (after a recovery that fell back, crash after op {k} of the next commit): {m}"
-                ));
-            }
-        }
-    }
-    h.push(after_state, Label::DurableAck, Some(t));
-    Verdict {
-        matched: Some(j),
-        txid,
-        after: Some(disk.current()),
-        history: Some(h),
-        extra_images: extra,
-        ..Verdict::default()
     }
 }

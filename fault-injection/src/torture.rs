@@ -5,11 +5,12 @@
 //! from one of them.
 
 use crate::crash::{Mode, Window};
-use crate::disk::{FaultPlan, Media};
+use crate::disk::FaultPlan;
 use crate::engine::{Engine, OpenOpts};
-use crate::oracle::{verify, History, Strictness};
+use crate::image::Media;
+use crate::oracle::{verify, History, Strictness, Verdict};
 use crate::rng::{hash_bytes, Digest, Rng};
-use crate::run::live;
+use crate::run::{live, Lifetime};
 use crate::workload::{random_commit, Params};
 
 #[derive(Debug, Default, Clone)]
@@ -66,167 +67,295 @@ pub fn run_case_small(engine: &dyn Engine, seed: u64) -> CaseResult {
 
 fn run_case_with(engine: &dyn Engine, seed: u64, small: bool) -> CaseResult {
     let mut rng = Rng::new(seed);
-    let page = if small {
-        *rng.pick(&[1024usize, 4096])
-    } else {
-        *rng.pick(&[1024usize, 2048, 4096, 4096, 4096, 8192, 16384])
+    let case = Case::draw(&mut rng, small);
+    let mut run = CaseRun {
+        engine,
+        res: CaseResult {
+            describe: case.describe(),
+            ..CaseResult::default()
+        },
+        case,
+        rng,
+        dig: Digest::default(),
+        est_ops: 20,
     };
-    let media = Media {
-        sector: *rng.pick(&[512usize, 4096]),
-        psow: rng.chance(0.9),
-        sector_atomic: rng.chance(0.7),
-    };
-    let mut params = Params::draw(&mut rng, page);
-    if small {
-        params.keys = params.keys.min(16);
-        params.max_value = 64;
-        params.p_large = 0.0;
-    }
-    let cycles = 3 + rng.below(6);
-    let p_error = *rng.pick(&[0.0, 0.1, 0.25]);
-    let p_at_rest = *rng.pick(&[0.0, 0.05, 0.15]);
-    let max_commits = if small {
-        *rng.pick(&[3u64, 10])
-    } else {
-        *rng.pick(&[3u64, 10, 30])
-    };
-    let mut res = CaseResult {
-        describe: format!(
-            "page={page} sector={} psow={} atomic={} keys={} max_value={} max_ops={} cycles={cycles}",
-            media.sector, media.psow, media.sector_atomic, params.keys, params.max_value, params.max_ops
-        ),
-        ..CaseResult::default()
-    };
-    let mut dig = Digest::default();
     let mut image: Vec<u8> = Vec::new();
     let mut hist = History::new();
-    let mut est_ops = 20u64;
-    for cycle in 0..cycles {
-        res.cycles += 1;
-        let opts = OpenOpts {
-            page_size: page,
-            no_sync: rng.chance(0.1),
+    for cycle in 0..run.case.cycles {
+        run.res.cycles += 1;
+        match run.cycle(cycle, &image, &hist) {
+            Some((i, h)) => (image, hist) = (i, h),
+            None => break,
+        }
+    }
+    run.res.digest = run.dig.finish();
+    run.res
+}
+
+/// The parameters a case draws from its seed, before its first cycle (swarm testing).
+struct Case {
+    page: usize,
+    media: Media,
+    params: Params,
+    cycles: u64,
+    /// Per cycle: the chance of an injected I/O error (F7, F8), else of an at-rest fault.
+    p_error: f64,
+    p_at_rest: f64,
+    max_commits: u64,
+}
+
+impl Case {
+    fn draw(rng: &mut Rng, small: bool) -> Case {
+        let page = if small {
+            *rng.pick(&[1024usize, 4096])
+        } else {
+            *rng.pick(&[1024usize, 2048, 4096, 4096, 4096, 8192, 16384])
         };
-        let n_commits = 1 + rng.below(max_commits);
-        let mut plan = FaultPlan::default();
-        let mut outside_model = !media.psow;
-        let mut at_rest = false;
-        let what;
-        let injected_error = rng.chance(p_error);
-        if injected_error {
+        let media = Media {
+            sector: *rng.pick(&[512usize, 4096]),
+            psow: rng.chance(0.9),
+            sector_atomic: rng.chance(0.7),
+        };
+        let mut params = Params::draw(rng, page);
+        if small {
+            params.keys = params.keys.min(16);
+            params.max_value = 64;
+            params.p_large = 0.0;
+        }
+        let cycles = 3 + rng.below(6);
+        let p_error = *rng.pick(&[0.0, 0.1, 0.25]);
+        let p_at_rest = *rng.pick(&[0.0, 0.05, 0.15]);
+        let max_commits = if small {
+            *rng.pick(&[3u64, 10])
+        } else {
+            *rng.pick(&[3u64, 10, 30])
+        };
+        Case {
+            page,
+            media,
+            params,
+            cycles,
+            p_error,
+            p_at_rest,
+            max_commits,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let (m, p) = (&self.media, &self.params);
+        format!(
+            "page={} sector={} psow={} atomic={} keys={} max_value={} max_ops={} cycles={}",
+            self.page,
+            m.sector,
+            m.psow,
+            m.sector_atomic,
+            p.keys,
+            p.max_value,
+            p.max_ops,
+            self.cycles
+        )
+    }
+}
+
+/// The fault of one cycle: its plan, what it is (for the messages), and what the checks of
+/// its images may expect.
+struct Fault {
+    plan: FaultPlan,
+    what: String,
+    /// Damage outside the model (PSOW off, or an at-rest fault): detect and report only.
+    outside_model: bool,
+    at_rest: bool,
+    injected_error: bool,
+}
+
+impl Fault {
+    /// An injected error (then maybe a crash), an at-rest fault, or a plain crash point, drawn
+    /// over an estimate of the lifetime's ops. `image` is the file the lifetime starts from.
+    fn draw(rng: &mut Rng, case: &Case, est_ops: u64, n_commits: u64, image: &[u8]) -> Fault {
+        let mut f = Fault {
+            plan: FaultPlan::default(),
+            what: String::new(),
+            outside_model: !case.media.psow,
+            at_rest: false,
+            injected_error: rng.chance(case.p_error),
+        };
+        let plan = &mut f.plan;
+        if f.injected_error {
             // F7/F8: an error at some call, then the machine goes down.
             let n = 1 + rng.below(est_ops.max(2));
-            match rng.below(5) {
+            f.what = match rng.below(5) {
                 0 | 1 => {
                     plan.fail_sync = Some(1 + rng.below(n_commits + 1));
-                    what = format!("fail sync #{:?}", plan.fail_sync.unwrap());
+                    format!("fail sync #{:?}", plan.fail_sync.unwrap())
                 }
                 2 if image.is_empty() && rng.chance(0.5) => {
                     // This lifetime creates the database: fail its creation (before or after
                     // the rename).
                     plan.fail_create = Some((1, rng.chance(0.5)));
-                    what = format!("fail create {:?}", plan.fail_create.unwrap());
+                    format!("fail create {:?}", plan.fail_create.unwrap())
                 }
                 2 => {
                     plan.fail_write = Some((n, rng.chance(0.5)));
-                    what = format!("fail write {:?}", plan.fail_write.unwrap());
+                    format!("fail write {:?}", plan.fail_write.unwrap())
                 }
                 3 => {
                     plan.fail_set_len = Some((1 + rng.below(4), rng.chance(0.5)));
-                    what = format!("fail set_len {:?}", plan.fail_set_len.unwrap());
+                    format!("fail set_len {:?}", plan.fail_set_len.unwrap())
                 }
                 _ => {
-                    let cap = image.len() as u64 + rng.below(16) * page as u64;
+                    let cap = image.len() as u64 + rng.below(16) * case.page as u64;
                     plan.capacity = Some(cap);
-                    what = format!("disk full at {cap} bytes");
+                    format!("disk full at {cap} bytes")
                 }
-            }
+            };
             if rng.chance(0.5) {
                 plan.crash_after = Some(rng.below(est_ops + 4));
             }
-        } else if rng.chance(p_at_rest) {
-            outside_model = true;
-            at_rest = true;
+        } else if rng.chance(case.p_at_rest) {
+            f.outside_model = true;
+            f.at_rest = true;
             let n = 1 + rng.below(est_ops.max(2));
-            match rng.below(3) {
+            f.what = match rng.below(3) {
                 0 => {
                     plan.lose_write = Some(n);
-                    what = format!("lost write #{n}");
+                    format!("lost write #{n}")
                 }
                 1 => {
                     plan.misdirect_write = Some(n);
-                    what = format!("misdirected write #{n}");
+                    format!("misdirected write #{n}")
                 }
-                _ => what = "bit rot at rest".into(),
-            }
+                _ => "bit rot at rest".into(),
+            };
         } else {
             let k = rng.below(est_ops + 4);
             plan.crash_after = Some(k);
-            what = format!("crash after op {k}");
+            f.what = format!("crash after op {k}");
         }
+        f
+    }
+
+    fn bit_rot(&self) -> bool {
+        self.at_rest && self.what.starts_with("bit rot")
+    }
+
+    /// How strictly an image of crash `mode` is checked.
+    fn strictness(&self, no_sync: bool, mode: Mode) -> Strictness {
+        // no_sync promises survival of process crashes only; after a power cut the
+        // engine must still detect damage and never return wrong data (I7).
+        // A failed sync under no_sync leaves unsynced overwrites of both meta slots
+        // half-persisted: that is a power cut's worth of damage even for F1.
+        if (self.at_rest && !self.bit_rot())
+            || (no_sync && (mode != Mode::Process || self.injected_error))
+        {
+            Strictness::DetectAnyCommit
+        } else if self.outside_model {
+            Strictness::Detect
+        } else {
+            Strictness::Full
+        }
+    }
+}
+
+/// A case in progress: its parameters, the seed's stream, and what it has found.
+struct CaseRun<'a> {
+    engine: &'a dyn Engine,
+    case: Case,
+    rng: Rng,
+    res: CaseResult,
+    dig: Digest,
+    /// Ops of the last lifetime: what the next cycle's fault points are drawn over.
+    est_ops: u64,
+}
+
+impl CaseRun<'_> {
+    /// One crash-recover-verify cycle from `image` with history `hist`. Returns the file and
+    /// history the next cycle continues from, or `None` when the case stops at a violation.
+    fn cycle(&mut self, cycle: u64, image: &[u8], hist: &History) -> Option<(Vec<u8>, History)> {
+        let rng = &mut self.rng;
+        let opts = OpenOpts {
+            page_size: self.case.page,
+            no_sync: rng.chance(0.1),
+        };
+        let n_commits = 1 + rng.below(self.case.max_commits);
+        let fault = Fault::draw(rng, &self.case, self.est_ops, n_commits, image);
         let mut wl_rng = rng.fork();
+        let params = &self.case.params;
         let lt = live(
-            engine,
-            image.clone(),
-            media,
+            self.engine,
+            image.to_vec(),
+            self.case.media,
             opts,
-            plan,
+            fault.plan.clone(),
             hist.clone(),
             rng.next_u64(),
             &mut |st, i| {
                 if (i as u64) < n_commits {
-                    Some(random_commit(&mut wl_rng, st, &params))
+                    Some(random_commit(&mut wl_rng, st, params))
                 } else {
                     None
                 }
             },
         );
-        res.commits += lt.commits as u64;
-        est_ops = lt.ops.max(8);
-        dig.u64(lt.digest);
+        self.res.commits += lt.commits as u64;
+        self.est_ops = lt.ops.max(8);
+        self.dig.u64(lt.digest);
         let ctx = format!(
-            "cycle {cycle} ({what}, no_sync={}, {} commits, {} ops{})",
+            "cycle {cycle} ({}, no_sync={}, {} commits, {} ops{})",
+            fault.what,
             opts.no_sync,
             lt.commits,
             lt.ops,
             if lt.crashed { ", crashed" } else { "" }
         );
         for v in &lt.violations {
-            res.violations.push(format!("{ctx}: {v}"));
+            self.res.violations.push(format!("{ctx}: {v}"));
         }
         if !lt.violations.is_empty() {
-            break;
+            return None;
         }
+        let next = self.check_images(&lt, &fault, opts, &ctx);
+        if !self.res.violations.is_empty() {
+            return None;
+        }
+        match next {
+            Some(v) if !fault.outside_model && v.after.is_some() => {
+                Some((v.after.unwrap(), v.history.unwrap()))
+            }
+            // Damage outside the model, or creation never completed: start a new database.
+            _ => Some((Vec::new(), History::new())),
+        }
+    }
+
+    /// 1-4 crash images of the lifetime's end state, of different modes (bit rot on top for
+    /// that fault), checked against its history. Returns the verdict of the last one without
+    /// a violation: the recovery the next cycle continues from.
+    fn check_images(
+        &mut self,
+        lt: &Lifetime,
+        fault: &Fault,
+        opts: OpenOpts,
+        ctx: &str,
+    ) -> Option<Verdict> {
+        let media = self.case.media;
+        let rng = &mut self.rng;
         let w = Window::new(&lt.crash, media);
         let n_images = 1 + rng.below(4);
         let mut next = None;
         for i in 0..n_images {
             let mode = if i == 0 {
-                Mode::draw(&mut rng)
+                Mode::draw(rng)
             } else {
                 Mode::ALL[(i % 4) as usize]
             };
-            let mut img = w.random(mode, &mut rng);
+            let mut img = w.random(mode, rng);
             let mut rot = String::new();
-            if at_rest && what.starts_with("bit rot") {
-                rot = bit_rot(&mut img, media.sector, &mut rng);
+            if fault.bit_rot() {
+                rot = bit_rot(&mut img, media.sector, rng);
             }
-            dig.u64(hash_bytes(&img));
-            // no_sync promises survival of process crashes only; after a power cut the
-            // engine must still detect damage and never return wrong data (I7).
-            // A failed sync under no_sync leaves unsynced overwrites of both meta slots
-            // half-persisted: that is a power cut's worth of damage even for F1.
-            let strict = if (at_rest && !what.starts_with("bit rot"))
-                || (opts.no_sync && (mode != Mode::Process || injected_error))
-            {
-                Strictness::DetectAnyCommit
-            } else if outside_model {
-                Strictness::Detect
-            } else {
-                Strictness::Full
-            };
+            self.dig.u64(hash_bytes(&img));
+            let strict = fault.strictness(opts.no_sync, mode);
             let v = verify(
-                engine,
+                self.engine,
                 img,
                 media,
                 opts,
@@ -236,33 +365,19 @@ fn run_case_with(engine: &dyn Engine, seed: u64, small: bool) -> CaseResult {
                 None,
                 rng.next_u64(),
             );
-            res.states += 1;
+            self.res.states += 1;
             if v.detected {
-                res.detected += 1;
+                self.res.detected += 1;
             }
-            dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
+            self.dig.u64(v.matched.unwrap_or(usize::MAX) as u64);
             if let Some(m) = v.violation {
-                res.violations
+                self.res
+                    .violations
                     .push(format!("{ctx}, image {i} {mode} {rot}: {m}"));
                 continue;
             }
             next = Some(v);
         }
-        if !res.violations.is_empty() {
-            break;
-        }
-        match next {
-            Some(v) if !outside_model && v.after.is_some() => {
-                image = v.after.unwrap();
-                hist = v.history.unwrap();
-            }
-            _ => {
-                // Damage outside the model, or creation never completed: start a new database.
-                image = Vec::new();
-                hist = History::new();
-            }
-        }
+        next
     }
-    res.digest = dig.finish();
-    res
 }

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use deadbolt::Storage;
 use fault_injection::crash::{Mode, Window};
 use fault_injection::disk::{CrashState, FaultPlan, LogOp, Media, OpResult, SimDisk};
+use fault_injection::replay::Replayer;
 use fault_injection::rng::Rng;
-use fault_injection::run::Replayer;
 
 fn image() -> Vec<u8> {
     (0..3000u32).map(|i| (i % 251) as u8 + 1).collect()

@@ -56,42 +56,32 @@ fn tier1_every_crash_point_every_mode() {
     );
 }
 
-#[test]
-fn tier1_io_error_sweep() {
+/// Every fixed workload at 4 KiB pages on 512-byte sectors and at 1 KiB pages on
+/// `small_page_sector`-byte sectors (PSOW, atomic sectors): (workload, page size, media).
+fn sweep_jobs(small_page_sector: usize) -> Vec<(usize, usize, Media)> {
+    let media = |sector| Media {
+        sector,
+        psow: true,
+        sector_atomic: true,
+    };
+    (0..4)
+        .flat_map(|w| [(w, 4096, media(512)), (w, 1024, media(small_page_sector))])
+        .collect()
+}
+
+/// Run `sweep` over `jobs` in parallel and report the merged result; no violation allowed.
+fn run_sweep(
+    name: &str,
+    jobs: &[(usize, usize, Media)],
+    sweep: impl Fn(usize, usize, Media) -> Report + Sync,
+) {
     let t = Instant::now();
-    let mut jobs = Vec::new();
-    for w in 0..4 {
-        jobs.push((
-            w,
-            4096,
-            Media {
-                sector: 512,
-                psow: true,
-                sector_atomic: true,
-            },
-        ));
-        jobs.push((
-            w,
-            1024,
-            Media {
-                sector: 4096,
-                psow: true,
-                sector_atomic: true,
-            },
-        ));
-    }
-    let reps = par_map(&jobs, test_threads(), |&(w, p, m)| {
-        ioerr_sweep(&Deadbolt, w, p, m, 0x10e5 + w as u64)
-    });
+    let reps = par_map(jobs, test_threads(), |&(w, p, m)| sweep(w, p, m));
     let mut rep = Report::default();
     for r in reps {
         rep.merge(r);
     }
-    report(
-        "tier 1 I/O-error sweep (F7, F8)",
-        &rep,
-        t.elapsed().as_secs_f64(),
-    );
+    report(name, &rep, t.elapsed().as_secs_f64());
     assert!(
         rep.violations.is_empty(),
         "{} violations",
@@ -100,44 +90,19 @@ fn tier1_io_error_sweep() {
 }
 
 #[test]
-fn tier1_at_rest_sweep() {
-    let t = Instant::now();
-    let mut jobs = Vec::new();
-    for w in 0..4 {
-        jobs.push((
-            w,
-            4096,
-            Media {
-                sector: 512,
-                psow: true,
-                sector_atomic: true,
-            },
-        ));
-        jobs.push((
-            w,
-            1024,
-            Media {
-                sector: 512,
-                psow: true,
-                sector_atomic: true,
-            },
-        ));
-    }
-    let reps = par_map(&jobs, test_threads(), |&(w, p, m)| {
-        at_rest_sweep(&Deadbolt, w, p, m, 0xa7 + w as u64)
-    });
-    let mut rep = Report::default();
-    for r in reps {
-        rep.merge(r);
-    }
-    report(
-        "tier 1 at-rest sweep (F9-F13)",
-        &rep,
-        t.elapsed().as_secs_f64(),
+fn tier1_io_error_sweep() {
+    run_sweep(
+        "tier 1 I/O-error sweep (F7, F8)",
+        &sweep_jobs(4096),
+        |w, p, m| ioerr_sweep(&Deadbolt, w, p, m, 0x10e5 + w as u64),
     );
-    assert!(
-        rep.violations.is_empty(),
-        "{} violations",
-        rep.violations.len()
+}
+
+#[test]
+fn tier1_at_rest_sweep() {
+    run_sweep(
+        "tier 1 at-rest sweep (F9-F13)",
+        &sweep_jobs(512),
+        |w, p, m| at_rest_sweep(&Deadbolt, w, p, m, 0xa7 + w as u64),
     );
 }

@@ -1,0 +1,55 @@
+//! The configurations of the CI exhaustive tier (tier 1 in `cargo test`).
+
+use super::exhaustive::ExhCfg;
+use crate::image::Media;
+
+/// The bounded exhaustive tier's matrix: every fixed workload at page sizes 1K-16K with
+/// 512- and 4096-byte sectors (PSOW, atomic sectors), plus sub-sector tearing (atomicity off),
+/// PSOW off (Detect mode) and `no_sync` variants. For 16 images per configuration whose
+/// recovery fell back past a newer commit, the next commit is crashed after every op.
+pub fn ci_matrix() -> Vec<ExhCfg> {
+    ci_matrix_with(16)
+}
+
+/// [`ci_matrix`] with `full_probes` (see [`ExhCfg::full_probes`]) per configuration.
+pub fn ci_matrix_with(full_probes: usize) -> Vec<ExhCfg> {
+    let media = |sector, psow, sector_atomic| Media {
+        sector,
+        psow,
+        sector_atomic,
+    };
+    let mut v = Vec::new();
+    let n_workloads = crate::workload::fixed(4096).len();
+    let mut seed = 0x00C1_0000u64;
+    for workload in 0..n_workloads {
+        for page_size in [1024usize, 2048, 4096, 8192, 16384] {
+            // (media, no_sync): both sector sizes at every page size; the atomicity-off,
+            // PSOW-off and no_sync variants at 1K and 4K pages only (64 configurations in all).
+            let mut medias = vec![
+                (media(512, true, true), false),
+                (media(4096, true, true), false),
+            ];
+            if page_size == 4096 || page_size == 1024 {
+                medias.push((media(4096, true, false), false));
+                medias.push((media(4096, false, true), false));
+                medias.push((media(512, true, true), true));
+            }
+            for (media, no_sync) in medias {
+                seed += 1;
+                v.push(ExhCfg {
+                    workload,
+                    page_size,
+                    media,
+                    no_sync,
+                    subset_limit: 10,
+                    reorder_samples: 400,
+                    torn_samples: 240,
+                    probe_every: 1,
+                    full_probes,
+                    seed,
+                });
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,25 @@
+//! The tally every tier-1 run returns: images and crash points checked, damage reports,
+//! violations, and a digest for the determinism check (I10).
+
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    /// Distinct crash images opened and checked.
+    pub images: u64,
+    /// Crash points (I/O ops) covered.
+    pub crash_points: u64,
+    /// Images where damage was detected and reported (Detect mode).
+    pub detected: u64,
+    pub violations: Vec<String>,
+    /// Digest of the op log, images and verdicts (determinism).
+    pub digest: u64,
+}
+
+impl Report {
+    pub fn merge(&mut self, o: Report) {
+        self.images += o.images;
+        self.crash_points += o.crash_points;
+        self.detected += o.detected;
+        self.violations.extend(o.violations);
+        self.digest ^= o.digest;
+    }
+}
