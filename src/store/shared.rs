@@ -112,6 +112,7 @@ impl Verified {
         let bit = p % CHUNK_BITS;
         Some((chunk.get((bit / 64) as usize)?, 1u64 << (bit % 64)))
     }
+    #[inline]
     pub(crate) fn is(&self, p: u64) -> bool {
         self.slot(p, false)
             .is_some_and(|(w, m)| w.load(Ordering::Acquire) & m != 0)

@@ -28,6 +28,7 @@ impl Store {
     /// points to in a snapshot whose bytes are `bytes` and high-water mark is `hwm`: page id in
     /// range and matching the header, type as the parent implies, txid and checksum equal to
     /// the parent's record, span inside the file, and the page's structure.
+    #[inline]
     pub(crate) fn load_span<'a>(
         &self,
         bytes: &'a [u8],
@@ -157,6 +158,7 @@ impl Store {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn load_page<'a>(
         &self,
         bytes: &'a [u8],

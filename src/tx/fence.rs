@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::format::page::{cmp_keys, Page};
 
 /// A page reached from a parent at `parent_level` must be one level below it.
+#[inline]
 pub(crate) fn check_level(child: &Page<'_>, parent_level: u8) -> Result<()> {
     if child.level.checked_add(1) != Some(parent_level) {
         return Err(Error::corrupt(

@@ -149,6 +149,7 @@ impl<'db> Tx<'db> {
         self.snap.view.bytes()
     }
 
+    #[inline]
     pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
         self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
     }
