@@ -260,6 +260,19 @@ pub(crate) struct LeafItem<'a> {
 }
 
 impl<'a> Page<'a> {
+    /// The page `id` whose span is `data` and whose header is `h` (already checked to be a
+    /// branch or a leaf).
+    #[inline]
+    pub(crate) fn from_header(id: u64, h: &Header, data: &'a [u8]) -> Page<'a> {
+        Page {
+            id,
+            data,
+            leaf: h.ptype == PageType::Leaf as u8,
+            level: h.level,
+            count: h.count as usize,
+        }
+    }
+
     fn bad(&self, what: String) -> Error {
         Error::corrupt(self.id, what)
     }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Result;
-use crate::format::page::{BucketHeader, ChildRef, Page, PageType};
+use crate::format::page::{BucketHeader, ChildRef, Page};
 use crate::limits::MAX_DEPTH;
 use crate::ops::bulk::printable;
 use crate::store::free::FreeState;
@@ -179,13 +179,7 @@ impl Checker<'_> {
         if self.done % 1024 < n {
             (self.progress)(self.done.min(hwm), hwm);
         }
-        let page = Page {
-            id,
-            data: span,
-            leaf: h.ptype == PageType::Leaf as u8,
-            level: h.level,
-            count: h.count as usize,
-        };
+        let page = Page::from_header(id, &h, span);
         if let Some(want) = it.level.filter(|&l| l != page.level) {
             let d = format!(
                 "page at level {}, its parent implies level {want} (pointer to the wrong depth)",

@@ -110,13 +110,7 @@ impl Db {
         if let Some(span) = span {
             info.checksum_ok = span_crc(span) == h.crc && h.pgid == id;
             if h.ptype == PageType::Branch as u8 || h.ptype == PageType::Leaf as u8 {
-                let page = Page {
-                    id,
-                    data: span,
-                    leaf: h.ptype == PageType::Leaf as u8,
-                    level: h.level,
-                    count: h.count as usize,
-                };
+                let page = Page::from_header(id, &h, span);
                 for i in 0..page.count.min(64) {
                     match page.key(i) {
                         Ok(k) => info.keys.push(k.to_vec()),

@@ -142,13 +142,7 @@ impl Store {
             )));
         }
         if want == Expect::Node {
-            let page = Page {
-                id: r.pgid,
-                data: span,
-                leaf: h.ptype == PageType::Leaf as u8,
-                level: h.level,
-                count: h.count as usize,
-            };
+            let page = Page::from_header(r.pgid, h, span);
             page.validate()?;
         }
         self.counters.pages_verified.fetch_add(1, Ordering::Relaxed);
@@ -166,13 +160,7 @@ impl Store {
         r: &ChildRef,
     ) -> Result<Page<'a>> {
         let (h, span) = self.load_span(bytes, hwm, r, Expect::Node)?;
-        Ok(Page {
-            id: r.pgid,
-            data: span,
-            leaf: h.ptype == PageType::Leaf as u8,
-            level: h.level,
-            count: h.count as usize,
-        })
+        Ok(Page::from_header(r.pgid, &h, span))
     }
 
     /// Load the free-space chain of `meta`: at most [`MAX_CHAIN`] records, every run inside the
