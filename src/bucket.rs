@@ -5,7 +5,7 @@ use std::ops::{Bound, RangeBounds};
 
 use crate::cursor::{Cursor, Entry};
 use crate::error::{Error, Result};
-use crate::format::page::BucketHeader;
+use crate::format::page::{BucketHeader, BucketRoot, BucketValue};
 use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 use crate::tx::{BucketRef, Loc, Tx};
 
@@ -21,15 +21,18 @@ pub struct BucketStats {
     pub depth: u64,
     /// Bytes of keys and values stored.
     pub bytes_used: u64,
-    /// Bytes of the pages holding them.
+    /// Bytes of the pages holding them (an inline bucket: the bytes of its value).
     pub bytes_allocated: u64,
+    /// Buckets stored inline, inside their parent's leaf (no page of their own; not counted
+    /// in `leaf_pages`).
+    pub inline_buckets: u64,
 }
 
 /// A bucket inside a transaction.
 #[derive(Clone, Copy)]
 pub struct Bucket<'tx> {
     tx: &'tx Tx<'tx>,
-    r: BucketRef,
+    r: BucketRef<'tx>,
 }
 
 fn check_key(key: &[u8]) -> Result<()> {
@@ -50,7 +53,7 @@ fn check_name(name: &[u8]) -> Result<()> {
 }
 
 impl<'tx> Bucket<'tx> {
-    pub(crate) fn new(tx: &'tx Tx<'tx>, r: BucketRef) -> Bucket<'tx> {
+    pub(crate) fn new(tx: &'tx Tx<'tx>, r: BucketRef<'tx>) -> Bucket<'tx> {
         Bucket { tx, r }
     }
 
@@ -58,7 +61,14 @@ impl<'tx> Bucket<'tx> {
     /// transaction: its original page, or the meta slot if it had none), for messages.
     fn root_page(&self) -> u64 {
         match self.r {
-            BucketRef::Read { root, .. } if !root.is_empty() => root.pgid,
+            BucketRef::Read {
+                root: BucketRoot::Tree(r),
+                ..
+            } if !r.is_empty() => r.pgid,
+            BucketRef::Read {
+                root: BucketRoot::Inline(p),
+                ..
+            } => p.id,
             _ => self.tx.snap.meta.slot(),
         }
     }
@@ -100,14 +110,27 @@ impl<'tx> Bucket<'tx> {
         }
     }
 
-    fn child(&self, name: &[u8], header: &[u8]) -> Result<Bucket<'tx>> {
-        let h = BucketHeader::decode(header, 0)?;
-        let r = match self.r {
-            BucketRef::Read { .. } => BucketRef::Read {
-                root: h.root,
-                seq: h.sequence,
-            },
-            BucketRef::Write(pid) => BucketRef::Write(self.tx.open_child(pid, name, h)?),
+    /// The nested bucket `name` whose bucket element's value is `value` (borrowed from the
+    /// snapshot in a read transaction, so that an inline bucket is read in place).
+    fn child(&self, name: &[u8], value: Cow<'tx, [u8]>) -> Result<Bucket<'tx>> {
+        let page_size = self.tx.db.page_size;
+        let r = match (self.r, value) {
+            (BucketRef::Read { .. }, Cow::Borrowed(v)) => {
+                let h = BucketValue::decode(v, self.root_page(), page_size)?;
+                BucketRef::Read {
+                    root: h.root,
+                    seq: h.sequence,
+                }
+            }
+            (BucketRef::Read { .. }, Cow::Owned(_)) => {
+                return Err(Error::bug(
+                    "a read transaction returned a copied bucket value",
+                ));
+            }
+            (BucketRef::Write(pid), v) => {
+                let h = BucketValue::decode(&v, self.root_page(), page_size)?;
+                BucketRef::Write(self.tx.open_child(pid, name, h)?)
+            }
         };
         Ok(Bucket::new(self.tx, r))
     }
@@ -117,7 +140,7 @@ impl<'tx> Bucket<'tx> {
         match self.tx.lookup(self.r, name)? {
             None => Ok(None),
             Some((_, false)) => Err(Error::IncompatibleValue),
-            Some((h, true)) => Ok(Some(self.child(name, &h)?)),
+            Some((h, true)) => Ok(Some(self.child(name, h)?)),
         }
     }
 
@@ -131,7 +154,7 @@ impl<'tx> Bucket<'tx> {
             None => {
                 let h = BucketHeader::default().encode();
                 self.tx.put_entry(id, name, h.to_vec(), true)?;
-                self.child(name, &h)
+                self.child(name, Cow::Owned(h.to_vec()))
             }
         }
     }
@@ -152,7 +175,7 @@ impl<'tx> Bucket<'tx> {
             None => Err(Error::BucketNotFound),
             Some((_, false)) => Err(Error::IncompatibleValue),
             Some((h, true)) => {
-                let child = self.child(name, &h)?;
+                let child = self.child(name, h)?;
                 if let BucketRef::Write(cid) = child.r {
                     self.tx.free_bucket(cid)?;
                 }
@@ -250,10 +273,12 @@ impl<'tx> Bucket<'tx> {
         let mut todo = vec![(*self, 1u64)];
         let limit = self.tx.snap.meta.hwm;
         while let Some((b, _)) = todo.pop() {
-            if st.buckets > limit {
-                // Each bucket has a header in a leaf page: more than pages means a page was
-                // counted twice (a cycle through bucket headers).
-                return Err(Error::corrupt(b.root_page(), "more buckets than pages"));
+            // Each bucket has an element (16 bytes at least) in a leaf page: more buckets than
+            // that allows means a page was counted twice (a cycle through bucket headers).
+            let most = limit.saturating_mul(self.tx.db.page_size as u64 / 16);
+            if st.buckets > most {
+                let d = "more buckets than the pages can hold";
+                return Err(Error::corrupt(b.root_page(), d));
             }
             // Pages of this bucket's tree (snapshot pages only; dirty nodes count as one page).
             let mut stack: Vec<(Loc<'tx>, u64)> = Vec::new();
@@ -274,15 +299,26 @@ impl<'tx> Bucket<'tx> {
                     Loc::Node(_) => self.tx.db.page_size as u64,
                 };
                 st.bytes_allocated += span;
-                st.overflow_pages += span / self.tx.db.page_size as u64 - 1;
+                let inline = matches!(
+                    b.r,
+                    BucketRef::Read {
+                        root: BucketRoot::Inline(_),
+                        ..
+                    }
+                );
+                if inline {
+                    st.inline_buckets += 1;
+                } else {
+                    st.overflow_pages += (span / self.tx.db.page_size as u64).saturating_sub(1);
+                }
                 if self.tx.loc_is_leaf(loc) {
-                    st.leaf_pages += 1;
+                    st.leaf_pages += u64::from(!inline);
                     for i in 0..len {
                         let (k, v, bucket) = self.tx.loc_item(loc, i)?;
                         st.bytes_used += (k.len() + v.len()) as u64;
                         if bucket {
                             st.buckets += 1;
-                            todo.push((b.child(&k, &v)?, depth));
+                            todo.push((b.child(&k, v)?, depth));
                         } else {
                             st.keys += 1;
                         }
@@ -477,7 +513,7 @@ impl Tx<'_> {
             BucketRef::Write(0)
         } else {
             BucketRef::Read {
-                root: self.snap.meta.root,
+                root: BucketRoot::Tree(self.snap.meta.root),
                 seq: 0,
             }
         };

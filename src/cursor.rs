@@ -35,7 +35,7 @@ enum State {
 /// that followed the deleted one.
 pub struct Cursor<'tx> {
     tx: &'tx Tx<'tx>,
-    b: BucketRef,
+    b: BucketRef<'tx>,
     stack: Vec<(Loc<'tx>, usize)>,
     state: State,
     epoch: u64,
@@ -43,7 +43,7 @@ pub struct Cursor<'tx> {
 }
 
 impl<'tx> Cursor<'tx> {
-    pub(crate) fn new(tx: &'tx Tx<'tx>, b: BucketRef) -> Cursor<'tx> {
+    pub(crate) fn new(tx: &'tx Tx<'tx>, b: BucketRef<'tx>) -> Cursor<'tx> {
         Cursor {
             tx,
             b,

@@ -267,10 +267,12 @@ fn stale_page_is_detected() {
         },
     )
     .unwrap();
-    db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"old"))
+    // Values over a quarter page, so that "b" has a page of its own (not inline).
+    let (old_v, new_v) = (b"old".repeat(P / 8), b"new".repeat(P / 8));
+    db.update(|tx| tx.create_bucket(b"b")?.put(b"k", &old_v))
         .unwrap();
     let before = s.to_bytes();
-    db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", b"new"))
+    db.update(|tx| tx.bucket(b"b")?.unwrap().put(b"k", &new_v))
         .unwrap();
     db.update(|tx| tx.create_bucket(b"c").map(|_| ())).unwrap();
     drop(db);

@@ -385,7 +385,8 @@ fn with_version(v: u32, slot: usize) -> Vec<u8> {
 
 #[test]
 fn a_meta_of_another_format_version_is_unsupported_version_not_corruption() {
-    for (v, slot) in [(3u32, 0usize), (3, 1), (1, 0), (99, 1)] {
+    let newer = deadbolt::FORMAT_VERSION + 1;
+    for (v, slot) in [(newer, 0usize), (newer, 1), (1, 0), (99, 1)] {
         let img = with_version(v, slot);
         let s = Arc::new(MemStorage::from_bytes(img.clone()));
         match Db::open_storage(s.clone(), opts(None)) {
@@ -397,6 +398,37 @@ fn a_meta_of_another_format_version_is_unsupported_version_not_corruption() {
         }
         assert_eq!(s.to_bytes(), img);
     }
+}
+
+/// Version 2 (before inline buckets) is read as it is: both slots of version 2, or one of each,
+/// open at the newest commit; the next commit's meta is version 3, and the file reads back.
+#[test]
+fn a_version_2_file_opens_and_its_next_commit_writes_version_3() {
+    let s = Arc::new(MemStorage::new());
+    let db = Db::open_storage(s.clone(), opts(None)).unwrap();
+    commit(&db, 0);
+    drop(db);
+    let mut img = s.to_bytes();
+    for slot in 0..2 {
+        put_u32(&mut img, slot * P + 40, 2);
+        reseal(&mut img, P, slot as u64);
+    }
+    let s = Arc::new(MemStorage::from_bytes(img));
+    let db = Db::open_storage(s.clone(), opts(None)).unwrap();
+    let before = db.recovery().txid;
+    commit(&db, 1);
+    let txid = db.stats().txid;
+    assert!(txid > before);
+    drop(db);
+    let img = s.to_bytes();
+    let slot = (txid % 2) as usize;
+    assert_eq!(
+        u32::from_le_bytes(img[slot * P + 40..slot * P + 44].try_into().unwrap()),
+        3
+    );
+    let db = Db::open_storage(s, opts(None)).unwrap();
+    assert_eq!(db.recovery().txid, txid);
+    assert!(db.check().unwrap().is_ok());
 }
 
 // ---- order is verified, not assumed --------------------------------------------------------

@@ -158,6 +158,24 @@ fn shapes() -> Vec<Shape> {
                 Ok(())
             })
         }),
+        build("inline", 1024, |db| {
+            // Small buckets stored inline (docs/FORMAT.md, section 5), beside pairs with large
+            // values, in a multi-level tree of 1 KiB pages.
+            db.update(|tx| {
+                let ns = tx.create_bucket(b"ns")?;
+                for i in 0..120u32 {
+                    let o = ns.create_bucket(format!("obj-{i:04}").as_bytes())?;
+                    o.set_sequence(u64::from(i))?;
+                    for j in 0..(i % 5) {
+                        o.put(format!("k{j}").as_bytes(), &[j as u8; 12])?;
+                    }
+                    if i % 7 == 0 {
+                        ns.put(format!("obj-{i:04}-blob").as_bytes(), &[i as u8; 180])?;
+                    }
+                }
+                Ok(())
+            })
+        }),
         build("churned", 4096, |db| {
             for round in 0..12u32 {
                 db.update(|tx| {
@@ -190,7 +208,7 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
     let (meta, par) = parents(&s.img, p);
     let reach: Vec<u64> = par.keys().copied().collect();
     let pick_reach = |rng: &mut Rng| reach[rng.below(reach.len() as u64) as usize];
-    match rng.below(14) {
+    match rng.below(16) {
         0 => {
             let n = 1 + rng.below(8);
             for _ in 0..n {
@@ -386,6 +404,66 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
                 ),
                 true,
             )
+        }
+        14 | 15 => {
+            // Inside an inline bucket (a bucket element's value longer than a header): a
+            // forged count, element offset or length, a nested-bucket flag in it, or the
+            // bucket flag forged onto a large plain value; checksums forged up to the meta.
+            let mut inline = Vec::new();
+            let mut plain = Vec::new();
+            for &g in &reach {
+                if page_type(&s.img, p, g) != 3 {
+                    continue;
+                }
+                for i in 0..count(&s.img, p, g) {
+                    let (flags, _, v) = leaf_elem(&s.img, p, g, i);
+                    if flags == 1 && v.len() > 32 {
+                        inline.push((g, i, v));
+                    } else if flags == 0 && v.len() > 48 {
+                        plain.push((g, i, v));
+                    }
+                }
+            }
+            let (g, what) = if !plain.is_empty() && (inline.is_empty() || rng.chance(25)) {
+                let (g, i, _) = plain[rng.below(plain.len() as u64) as usize].clone();
+                img[g as usize * p + 32 + 16 * i] = 1;
+                (g, format!("bucket flag on plain value {i}"))
+            } else if !inline.is_empty() {
+                let (g, i, v) = inline[rng.below(inline.len() as u64) as usize].clone();
+                let n = (v.len() - 32) / 16;
+                let e = v.start + 32 + 16 * rng.below(n.max(1) as u64) as usize;
+                let what = match rng.below(5) {
+                    0 => {
+                        let c = rng.next_u64() as u16;
+                        img[v.start + 6..v.start + 8].copy_from_slice(&c.to_le_bytes());
+                        format!("inline count {c}")
+                    }
+                    1 => {
+                        img[e] = 1;
+                        "nested bucket flag inside".to_string()
+                    }
+                    2 => {
+                        img[v.start + 4] = rng.below(6) as u8;
+                        "inline page type".to_string()
+                    }
+                    _ if e + 16 <= v.end => {
+                        let f = e + 4 * (1 + rng.below(3) as usize);
+                        let x = match rng.below(3) {
+                            0 => u32::MAX,
+                            1 => v.len() as u32,
+                            _ => rng.below(v.len() as u64 + 8) as u32,
+                        };
+                        put_u32(img, f, x);
+                        format!("inline element field {} = {x:#x}", f - e)
+                    }
+                    _ => "nothing".to_string(),
+                };
+                (g, format!("{what} in bucket {i}"))
+            } else {
+                return ("no inline bucket".into(), false);
+            };
+            reseal_chain(img, p, g, &par);
+            (format!("inline: {what} of page {g} (forged)"), true)
         }
         10 => {
             img[40] ^= 0xff;

@@ -7,6 +7,12 @@ use crate::format::page::{
 };
 use crate::limits::FORMAT_VERSION;
 
+/// The oldest format this build reads. Version 2 differs from 3 only in having no inline
+/// buckets, so a version-2 file reads as is; its next commit writes version-3 metas (and a
+/// build that reads only version 2 then refuses the file, as it must: it could not read an
+/// inline bucket).
+pub(crate) const OLDEST_READABLE_VERSION: u32 = 2;
+
 /// "DEADBOLT" read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"DEADBOLT");
 /// Meta flag: this page is the *confirmation* of commit `txid`, a copy of its meta written into
@@ -133,7 +139,7 @@ impl Meta {
             )));
         }
         let version = rd_u32(b, 40).unwrap_or(0);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,

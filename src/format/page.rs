@@ -138,6 +138,98 @@ pub(crate) struct BucketHeader {
     pub sequence: u64,
 }
 
+/// Where a nested bucket's keys live, as its bucket element's value says.
+#[derive(Clone, Copy)]
+pub(crate) enum BucketRoot<'a> {
+    /// A tree of pages (`ChildRef::EMPTY`: the bucket is empty).
+    Tree(ChildRef),
+    /// Inline: the bucket's only leaf, inside its parent's leaf (docs/FORMAT.md, section 5).
+    Inline(Page<'a>),
+}
+
+/// A nested bucket as its bucket element's value encodes it: a 32-byte [`BucketHeader`], or
+/// an inline bucket (a longer value).
+#[derive(Clone, Copy)]
+pub(crate) struct BucketValue<'a> {
+    pub root: BucketRoot<'a>,
+    pub sequence: u64,
+}
+
+impl<'a> BucketValue<'a> {
+    /// Decode the value of a bucket element of page `page`. An inline value's structure was
+    /// checked with its page ([`Page::validate`]); here only its size against the inline limit
+    /// of `page_size` is (a page validated under another page size could not be used here).
+    pub(crate) fn decode(value: &'a [u8], page: u64, page_size: usize) -> Result<BucketValue<'a>> {
+        if value.len() == BUCKET_HEADER {
+            let h = BucketHeader::decode(value, page)?;
+            return Ok(BucketValue {
+                root: BucketRoot::Tree(h.root),
+                sequence: h.sequence,
+            });
+        }
+        if value.len() > inline_limit(page_size) {
+            return Err(Error::corrupt(
+                page,
+                format!(
+                    "inline bucket of {} bytes, over the limit of {} for {page_size}-byte pages",
+                    value.len(),
+                    inline_limit(page_size)
+                ),
+            ));
+        }
+        let (inline, sequence) = inline_page(value, page)?;
+        Ok(BucketValue {
+            root: BucketRoot::Inline(inline),
+            sequence,
+        })
+    }
+}
+
+/// Largest inline bucket (its whole value) for a page size: a quarter page, bbolt's rule, so
+/// that a parent leaf holds at least three of them beside their names, and so that a bucket
+/// bbolt kept inline stays inline when imported (the two encodings have the same size).
+pub(crate) fn inline_limit(page_size: usize) -> usize {
+    page_size / 4
+}
+
+/// Smallest inline value: the header and one element with a one-byte key.
+const INLINE_MIN: usize = HEADER + LEAF_ELEM + 1;
+
+/// The page view of inline bucket value `value` (found on page `page`, which errors name) and
+/// its sequence, with the header checked: a leaf at level 0, at least one element, the
+/// sequence in the page-id field, every other field zero. Its elements are checked by
+/// [`Page::validate`] (the parent's validation runs it).
+pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
+    let bad = |d: String| Error::corrupt(page, format!("inline bucket: {d}"));
+    if value.len() < INLINE_MIN || value.len() > MAX_INLINE {
+        return Err(bad(format!("value of {} bytes", value.len())));
+    }
+    let h = Header::parse(value).ok_or_else(|| bad("truncated header".into()))?;
+    let reserved = rd_u32(value, 28).unwrap_or(u32::MAX);
+    if h.crc != 0 || h.ptype != PageType::Leaf as u8 || h.level != 0 {
+        return Err(bad(format!(
+            "header says type {}, level {}, checksum {:#x} (expected a leaf, level 0, no checksum)",
+            h.ptype, h.level, h.crc
+        )));
+    }
+    if h.count == 0 || h.txid != 0 || h.overflow != 0 || reserved != 0 {
+        return Err(bad(
+            "element count 0, or nonzero txid, overflow or reserved field".into(),
+        ));
+    }
+    let inline = Page {
+        id: page,
+        data: value,
+        leaf: true,
+        level: 0,
+        count: h.count as usize,
+    };
+    Ok((inline, h.pgid))
+}
+
+/// Largest inline value any page size allows (a quarter of the largest page).
+const MAX_INLINE: usize = 65536 / 4;
+
 impl BucketHeader {
     pub(crate) fn encode(&self) -> [u8; BUCKET_HEADER] {
         let mut b = [0u8; BUCKET_HEADER];
@@ -352,6 +444,30 @@ impl<'a> Page<'a> {
     /// Full structural validation, done once per page (with the checksum):
     /// element array inside the span, every key and value inside the span, flags known,
     /// bucket headers of the right size, keys non-empty, bounded and strictly ascending.
+    /// Bucket element `i`'s value, longer than a bucket header, must be a sound inline bucket:
+    /// its header (see [`inline_page`]) and its elements (as on any page), and no nested
+    /// bucket inside it. Not recursive: an inline bucket holds only key/value pairs.
+    fn validate_inline(&self, i: usize, value: &[u8]) -> Result<()> {
+        let (inline, _) = inline_page(value, self.id)
+            .map_err(|e| self.bad(format!("bucket element {i}: {e}")))?;
+        // Nested buckets first, so that validating the inline page never comes back here.
+        let elements_fit = HEADER + inline.count * LEAF_ELEM <= value.len();
+        for j in 0..inline.count {
+            let flags = rd_u8(value, HEADER + j * LEAF_ELEM);
+            if !elements_fit || flags.is_none_or(|f| f & FLAG_BUCKET != 0) {
+                return Err(self.bad(format!(
+                    "inline bucket at element {i}: element {j} is a nested bucket or lies \
+                     outside it ({} elements in {} bytes)",
+                    inline.count,
+                    value.len()
+                )));
+            }
+        }
+        inline
+            .validate()
+            .map_err(|e| self.bad(format!("inline bucket at element {i}: {e}")))
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.count == 0 {
             return Err(self.bad("page with no elements".into()));
@@ -385,10 +501,7 @@ impl<'a> Page<'a> {
                     return Err(self.bad(format!("element {i} has unknown flags {flags:#x}")));
                 }
                 if it.bucket && it.value.len() != BUCKET_HEADER {
-                    return Err(self.bad(format!(
-                        "bucket element {i} has a {}-byte header",
-                        it.value.len()
-                    )));
+                    self.validate_inline(i, it.value)?;
                 }
                 if it.value.len() > MAX_VALUE_SIZE {
                     return Err(self.bad(format!("value of element {i} too large")));

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::Result;
-use crate::format::page::{BucketHeader, ChildRef, Page};
+use crate::format::page::{BucketRoot, BucketValue, ChildRef, Page};
 use crate::limits::MAX_DEPTH;
 use crate::ops::bulk::printable;
 use crate::store::free::FreeState;
@@ -37,6 +37,8 @@ pub struct CheckReport {
     pub pages_free: u64,
     pub pages_pending: u64,
     pub buckets: u64,
+    /// Buckets stored inline in their parent's leaf (counted in `buckets` too).
+    pub inline_buckets: u64,
     pub keys: u64,
 }
 
@@ -226,9 +228,16 @@ impl Checker<'_> {
             self.report.buckets += 1;
             let mut path = (*it.path).clone();
             path.push(e.key.to_vec());
-            match BucketHeader::decode(e.value, page.id) {
-                Ok(bh) if !bh.root.is_empty() => self.stack.push(Visit::root(bh.root, path)),
-                Ok(_) => {}
+            match BucketValue::decode(e.value, page.id, self.tx.db.page_size) {
+                Ok(bh) => match bh.root {
+                    BucketRoot::Tree(r) if !r.is_empty() => self.stack.push(Visit::root(r, path)),
+                    BucketRoot::Tree(_) => {}
+                    // Checked with this page (forced validation); its pairs are keys.
+                    BucketRoot::Inline(inline) => {
+                        self.report.keys += inline.count as u64;
+                        self.report.inline_buckets += 1;
+                    }
+                },
                 Err(err) => self.problem(page.id, &path, err.to_string()),
             }
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::format::meta::Meta;
-use crate::format::page::{max_overflow, span_crc, Header, Page, PageType};
+use crate::format::page::{
+    max_overflow, span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType,
+};
 use crate::ops::bulk::BulkWriter;
 use crate::ops::check::CheckReport;
 use crate::storage::{FileOptions, FileStorage, Storage};
@@ -214,7 +216,7 @@ impl Db {
         let bytes = tx.bytes();
         let mut moved = 0u64;
         // Walk the snapshot's pages (never the arena), buckets included, each page once.
-        let mut stack: Vec<(usize, crate::format::page::ChildRef)> = Vec::new();
+        let mut stack: Vec<(usize, ChildRef)> = Vec::new();
         if !meta.root.is_empty() {
             stack.push((0, meta.root));
         }
@@ -238,9 +240,12 @@ impl Db {
                 if page.leaf {
                     let e = page.leaf_item(i)?;
                     if e.bucket {
-                        let h = crate::format::page::BucketHeader::decode(e.value, r.pgid)?;
-                        if !h.root.is_empty() {
-                            stack.push((tx.open_child(bid, e.key, h)?, h.root));
+                        let h = BucketValue::decode(e.value, r.pgid, self.inner.page_size)?;
+                        // An inline bucket has no page of its own to move.
+                        if let BucketRoot::Tree(root) = h.root {
+                            if !root.is_empty() {
+                                stack.push((tx.open_child(bid, e.key, h)?, root));
+                            }
                         }
                     }
                 } else {

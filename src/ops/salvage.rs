@@ -11,7 +11,7 @@ use std::rc::Rc;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::format::meta::decode_metas;
-use crate::format::page::{BucketHeader, ChildRef, Page};
+use crate::format::page::{BucketRoot, BucketValue, ChildRef, Page};
 use crate::limits::MAX_DEPTH;
 use crate::ops::bulk::{printable, BulkWriter};
 use crate::storage::{FileOptions, FileStorage, Storage};
@@ -315,12 +315,23 @@ impl Salvage<'_> {
             }
             let mut path = (*it.path).clone();
             path.push(e.key.to_vec());
-            match BucketHeader::decode(e.value, it.r.pgid) {
+            match BucketValue::decode(e.value, it.r.pgid, self.store.page_size) {
                 Ok(h) => {
                     self.out.ensure_bucket(&path, h.sequence)?;
                     self.report.buckets += 1;
-                    if !h.root.is_empty() {
-                        self.stack.push(Subtree::root(h.root, path));
+                    match h.root {
+                        BucketRoot::Tree(r) if !r.is_empty() => {
+                            self.stack.push(Subtree::root(r, path))
+                        }
+                        BucketRoot::Tree(_) => {}
+                        // Verified with this leaf: copy its pairs now.
+                        BucketRoot::Inline(inline) => {
+                            for j in 0..inline.count {
+                                let p = inline.leaf_item(j)?;
+                                self.out.put(&path, p.key, p.value)?;
+                                self.report.keys += 1;
+                            }
+                        }
                     }
                 }
                 Err(err) => self.report.lost.push(LostRange {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::freelist::{decode_record, Record, KIND_FULL, MAX_CHAIN};
 use crate::format::meta::Meta;
-use crate::format::page::{span_crc, BucketHeader, ChildRef, Header, Page, PageType};
+use crate::format::page::{span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::store::free::{FreeState, RunSet};
@@ -287,9 +287,12 @@ impl Store {
                 if page.leaf {
                     let it = page.leaf_item(i)?;
                     if it.bucket {
-                        let h = BucketHeader::decode(it.value, r.pgid)?;
-                        if !h.root.is_empty() && h.root.txid > base {
-                            stack.push((h.root, 0));
+                        // An inline bucket is part of this page, verified with it.
+                        let h = BucketValue::decode(it.value, r.pgid, self.page_size)?;
+                        if let BucketRoot::Tree(root) = h.root {
+                            if !root.is_empty() && root.txid > base {
+                                stack.push((root, 0));
+                            }
                         }
                     }
                 } else {

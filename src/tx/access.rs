@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
-use crate::format::page::{cmp_keys, ChildRef, Page};
+use crate::format::page::{cmp_keys, BucketRoot, Page};
 use crate::limits::MAX_DEPTH;
 use crate::tx::fence::{check_level, fence_error};
 use crate::tx::handle::Tx;
@@ -24,9 +24,9 @@ pub(crate) type LeafItem<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>, bool);
 
 /// How a bucket is reached: by its header (read transactions) or by its state in the write
 /// transaction.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum BucketRef {
-    Read { root: ChildRef, seq: u64 },
+#[derive(Clone, Copy)]
+pub(crate) enum BucketRef<'a> {
+    Read { root: BucketRoot<'a>, seq: u64 },
     Write(usize),
 }
 
@@ -34,7 +34,7 @@ impl<'db> Tx<'db> {
     /// Height of the root bucket's tree.
     pub(crate) fn root_depth(&self) -> Result<u64> {
         let mut loc = match self.root_loc(BucketRef::Read {
-            root: self.snap.meta.root,
+            root: BucketRoot::Tree(self.snap.meta.root),
             seq: 0,
         })? {
             Some(l) => l,
@@ -53,15 +53,13 @@ impl<'db> Tx<'db> {
         Ok(d)
     }
 
-    pub(crate) fn root_loc(&self, b: BucketRef) -> Result<Option<Loc<'_>>> {
+    pub(crate) fn root_loc<'a>(&'a self, b: BucketRef<'a>) -> Result<Option<Loc<'a>>> {
         match b {
-            BucketRef::Read { root, .. } => {
-                if root.is_empty() {
-                    Ok(None)
-                } else {
-                    Ok(Some(Loc::Page(self.load(&root)?)))
-                }
-            }
+            BucketRef::Read { root, .. } => match root {
+                BucketRoot::Tree(r) if r.is_empty() => Ok(None),
+                BucketRoot::Tree(r) => Ok(Some(Loc::Page(self.load(&r)?))),
+                BucketRoot::Inline(page) => Ok(Some(Loc::Page(page))),
+            },
             BucketRef::Write(id) => {
                 let root = {
                     let w = self.write_state()?;

@@ -153,8 +153,11 @@ impl Commit<'_, '_> {
         let end = off + buf.len() as u64;
         self.io_started = true;
         if end > self.wr.file_len {
+            // Grow by an eighth of the file (16 pages at least, 64 MiB at most): a bulk load
+            // resizes a few dozen times on the way to a gigabyte, and a small database keeps
+            // at most an eighth of slack (doubling left up to half the file, tens of MiB).
             let cur = self.wr.file_len;
-            let step = cur.clamp(16 * p, 64 << 20);
+            let step = (cur / 8).clamp(16 * p, 64 << 20);
             let new = end.max(cur + step).div_ceil(p) * p;
             self.db().storage.set_len(new)?;
             self.wr.file_len = new;
@@ -265,6 +268,20 @@ impl Commit<'_, '_> {
                     }
                     (b.root, b.parent, b.name.clone(), b.seq)
                 };
+                // A nested bucket whose tree is one small leaf goes inline into its parent's
+                // leaf (its pages, if it had any, were freed when it was copied on write).
+                if let (Some(parent), Some(Child::Node(id))) = (parent, root) {
+                    let inline = {
+                        let w = tx.write_state()?;
+                        let node = &w.nodes[id];
+                        node.inlineable(self.db().page_size)
+                            .then(|| node.encode_inline(seq))
+                    };
+                    if let Some(value) = inline {
+                        tx.put_entry(parent, &name, value, true)?;
+                        continue;
+                    }
+                }
                 let new_root = match root {
                     None => ChildRef::EMPTY,
                     Some(c) => self.spill(c, 0)?,

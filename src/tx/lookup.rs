@@ -15,7 +15,11 @@ use crate::tx::handle::Tx;
 impl Tx<'_> {
     /// Point lookup: the entry for `key` (key, value, is-bucket), descending at most
     /// [`MAX_DEPTH`] levels and never through the same page twice.
-    pub(crate) fn lookup(&self, b: BucketRef, key: &[u8]) -> Result<Option<(Cow<'_, [u8]>, bool)>> {
+    pub(crate) fn lookup<'a>(
+        &'a self,
+        b: BucketRef<'a>,
+        key: &[u8],
+    ) -> Result<Option<(Cow<'a, [u8]>, bool)>> {
         let mut loc = match self.root_loc(b)? {
             Some(l) => l,
             None => return Ok(None),

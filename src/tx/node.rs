@@ -7,8 +7,8 @@
 
 use crate::error::Result;
 use crate::format::page::{
-    seal, set_overflow, wr_u32, ChildRef, Page, PageType, BRANCH_ELEM, FLAG_BUCKET, HEADER,
-    LEAF_ELEM, REF_SIZE,
+    inline_limit, seal, set_overflow, wr_u16, wr_u32, wr_u64, ChildRef, Page, PageType,
+    BRANCH_ELEM, FLAG_BUCKET, HEADER, LEAF_ELEM, REF_SIZE,
 };
 
 pub(crate) type NodeId = usize;
@@ -118,10 +118,48 @@ impl Node {
         let pages = size.div_ceil(page_size).max(1);
         let mut b = vec![0u8; pages * page_size];
         set_overflow(&mut b, (pages - 1) as u32);
+        self.write_elements(&mut b);
+        let ptype = match self {
+            Node::Leaf(_) => PageType::Leaf,
+            Node::Branch(_) => PageType::Branch,
+        };
+        let crc = seal(&mut b, ptype, level, self.len() as u16, pgid, txid);
+        (b, crc)
+    }
+
+    /// True when this node can be stored inline as a bucket's only leaf (docs/FORMAT.md,
+    /// section 5): a leaf of at least one pair, no nested bucket, at most
+    /// [`inline_limit`] bytes.
+    pub(crate) fn inlineable(&self, page_size: usize) -> bool {
+        match self {
+            Node::Leaf(e) => {
+                !e.is_empty()
+                    && !e.iter().any(|e| e.bucket)
+                    && self.size() <= inline_limit(page_size)
+            }
+            Node::Branch(_) => false,
+        }
+    }
+
+    /// The inline-bucket value of this leaf (see [`Node::inlineable`]): the page image of its
+    /// exact size, with no checksum (its parent page's covers it), the bucket's sequence in
+    /// the page-id field, and every other header field zero.
+    pub(crate) fn encode_inline(&self, sequence: u64) -> Vec<u8> {
+        let mut b = vec![0u8; self.size()];
+        self.write_elements(&mut b);
+        b[4] = PageType::Leaf as u8;
+        wr_u16(&mut b, 6, self.len() as u16);
+        wr_u64(&mut b, 8, sequence);
+        b
+    }
+
+    /// Write the element array and the keys and values after the header into `b` (at least
+    /// [`Node::size`] bytes).
+    fn write_elements(&self, b: &mut [u8]) {
         let n = self.len();
-        let (ptype, elem) = match self {
-            Node::Leaf(_) => (PageType::Leaf, LEAF_ELEM),
-            Node::Branch(_) => (PageType::Branch, BRANCH_ELEM),
+        let elem = match self {
+            Node::Leaf(_) => LEAF_ELEM,
+            Node::Branch(_) => BRANCH_ELEM,
         };
         let mut data = HEADER + n * elem;
         match self {
@@ -129,9 +167,9 @@ impl Node {
                 for (i, e) in entries.iter().enumerate() {
                     let at = HEADER + i * LEAF_ELEM;
                     b[at] = if e.bucket { FLAG_BUCKET } else { 0 };
-                    wr_u32(&mut b, at + 4, data as u32);
-                    wr_u32(&mut b, at + 8, e.key.len() as u32);
-                    wr_u32(&mut b, at + 12, e.value.len() as u32);
+                    wr_u32(b, at + 4, data as u32);
+                    wr_u32(b, at + 8, e.key.len() as u32);
+                    wr_u32(b, at + 12, e.value.len() as u32);
                     b[data..data + e.key.len()].copy_from_slice(&e.key);
                     data += e.key.len();
                     b[data..data + e.value.len()].copy_from_slice(&e.value);
@@ -146,16 +184,14 @@ impl Node {
                         Child::Node(_) => ChildRef::EMPTY,
                     };
                     r.encode(&mut b[at..at + REF_SIZE]);
-                    wr_u32(&mut b, at + 20, data as u32);
-                    wr_u32(&mut b, at + 24, e.key.len() as u32);
-                    wr_u32(&mut b, at + 28, 0);
+                    wr_u32(b, at + 20, data as u32);
+                    wr_u32(b, at + 24, e.key.len() as u32);
+                    wr_u32(b, at + 28, 0);
                     b[data..data + e.key.len()].copy_from_slice(&e.key);
                     data += e.key.len();
                 }
             }
         }
-        let crc = seal(&mut b, ptype, level, n as u16, pgid, txid);
-        (b, crc)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::format::page::{BucketHeader, Page, HEADER};
+use crate::format::page::{BucketRoot, BucketValue, Page, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::tx::fence::{check_level, check_range, narrow};
 use crate::tx::handle::{BucketState, Tx, WriteState};
@@ -458,7 +458,7 @@ impl Tx<'_> {
         &self,
         parent: usize,
         name: &[u8],
-        header: BucketHeader,
+        header: BucketValue<'_>,
     ) -> Result<usize> {
         let mut guard = self.write_state()?;
         let w = &mut *guard;
@@ -468,14 +468,17 @@ impl Tx<'_> {
             }
         }
         let depth = w.buckets[parent].depth + 1;
+        let root = match header.root {
+            BucketRoot::Tree(r) if r.is_empty() => None,
+            BucketRoot::Tree(r) => Some(Child::Page(r)),
+            // An inline bucket has no page to copy on write: its one leaf goes into the arena
+            // now (it is at most a quarter page), and nothing is freed.
+            BucketRoot::Inline(page) => Some(Child::Node(push_node(w, Node::from_page(&page)?, 0))),
+        };
         w.buckets.push(BucketState {
             parent: Some(parent),
             name: name.to_vec(),
-            root: if header.root.is_empty() {
-                None
-            } else {
-                Some(Child::Page(header.root))
-            },
+            root,
             seq: header.sequence,
             dirty: false,
             deleted: false,
@@ -493,6 +496,7 @@ impl Tx<'_> {
         let w = &mut *guard;
         let mut walk = FreeWalk {
             hwm: self.snap.meta.hwm,
+            page_size: self.db.page_size,
             seen: HashSet::new(),
             stack: Vec::new(),
             buckets: vec![bid],
@@ -570,6 +574,7 @@ fn check_node_fence(w: &WriteState, page: &Page<'_>, path: &[(NodeId, usize)]) -
 /// The work list of [`Tx::free_bucket`].
 struct FreeWalk {
     hwm: u64,
+    page_size: usize,
     seen: HashSet<u64>,
     /// Subtrees to free, each with the open bucket state that owns it, if any: a bucket
     /// reached only through an on-disk header has no state, and neither has anything nested
@@ -590,10 +595,11 @@ impl FreeWalk {
         value: &[u8],
         page: u64,
     ) -> Result<()> {
-        let h = BucketHeader::decode(value, page)?;
-        match owner.and_then(|b| w.index.get(&(b, name.to_vec()))) {
-            Some(&cid) if !w.buckets[cid].deleted => self.buckets.push(cid),
-            _ if !h.root.is_empty() => self.stack.push((Child::Page(h.root), None)),
+        let h = BucketValue::decode(value, page, self.page_size)?;
+        match (owner.and_then(|b| w.index.get(&(b, name.to_vec()))), h.root) {
+            (Some(&cid), _) if !w.buckets[cid].deleted => self.buckets.push(cid),
+            (_, BucketRoot::Tree(r)) if !r.is_empty() => self.stack.push((Child::Page(r), None)),
+            // Empty, or inline: no page of its own to free.
             _ => {}
         }
         Ok(())

@@ -1,0 +1,392 @@
+//! Inline buckets (docs/FORMAT.md, section 5): a nested bucket whose whole tree is one leaf of
+//! at most a quarter page, with no bucket nested in it, lives inside its parent's leaf. It
+//! moves out to a page of its own when it grows past that and back in when it shrinks, and
+//! its bytes are hostile like any page's: every forgery below is corruption, never a panic or a
+//! wrong value.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::format::*;
+use deadbolt::{Db, Error, MemStorage, Options};
+
+const P: usize = 1024;
+
+fn opts() -> Options {
+    Options {
+        page_size: P,
+        confirm_after: None,
+        ..Options::default()
+    }
+}
+
+fn open(s: &Arc<MemStorage>) -> Db {
+    Db::open_storage(s.clone(), opts()).unwrap()
+}
+
+/// Inline bucket count and leaf pages of the root bucket's statistics (nested included).
+fn inline_and_leaves(db: &Db) -> (u64, u64) {
+    db.view(|tx| {
+        let mut inline = 0;
+        let mut leaves = 0;
+        for name in tx.buckets() {
+            let st = tx.bucket(&name?)?.unwrap().stats()?;
+            inline += st.inline_buckets;
+            leaves += st.leaf_pages;
+        }
+        Ok::<_, Error>((inline, leaves))
+    })
+    .unwrap()
+}
+
+#[test]
+fn small_buckets_live_in_their_parents_leaf_and_read_back_after_reopen() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        for i in 0..200u32 {
+            let b = ns.create_bucket(format!("obj-{i:04}").as_bytes())?;
+            b.put(b"kind", b"container")?;
+            b.put(b"id", &i.to_be_bytes())?;
+            b.set_sequence(u64::from(i) * 3)?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let hwm = db.stats().high_water;
+    drop(db);
+    let db = open(&s);
+    assert!(db.check().unwrap().is_ok());
+    let report = db.check().unwrap();
+    assert_eq!(report.inline_buckets, 200);
+    // 200 buckets of ~110 bytes each (name, element, value) fit in a few dozen 1 KiB pages;
+    // with a page each they needed more than 200.
+    assert!(
+        hwm < 60,
+        "high-water mark {hwm} pages for 200 small buckets"
+    );
+    db.view(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        let st = ns.stats()?;
+        assert_eq!((st.buckets, st.inline_buckets, st.keys), (200, 200, 400));
+        for i in 0..200u32 {
+            let b = ns.bucket(format!("obj-{i:04}").as_bytes())?.unwrap();
+            assert_eq!(b.get(b"kind")?.as_deref(), Some(&b"container"[..]));
+            assert_eq!(b.get(b"id")?.as_deref(), Some(&i.to_be_bytes()[..]));
+            assert_eq!(b.get(b"nope")?, None);
+            assert_eq!(b.sequence(), u64::from(i) * 3);
+        }
+        // Cursors and iterators over an inline bucket, both ways.
+        let b = ns.bucket(b"obj-0007")?.unwrap();
+        let fwd: Vec<Vec<u8>> = b.iter().map(|kv| kv.unwrap().0.to_vec()).collect();
+        let back: Vec<Vec<u8>> = b.iter().rev().map(|kv| kv.unwrap().0.to_vec()).collect();
+        assert_eq!(fwd, [b"id".to_vec(), b"kind".to_vec()]);
+        assert_eq!(back, [b"kind".to_vec(), b"id".to_vec()]);
+        let mut c = b.cursor();
+        assert_eq!(c.seek(b"j")?.unwrap().key.as_ref(), b"kind");
+        assert_eq!(c.prev()?.unwrap().key.as_ref(), b"id");
+        assert!(c.prev()?.is_none());
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_bucket_moves_out_when_it_grows_and_back_in_when_it_shrinks() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    let put_n = |db: &Db, n: u32| {
+        db.update(|tx| {
+            let b = tx.create_bucket_if_not_exists(b"top")?;
+            let c = b.create_bucket_if_not_exists(b"child")?;
+            for i in 0..n {
+                c.put(format!("key-{i:03}").as_bytes(), b"0123456789")?;
+            }
+            Ok::<_, Error>(())
+        })
+        .unwrap()
+    };
+    put_n(&db, 3);
+    assert_eq!(
+        inline_and_leaves(&db),
+        (1, 1),
+        "child inline, top on one leaf"
+    );
+    // 3 + 27 pairs of 33 bytes: well past a quarter of a 1 KiB page.
+    put_n(&db, 30);
+    drop(db);
+    let db = open(&s);
+    assert_eq!(
+        inline_and_leaves(&db).0,
+        0,
+        "child moved out to a page of its own"
+    );
+    assert!(db.check().unwrap().is_ok());
+    db.update(|tx| {
+        let c = tx.bucket(b"top")?.unwrap().bucket(b"child")?.unwrap();
+        for i in 2..30u32 {
+            c.delete(format!("key-{i:03}").as_bytes())?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    assert_eq!(inline_and_leaves(&db), (1, 1), "child moved back in");
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    let keys: Vec<Vec<u8>> = db
+        .view(|tx| {
+            let c = tx.bucket(b"top")?.unwrap().bucket(b"child")?.unwrap();
+            c.iter().map(|kv| kv.map(|(k, _)| k.to_vec())).collect()
+        })
+        .unwrap();
+    assert_eq!(keys, [b"key-000".to_vec(), b"key-001".to_vec()]);
+}
+
+#[test]
+fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let o = tx.create_bucket(b"ns")?.create_bucket(b"obj")?;
+        o.put(b"a", b"1")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert_eq!(inline_and_leaves(&db).0, 1);
+    db.update(|tx| {
+        let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
+        o.next_sequence()?;
+        o.create_bucket(b"labels")?.put(b"env", b"prod")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    // "obj" holds a bucket, so it has a page; "labels" is inline inside that page.
+    assert_eq!(inline_and_leaves(&db), (1, 2));
+    db.view(|tx| {
+        let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
+        assert_eq!(o.sequence(), 1);
+        let l = o.bucket(b"labels")?.unwrap();
+        assert_eq!(l.get(b"env")?.as_deref(), Some(&b"prod"[..]));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.update(|tx| {
+        let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
+        o.delete_bucket(b"labels")
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    assert_eq!(inline_and_leaves(&db), (1, 1));
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    db.view(|tx| {
+        let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
+        assert_eq!(o.sequence(), 1);
+        assert_eq!(o.get(b"a")?.as_deref(), Some(&b"1"[..]));
+        assert!(o.bucket(b"labels")?.is_none());
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn deleting_inline_buckets_and_cursor_deletes_inside_them_leak_no_page() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        for i in 0..50u32 {
+            let b = ns.create_bucket(format!("o{i:02}").as_bytes())?;
+            b.put(b"x", b"1")?;
+            b.put(b"y", b"2")?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.update(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        for i in (0..50u32).step_by(2) {
+            ns.delete_bucket(format!("o{i:02}").as_bytes())?;
+        }
+        let b = ns.bucket(b"o01")?.unwrap();
+        let mut c = b.cursor();
+        c.first()?;
+        c.delete()?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.inline_buckets, 25);
+    db.view(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        assert_eq!(ns.buckets().count(), 25);
+        let b = ns.bucket(b"o01")?.unwrap();
+        assert_eq!(b.get(b"x")?, None);
+        assert_eq!(b.get(b"y")?.as_deref(), Some(&b"2"[..]));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn compaction_and_backup_keep_small_buckets_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path().join("a.db"), opts()).unwrap();
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        for i in 0..300u32 {
+            ns.create_bucket(format!("o{i:03}").as_bytes())?
+                .put(b"k", b"v")?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    db.compact_into(dir.path().join("c.db")).unwrap();
+    db.backup(dir.path().join("b.db")).unwrap();
+    for name in ["c.db", "b.db"] {
+        let copy = Db::open_with(dir.path().join(name), opts()).unwrap();
+        let report = copy.check().unwrap();
+        assert!(report.is_ok(), "{name}: {report}");
+        assert_eq!(report.inline_buckets, 300, "{name}");
+    }
+}
+
+// ---- hostile bytes inside an inline bucket ------------------------------------------------
+
+/// An image whose root bucket "ns" is one leaf holding inline buckets `o0`..`o3` (two pairs
+/// each) and a plain pair `big` with a large value; returns it with the page of that leaf.
+fn inline_image() -> (Vec<u8>, u64) {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        for i in 0..4u32 {
+            let b = ns.create_bucket(format!("o{i}").as_bytes())?;
+            b.put(b"a", b"first")?;
+            b.put(b"b", b"second")?;
+        }
+        ns.put(b"big", &[7u8; 200])?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let img = s.to_bytes();
+    let (_, parents) = parents(&img, P);
+    // The leaf of "ns": the page whose elements include the inline bucket "o0".
+    let leaf = parents
+        .keys()
+        .copied()
+        .find(|&pg| {
+            page_type(&img, P, pg) == 3
+                && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"o0")
+        })
+        .expect("leaf of ns");
+    (img, leaf)
+}
+
+/// Element `name` of leaf `pg`: (element offset, value range).
+fn element(img: &[u8], pg: u64, name: &[u8]) -> (usize, std::ops::Range<usize>) {
+    for i in 0..count(img, P, pg) {
+        let (_, k, v) = leaf_elem(img, P, pg, i);
+        if &img[k] == name {
+            return (pg as usize * P + 32 + 16 * i, v);
+        }
+    }
+    panic!("no element {name:?}")
+}
+
+/// Apply `mutate` to the image, reseal every checksum up to the meta (the forgery verifies),
+/// and require that opening, checking and reading all give `Corruption` or correct data.
+fn forged(what: &str, mutate: impl Fn(&mut Vec<u8>, u64)) {
+    let (mut img, leaf) = inline_image();
+    let (_, parents) = parents(&img, P);
+    mutate(&mut img, leaf);
+    reseal_chain(&mut img, P, leaf, &parents);
+    let s = Arc::new(MemStorage::from_bytes(img));
+    let db = match Db::open_storage(s, opts()) {
+        Err(Error::Corruption { page, .. }) => {
+            assert_eq!(page, leaf, "{what}: open names the leaf");
+            return;
+        }
+        Err(e) => panic!("{what}: open failed with {e}, not corruption"),
+        Ok(db) => db,
+    };
+    let report = db.check().unwrap();
+    assert!(!report.is_ok(), "{what}: check found nothing");
+    let read = db.view(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        for i in 0..4u32 {
+            let b = ns.bucket(format!("o{i}").as_bytes())?.unwrap();
+            assert_eq!(b.get(b"a")?.as_deref(), Some(&b"first"[..]), "{what}");
+            for kv in b.iter() {
+                kv?;
+            }
+        }
+        Ok::<_, Error>(())
+    });
+    assert!(
+        matches!(read, Err(Error::Corruption { .. })),
+        "{what}: read gave {read:?}"
+    );
+}
+
+#[test]
+fn a_forged_element_count_inside_an_inline_bucket_is_corruption() {
+    forged("count", |img, leaf| {
+        let (_, v) = element(img, leaf, b"o1");
+        let word = u32_at(img, v.start + 4) & 0xffff | (500 << 16);
+        put_u32(img, v.start + 4, word);
+    });
+}
+
+#[test]
+fn a_key_offset_outside_an_inline_bucket_is_corruption() {
+    forged("key offset", |img, leaf| {
+        let (_, v) = element(img, leaf, b"o2");
+        put_u32(img, v.start + 32 + 4, 4000);
+    });
+}
+
+#[test]
+fn a_nested_bucket_flag_inside_an_inline_bucket_is_corruption() {
+    forged("nested flag", |img, leaf| {
+        let (_, v) = element(img, leaf, b"o0");
+        img[v.start + 32] = 1;
+    });
+}
+
+#[test]
+fn an_inline_header_claiming_a_branch_is_corruption() {
+    forged("branch header", |img, leaf| {
+        let (_, v) = element(img, leaf, b"o3");
+        img[v.start + 4] = 2;
+    });
+}
+
+#[test]
+fn inline_keys_out_of_order_are_corruption() {
+    forged("order", |img, leaf| {
+        let (_, v) = element(img, leaf, b"o1");
+        let (k0, k1) = (v.start + u32_at(img, v.start + 32 + 4) as usize, v.start);
+        let k1 = k1 + u32_at(img, v.start + 48 + 4) as usize;
+        img.swap(k0, k1);
+    });
+}
+
+#[test]
+fn a_forged_bucket_flag_on_a_large_plain_value_is_corruption() {
+    forged("bucket flag on a value", |img, leaf| {
+        let (at, _) = element(img, leaf, b"big");
+        img[at] = 1;
+    });
+}
