@@ -185,11 +185,14 @@ impl<'a> BucketValue<'a> {
     }
 }
 
-/// Largest inline bucket (its whole value) for a page size: a quarter page, bbolt's rule, so
-/// that a parent leaf holds at least three of them beside their names, and so that a bucket
-/// bbolt kept inline stays inline when imported (the two encodings have the same size).
+/// Largest inline bucket (its whole value) for a page size. bbolt inlines a bucket whose page
+/// image (a 16-byte page header and the elements) is at most a quarter page, and stores it
+/// behind a 16-byte bucket header: 32 bytes plus the elements, exactly the size of this
+/// encoding. So the limit is a quarter page plus 16 bytes, and a bucket bbolt kept inline stays
+/// inline when imported. A quarter page keeps several inline buckets, with their names, in one
+/// parent leaf.
 pub(crate) fn inline_limit(page_size: usize) -> usize {
-    page_size / 4
+    page_size / 4 + 16
 }
 
 /// Smallest inline value: the header and one element with a one-byte key.
@@ -227,8 +230,8 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
     Ok((inline, h.pgid))
 }
 
-/// Largest inline value any page size allows (a quarter of the largest page).
-const MAX_INLINE: usize = 65536 / 4;
+/// Largest inline value any page size allows ([`inline_limit`] of the largest page).
+const MAX_INLINE: usize = 65536 / 4 + 16;
 
 impl BucketHeader {
     pub(crate) fn encode(&self) -> [u8; BUCKET_HEADER] {
