@@ -160,6 +160,7 @@ fn print(a: &Args, o: &Outcome) {
             "pages_free": r.map(|r| r.pages_free),
             "pages_pending": r.map(|r| r.pages_pending),
             "buckets": r.map(|r| r.buckets),
+            "inline_buckets": r.map(|r| r.inline_buckets),
             "keys": r.map(|r| r.keys),
             "rolled_back": o.rolled_back().map(|r| json!({"txid": r.txid, "reason": r.reason})),
         });
@@ -186,8 +187,14 @@ fn problem_line(p: &Problem) -> String {
 fn write_text(out: &mut impl Write, a: &Args, file: &str, o: &Outcome) -> std::io::Result<()> {
     let counts = o.report.as_ref().map(|r| {
         format!(
-            "{} pages ({} reachable, {} free, {} pending), {} buckets, {} keys",
-            r.pages_total, r.pages_reachable, r.pages_free, r.pages_pending, r.buckets, r.keys
+            "{} pages ({} reachable, {} free, {} pending), {} buckets ({} inline), {} keys",
+            r.pages_total,
+            r.pages_reachable,
+            r.pages_free,
+            r.pages_pending,
+            r.buckets,
+            r.inline_buckets,
+            r.keys
         )
     });
     let commit = o.recovery.as_ref().map(|r| {

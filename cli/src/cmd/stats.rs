@@ -102,6 +102,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             t.overflow_pages += s.overflow_pages;
             t.bytes_used += s.bytes_used;
             t.bytes_allocated += s.bytes_allocated;
+            t.inline_buckets += s.inline_buckets;
         }
         t
     });
@@ -118,6 +119,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
                 "overflow_pages": s.overflow_pages,
                 "bytes_used": s.bytes_used,
                 "bytes_allocated": s.bytes_allocated,
+                "inline_buckets": s.inline_buckets,
                 "fill": (fill(s) * 10000.0).round() / 10000.0,
             })
         };
