@@ -1,5 +1,5 @@
 //! The command line: the flags a user gives (see [`usage`]) and the internal modes (`--child`,
-//! `--duel`, `--probe`) in which the report starts this program again.
+//! `--bucket-child`, `--duel`, `--probe`) in which the report starts this program again.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use crate::sizes::PROBE_COMMITS;
 /// The default `--entries`.
 pub const QUICK_ENTRIES: u64 = 100_000;
 
-/// What the command line asks for; `child`, `duel` and `probe` are the internal modes.
+/// What the command line asks for; `child`, `bucket_child`, `duel` and `probe` are the internal
+/// modes.
 pub struct Args {
     pub entries: u64,
     pub runs: usize,
@@ -22,6 +23,7 @@ pub struct Args {
     pub engines_given: bool,
     pub dir: Option<PathBuf>,
     pub child: Option<String>,
+    pub bucket_child: Option<String>,
     pub duel: bool,
     pub append: bool,
     pub from: Option<PathBuf>,
@@ -55,6 +57,7 @@ pub fn parse_args() -> Res<Args> {
         engines_given: false,
         dir: None,
         child: None,
+        bucket_child: None,
         duel: false,
         append: false,
         from: None,
@@ -87,6 +90,7 @@ pub fn parse_args() -> Res<Args> {
             }
             "--dir" => a.dir = Some(val()?.into()),
             "--child" => a.child = Some(val()?),
+            "--bucket-child" => a.bucket_child = Some(val()?),
             "--probe" => probe = Some(val()?),
             "--duel" => a.duel = true,
             "--append" => a.append = true,
@@ -108,6 +112,12 @@ pub fn parse_args() -> Res<Args> {
 /// The arguments of this program as the child that runs every workload on `engine` (`--child`).
 pub fn child_args(engine: &str, entries: u64, dir: &Path) -> Vec<OsString> {
     internal(&["--child", engine, "--entries", &entries.to_string()], dir)
+}
+
+/// The arguments of this program as the child that runs the bucket workloads on `engine`
+/// (`--bucket-child`).
+pub fn bucket_child_args(engine: &str, dir: &Path) -> Vec<OsString> {
+    internal(&["--bucket-child", engine], dir)
 }
 
 /// The arguments of this program as the interleaved commit run of `engines` (`--duel`).

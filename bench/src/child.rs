@@ -4,12 +4,16 @@
 use std::path::Path;
 use std::time::Instant;
 
+use deadbolt_bench::buckets::{objects_walk, one_key_walk, Walk};
 use deadbolt_bench::{
     dir_size, open, peak_rss_kib, random_keys, temp_dir_in, Engine, Res, Rng, KEY_LEN,
 };
 
 use crate::protocol::{self, RESULT};
-use crate::sizes::{self, BATCH_SIZE, INDIVIDUAL_COMMITS, SCAN_LEN};
+use crate::sizes::{
+    self, BATCH_SIZE, INDIVIDUAL_COMMITS, OBJECTS, OBJECTS_PER_COMMIT, ONE_KEY_BUCKETS,
+    ONE_KEY_COMMITS, SCAN_LEN,
+};
 
 /// Run every workload on one engine and print `RESULT name value` lines.
 pub fn child(name: &str, n: u64, base: &Path) -> Res<()> {
@@ -152,6 +156,116 @@ fn footprint(db: Box<dyn Engine>, name: &str, dir: &Path, cdir: &Path) -> Res<()
     }
     if let Some(kib) = peak_rss_kib() {
         emit("peak_rss_kib", kib as f64);
+    }
+    Ok(())
+}
+
+/// Run the bucket workloads on one engine, each on a fresh database, and print `RESULT` lines
+/// (`--bucket-child`; a process of its own, so that they count in no figure of [`child`]).
+pub fn bucket_child(name: &str, base: &Path) -> Res<()> {
+    let tmp = temp_dir_in(base, "deadbolt-bench-")?;
+    objects(
+        name,
+        &tmp.path().join("objects"),
+        &tmp.path().join("compact"),
+    )?;
+    one_key_buckets(name, &tmp.path().join("one-key"))
+}
+
+/// The containerd-like metadata: write the objects in commits of [`OBJECTS_PER_COMMIT`], close
+/// and measure the file, reopen and walk everything, delete every second object in commits of
+/// the same size and compact.
+fn objects(name: &str, dir: &Path, cdir: &Path) -> Res<()> {
+    let mut db: Box<dyn Engine> = open(name, dir)?;
+    // The report marks emulated bucket rows by this, also when the main child did not get to it.
+    emit("nested_native", f64::from(u8::from(db.nested_native())));
+    let t = Instant::now();
+    let mut next = 0;
+    while next < OBJECTS {
+        let end = (next + OBJECTS_PER_COMMIT).min(OBJECTS);
+        db.objects_write(next..end)?;
+        next = end;
+    }
+    emit("objects_write_ms", millis(t));
+    db = db.reopen(dir, &mut || {
+        emit("objects_size_bytes", dir_size(dir)? as f64);
+        Ok(())
+    })?;
+
+    let read0 = db.pages_read();
+    let t = Instant::now();
+    let w = db.walk()?;
+    emit("objects_walk_ms", millis(t));
+    let pages = match (read0, db.pages_read()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => db.tree_pages()?,
+    };
+    if let Some(p) = pages {
+        emit("objects_walk_pages", p as f64);
+    }
+    expect(name, "the walk", w, objects_walk(0..OBJECTS))?;
+
+    let deleted: Vec<u64> = sizes::objects_deleted().collect();
+    let t = Instant::now();
+    for chunk in deleted.chunks(OBJECTS_PER_COMMIT as usize) {
+        db.objects_delete(chunk)?;
+    }
+    emit("objects_delete_ms", millis(t));
+    let w = db.walk()?;
+    expect(
+        name,
+        "the walk after the deletions",
+        w,
+        objects_walk(sizes::objects_kept()),
+    )?;
+
+    std::fs::create_dir_all(cdir)?;
+    match db.compact(cdir) {
+        Ok(Some(size)) => emit("objects_compacted_bytes", size as f64),
+        Ok(None) => {}
+        Err(e) => eprintln!("  {name}: compaction failed: {e}"),
+    }
+    Ok(())
+}
+
+/// [`ONE_KEY_BUCKETS`] top-level buckets of one key each, created in [`ONE_KEY_COMMITS`]
+/// commits; the file is measured after a reopen, closed.
+fn one_key_buckets(name: &str, dir: &Path) -> Res<()> {
+    let mut db: Box<dyn Engine> = open(name, dir)?;
+    let per_commit = ONE_KEY_BUCKETS.div_ceil(ONE_KEY_COMMITS);
+    let mut next = 0;
+    while next < ONE_KEY_BUCKETS {
+        let end = (next + per_commit).min(ONE_KEY_BUCKETS);
+        db.one_key_write(next..end)?;
+        next = end;
+    }
+    db = db.reopen(dir, &mut || Ok(()))?;
+    expect(
+        name,
+        "the one-key walk",
+        db.walk()?,
+        one_key_walk(ONE_KEY_BUCKETS),
+    )?;
+    db.reopen(dir, &mut || {
+        emit("one_key_size_bytes", dir_size(dir)? as f64);
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// An error unless walk `got` found the keys and value bytes of `want` (its buckets, counted
+/// only by engines that have them, are printed).
+fn expect(name: &str, what: &str, got: Walk, want: Walk) -> Res<()> {
+    eprintln!(
+        "  {name}: {what} read {} buckets, {} keys",
+        got.buckets, got.keys
+    );
+    if (got.keys, got.value_bytes) != (want.keys, want.value_bytes) {
+        return Err(format!(
+            "{name}: {what} found {} keys and {} value bytes, not {} and {}",
+            got.keys, got.value_bytes, want.keys, want.value_bytes
+        )
+        .into());
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::path::Path;
 
+use crate::buckets::{object, one_key_bucket, one_key_value, Walk, LABELS, ONE_KEY};
 use crate::{key, nested_path, value, Engine, Res, KEY_LEN, TABLE};
 
 /// deadbolt with default options (durable commits, 4 KiB pages).
@@ -120,6 +121,86 @@ impl Engine for Deadbolt {
         self.db.compact_into(&path)?;
         Ok(Some(std::fs::metadata(&path)?.len()))
     }
+
+    fn objects_write(&self, r: Range<u64>) -> Res<()> {
+        self.db.update(|tx| {
+            for i in r {
+                let o = object(i);
+                let ob = tx.create_bucket_if_not_exists(o.ns)?.create_bucket(&o.id)?;
+                for (k, v) in &o.fields {
+                    ob.put(k, v)?;
+                }
+                let lb = ob.create_bucket(LABELS)?;
+                for (k, v) in &o.labels {
+                    lb.put(k, v)?;
+                }
+            }
+            Ok::<_, deadbolt::Error>(())
+        })?;
+        Ok(())
+    }
+
+    fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+        self.db.update(|tx| {
+            for &i in idx {
+                let o = object(i);
+                let nb = tx.bucket(o.ns)?.ok_or(deadbolt::Error::BucketNotFound)?;
+                nb.delete_bucket(&o.id)?;
+            }
+            Ok::<_, deadbolt::Error>(())
+        })?;
+        Ok(())
+    }
+
+    fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+        self.db.update(|tx| {
+            for i in r {
+                tx.create_bucket(&one_key_bucket(i))?
+                    .put(ONE_KEY, &one_key_value(i))?;
+            }
+            Ok::<_, deadbolt::Error>(())
+        })?;
+        Ok(())
+    }
+
+    fn walk(&self) -> Res<Walk> {
+        Ok(self.db.view(|tx| {
+            let mut w = Walk::default();
+            let mut todo = Vec::new();
+            for name in tx.buckets() {
+                todo.push(tx.bucket(&name?)?.ok_or(deadbolt::Error::BucketNotFound)?);
+            }
+            while let Some(b) = todo.pop() {
+                w.buckets += 1;
+                let mut c = b.cursor();
+                let mut at = c.first()?;
+                while let Some(e) = at {
+                    match &e.value {
+                        Some(v) => w.key(v),
+                        None => {
+                            todo.push(b.bucket(&e.key)?.ok_or(deadbolt::Error::BucketNotFound)?)
+                        }
+                    }
+                    at = c.next()?;
+                }
+            }
+            Ok::<_, deadbolt::Error>(w)
+        })?)
+    }
+
+    fn reopen(
+        self: Box<Self>,
+        dir: &Path,
+        closed: &mut dyn FnMut() -> Res<()>,
+    ) -> Res<Box<dyn Engine>> {
+        self.db.close()?;
+        closed()?;
+        Ok(Box::new(Deadbolt::open(dir)?))
+    }
+
+    fn pages_read(&self) -> Option<u64> {
+        Some(self.db.stats().pages_verified)
+    }
 }
 
 #[cfg(feature = "peers")]
@@ -131,12 +212,14 @@ mod peers {
     use std::ops::Bound;
     use std::path::PathBuf;
 
-    use crate::{nested_flat_key, NESTED_TABLE};
+    use crate::buckets::{one_key_flat, prefix_end};
+    use crate::{nested_flat_key, BUCKETS_TABLE, NESTED_TABLE};
     use bbolt_rs::{BucketApi, BucketRwApi, CursorApi, DbApi, DbRwAPI, TxApi, TxRwRefApi as _};
-    use redb::{ReadableDatabase, TableDefinition};
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
     const REDB_T: TableDefinition<&[u8], &[u8]> = TableDefinition::new(TABLE);
     const REDB_N: TableDefinition<&[u8], &[u8]> = TableDefinition::new(NESTED_TABLE);
+    const REDB_B: TableDefinition<&[u8], &[u8]> = TableDefinition::new(BUCKETS_TABLE);
 
     /// redb with its default durability (`Durability::Immediate`).
     pub struct Redb {
@@ -152,6 +235,7 @@ mod peers {
             let tx = db.begin_write()?;
             tx.open_table(REDB_T)?;
             tx.open_table(REDB_N)?;
+            tx.open_table(REDB_B)?;
             tx.commit()?;
             Ok(Redb { db, path })
         }
@@ -238,6 +322,72 @@ mod peers {
             drop(self.db);
             Ok(Some(std::fs::metadata(&self.path)?.len()))
         }
+
+        fn objects_write(&self, r: Range<u64>) -> Res<()> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut t = tx.open_table(REDB_B)?;
+                for i in r {
+                    for (k, v) in object(i).flat_entries() {
+                        t.insert(k.as_slice(), v)?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut t = tx.open_table(REDB_B)?;
+                for &i in idx {
+                    let p = object(i).prefix();
+                    let end = prefix_end(&p);
+                    t.retain_in(p.as_slice()..end.as_slice(), |_, _| false)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut t = tx.open_table(REDB_B)?;
+                for i in r {
+                    t.insert(one_key_flat(i).as_slice(), one_key_value(i).as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn walk(&self) -> Res<Walk> {
+            let tx = self.db.begin_read()?;
+            let t = tx.open_table(REDB_B)?;
+            let mut w = Walk::default();
+            for kv in t.iter()? {
+                w.key(kv?.1.value());
+            }
+            Ok(w)
+        }
+
+        fn reopen(
+            self: Box<Self>,
+            dir: &Path,
+            closed: &mut dyn FnMut() -> Res<()>,
+        ) -> Res<Box<dyn Engine>> {
+            drop(self.db);
+            closed()?;
+            Ok(Box::new(Redb::open(dir)?))
+        }
+
+        fn tree_pages(&self) -> Res<Option<u64>> {
+            let tx = self.db.begin_read()?;
+            let st = tx.open_table(REDB_B)?.stats()?;
+            Ok(Some(st.leaf_pages() + st.branch_pages()))
+        }
     }
 
     type Bytes = heed::types::Bytes;
@@ -247,6 +397,7 @@ mod peers {
         env: &'static heed::Env,
         t: heed::Database<'static, Bytes, Bytes>,
         n: heed::Database<'static, Bytes, Bytes>,
+        b: heed::Database<'static, Bytes, Bytes>,
     }
 
     impl Lmdb {
@@ -260,14 +411,15 @@ mod peers {
             // environment and exits, so leaking it is the simple way to keep both together.
             let env: &'static heed::Env = Box::leak(Box::new(env));
             let wtxn = env.write_txn()?;
-            let (t, n) = env
+            let (t, n, b) = env
                 .create_databases_and_commit(wtxn, |wdo, wtxn| -> Res<_> {
                     let t = wdo.create_database::<Bytes, Bytes>(wtxn, Some(TABLE))?;
                     let n = wdo.create_database::<Bytes, Bytes>(wtxn, Some(NESTED_TABLE))?;
-                    Ok(heed::CommitOrAbort::<_, ()>::Commit((t, n)))
+                    let b = wdo.create_database::<Bytes, Bytes>(wtxn, Some(BUCKETS_TABLE))?;
+                    Ok(heed::CommitOrAbort::<_, ()>::Commit((t, n, b)))
                 })?
                 .unwrap_commit();
-            Ok(Lmdb { env, t, n })
+            Ok(Lmdb { env, t, n, b })
         }
     }
 
@@ -345,6 +497,73 @@ mod peers {
                 .copy_to_path(&path, heed::CompactionOption::Enabled)?;
             Ok(Some(std::fs::metadata(&path)?.len()))
         }
+
+        fn objects_write(&self, r: Range<u64>) -> Res<()> {
+            let mut tx = self.env.write_txn()?;
+            for i in r {
+                for (k, v) in object(i).flat_entries() {
+                    self.b.put(&mut tx, &k, v)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+            let mut tx = self.env.write_txn()?;
+            for &i in idx {
+                let p = object(i).prefix();
+                let end = prefix_end(&p);
+                let range = (
+                    Bound::Included(p.as_slice()),
+                    Bound::Excluded(end.as_slice()),
+                );
+                self.b.delete_range(&mut tx, &range)?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+            let mut tx = self.env.write_txn()?;
+            for i in r {
+                self.b.put(&mut tx, &one_key_flat(i), &one_key_value(i))?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn walk(&self) -> Res<Walk> {
+            let tx = self.env.read_txn()?;
+            let mut w = Walk::default();
+            for kv in self.b.iter(&tx)? {
+                w.key(kv?.1);
+            }
+            Ok(w)
+        }
+
+        /// LMDB is not closed: heed refuses to open an environment twice in one process and
+        /// this adapter leaks its environment (see [`Lmdb::open`]). Closing would change nothing
+        /// measured: LMDB's data file is only ever written at page offsets (not extended or
+        /// truncated at close) and LMDB keeps no cache of its own, so `closed` measures the
+        /// same file and the walk reads the same mapping a reopened environment would.
+        fn reopen(
+            self: Box<Self>,
+            _dir: &Path,
+            closed: &mut dyn FnMut() -> Res<()>,
+        ) -> Res<Box<dyn Engine>> {
+            self.env.force_sync()?;
+            closed()?;
+            Ok(self)
+        }
+
+        fn tree_pages(&self) -> Res<Option<u64>> {
+            let tx = self.env.read_txn()?;
+            let st = self.b.stat(&tx)?;
+            Ok(Some(
+                (st.branch_pages + st.leaf_pages + st.overflow_pages) as u64,
+            ))
+        }
     }
 
     /// sled 0.34 (the newest non-alpha release); a durable commit is the write plus `flush()`.
@@ -352,6 +571,7 @@ mod peers {
         db: sled::Db,
         t: sled::Tree,
         n: sled::Tree,
+        b: sled::Tree,
     }
 
     impl Sled {
@@ -360,8 +580,9 @@ mod peers {
             let db = sled::Config::new().path(dir.join("sled")).open()?;
             let t = db.open_tree(TABLE)?;
             let n = db.open_tree(NESTED_TABLE)?;
+            let b = db.open_tree(BUCKETS_TABLE)?;
             db.flush()?;
-            Ok(Sled { db, t, n })
+            Ok(Sled { db, t, n, b })
         }
     }
 
@@ -431,6 +652,59 @@ mod peers {
 
         fn compact(self: Box<Self>, _dir: &Path) -> Res<Option<u64>> {
             Ok(None)
+        }
+
+        fn objects_write(&self, r: Range<u64>) -> Res<()> {
+            let mut b = sled::Batch::default();
+            for i in r {
+                for (k, v) in object(i).flat_entries() {
+                    b.insert(k, v);
+                }
+            }
+            self.b.apply_batch(b)?;
+            self.db.flush()?;
+            Ok(())
+        }
+
+        fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+            let mut b = sled::Batch::default();
+            for &i in idx {
+                for kv in self.b.scan_prefix(object(i).prefix()) {
+                    b.remove(kv?.0);
+                }
+            }
+            self.b.apply_batch(b)?;
+            self.db.flush()?;
+            Ok(())
+        }
+
+        fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+            let mut b = sled::Batch::default();
+            for i in r {
+                b.insert(one_key_flat(i), one_key_value(i).as_slice());
+            }
+            self.b.apply_batch(b)?;
+            self.db.flush()?;
+            Ok(())
+        }
+
+        fn walk(&self) -> Res<Walk> {
+            let mut w = Walk::default();
+            for kv in self.b.iter() {
+                w.key(&kv?.1);
+            }
+            Ok(w)
+        }
+
+        fn reopen(
+            self: Box<Self>,
+            dir: &Path,
+            closed: &mut dyn FnMut() -> Res<()>,
+        ) -> Res<Box<dyn Engine>> {
+            self.db.flush()?;
+            drop(self);
+            closed()?;
+            Ok(Box::new(Sled::open(dir)?))
         }
     }
 
@@ -538,6 +812,73 @@ mod peers {
 
         fn compact(self: Box<Self>, _dir: &Path) -> Res<Option<u64>> {
             Ok(None)
+        }
+
+        fn objects_write(&self, r: Range<u64>) -> Res<()> {
+            let tx = self.db.tx(true)?;
+            for i in r {
+                let o = object(i);
+                let ob = tx
+                    .get_or_create_bucket(o.ns)?
+                    .create_bucket(o.id.to_vec())?;
+                for (k, v) in o.fields {
+                    ob.put(k, v)?;
+                }
+                let lb = ob.create_bucket(LABELS)?;
+                for (k, v) in o.labels {
+                    lb.put(k, v)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+            let tx = self.db.tx(true)?;
+            for &i in idx {
+                let o = object(i);
+                tx.get_bucket(o.ns)?.delete_bucket(o.id.to_vec())?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+            let tx = self.db.tx(true)?;
+            for i in r {
+                tx.create_bucket(one_key_bucket(i))?
+                    .put(ONE_KEY, one_key_value(i))?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+
+        fn walk(&self) -> Res<Walk> {
+            fn walk_bucket(b: &jammdb::Bucket<'_, '_>, w: &mut Walk) {
+                w.buckets += 1;
+                for kv in b.kv_pairs() {
+                    w.key(kv.value());
+                }
+                for (_, sub) in b.buckets() {
+                    walk_bucket(&sub, w);
+                }
+            }
+            let tx = self.db.tx(false)?;
+            let mut w = Walk::default();
+            for (_, b) in tx.buckets() {
+                walk_bucket(&b, &mut w);
+            }
+            Ok(w)
+        }
+
+        fn reopen(
+            self: Box<Self>,
+            dir: &Path,
+            closed: &mut dyn FnMut() -> Res<()>,
+        ) -> Res<Box<dyn Engine>> {
+            drop(self);
+            closed()?;
+            Ok(Box::new(Jammdb::open(dir)?))
         }
     }
 
@@ -656,26 +997,112 @@ mod peers {
             let mut dst = bbolt_rs::Bolt::open(&path)?;
             bbolt_rs::util::compact(&self.db, &mut dst, 64 << 20)?;
             // Check that the copy holds the data: report no figure rather than a wrong one.
-            let (mut want, mut got) = (0u64, 0u64);
-            self.db.view(|tx| {
-                if let Some(b) = tx.bucket(TABLE) {
-                    want = b.iter_entries().count() as u64;
-                }
-                Ok(())
-            })?;
-            dst.view(|tx| {
-                if let Some(b) = tx.bucket(TABLE) {
-                    got = b.iter_entries().count() as u64;
-                }
-                Ok(())
-            })?;
+            let (want, got) = (walk_bolt(&self.db)?, walk_bolt(&dst)?);
             drop(dst);
-            if want != got {
-                return Err(
-                    format!("bbolt_rs::util::compact copied {got} of {want} entries").into(),
-                );
+            if (want.keys, want.value_bytes) != (got.keys, got.value_bytes) {
+                return Err(format!(
+                    "bbolt_rs::util::compact copied {} of {} keys",
+                    got.keys, want.keys
+                )
+                .into());
             }
             Ok(Some(std::fs::metadata(&path)?.len()))
         }
+
+        fn objects_write(&self, r: Range<u64>) -> Res<()> {
+            let mut db = self.db.clone();
+            db.update(|mut tx| {
+                for i in r.clone() {
+                    let o = object(i);
+                    let mut nb = tx.create_bucket_if_not_exists(o.ns)?;
+                    let mut ob = nb.create_bucket(o.id)?;
+                    for (k, v) in &o.fields {
+                        ob.put(k, v)?;
+                    }
+                    let mut lb = ob.create_bucket(LABELS)?;
+                    for (k, v) in &o.labels {
+                        lb.put(k, v)?;
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(())
+        }
+
+        fn objects_delete(&self, idx: &[u64]) -> Res<()> {
+            let mut db = self.db.clone();
+            db.update(|mut tx| {
+                for &i in idx {
+                    let o = object(i);
+                    if let Some(mut nb) = tx.bucket_mut(o.ns) {
+                        nb.delete_bucket(o.id)?;
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(())
+        }
+
+        fn one_key_write(&self, r: Range<u64>) -> Res<()> {
+            let mut db = self.db.clone();
+            db.update(|mut tx| {
+                for i in r.clone() {
+                    tx.create_bucket(one_key_bucket(i))?
+                        .put(ONE_KEY, one_key_value(i))?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        }
+
+        fn walk(&self) -> Res<Walk> {
+            walk_bolt(&self.db)
+        }
+
+        fn reopen(
+            self: Box<Self>,
+            dir: &Path,
+            closed: &mut dyn FnMut() -> Res<()>,
+        ) -> Res<Box<dyn Engine>> {
+            self.db.close();
+            closed()?;
+            Ok(Box::new(BboltRs::open(dir)?))
+        }
+
+        fn tree_pages(&self) -> Res<Option<u64>> {
+            let mut pages = 0;
+            self.db.view(|tx| {
+                for (_, b) in tx.iter_buckets() {
+                    let st = b.stats();
+                    pages += st.branch_page_n()
+                        + st.branch_overflow_n()
+                        + st.leaf_page_n()
+                        + st.leaf_overflow_n();
+                }
+                Ok(())
+            })?;
+            Ok(Some(pages as u64))
+        }
+    }
+
+    /// Every bucket and key of a bbolt-rs database, in one read transaction.
+    fn walk_bolt(db: &bbolt_rs::Bolt) -> Res<Walk> {
+        fn walk_bucket(b: &bbolt_rs::BucketImpl<'_, '_>, w: &mut Walk) {
+            w.buckets += 1;
+            for (_, v) in b.iter_entries() {
+                w.key(v);
+            }
+            for (_, sub) in b.iter_buckets() {
+                walk_bucket(&sub, w);
+            }
+        }
+        let mut w = Walk::default();
+        db.view(|tx| {
+            for (_, b) in tx.iter_buckets() {
+                walk_bucket(&b, &mut w);
+            }
+            Ok(())
+        })?;
+        Ok(w)
     }
 }

@@ -1,5 +1,6 @@
 //! Go bbolt as a peer engine: building `bench/go/bboltbench.go`, handing the built program to
-//! child processes, and the command lines of its modes (`child`, `duel`, `probe`).
+//! child processes, and the command lines of its modes (`child`, `buckets`, `duel`,
+//! `probe`).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         if let Some(engine) = &a.child {
             return child::child(engine, a.entries, &base);
         }
+        if let Some(engine) = &a.bucket_child {
+            return child::bucket_child(engine, &base);
+        }
         report::report(&a, &base)
     };
     match run() {

@@ -1,5 +1,6 @@
-//! Measuring: every engine's child process in interleaved rounds (with a time limit), the
-//! interleaved commit run, medians over the rounds and the strace sync counts.
+//! Measuring: every engine's two child processes (the main workloads, then the bucket
+//! workloads) in interleaved rounds (each with a time limit), the interleaved commit run,
+//! medians over the rounds and the strace sync counts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use deadbolt_bench::{temp_dir_in, Res};
 
-use crate::args::{child_args, duel_args, Args};
+use crate::args::{bucket_child_args, child_args, duel_args, Args};
 use crate::go::{self, GO_ENGINE};
 use crate::machine::{machine, sh};
 use crate::protocol::{self, DUEL, RESULT};
-use crate::raw::{Failures, Measured, Results};
+use crate::raw::{bucket_run, Failures, Measured, Results};
 use crate::strace;
 
 /// Engine → metric → the figure of every run.
@@ -58,9 +59,36 @@ fn with_go(a: &Args, go_dir: &Path, machine: &mut Vec<String>) -> Vec<String> {
     engines
 }
 
-/// Every engine's child process, `a.runs` times; returns the engines whose runs failed. Rounds
-/// interleave the engines so that a change in the machine's load hits them alike; an engine
-/// that ran out of time is not run again.
+/// The two child processes of an engine's run.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    /// Every workload of [`crate::child::child`], on `--entries` entries.
+    Main,
+    /// The bucket workloads of [`crate::child::bucket_child`], whose size is fixed.
+    Buckets,
+}
+
+impl Part {
+    /// The key of `engine`'s run of this part in [`Failures`].
+    fn run(self, engine: &str) -> String {
+        match self {
+            Part::Main => engine.to_string(),
+            Part::Buckets => bucket_run(engine),
+        }
+    }
+
+    /// What the progress line calls `engine`'s run of this part.
+    fn what(self, engine: &str, entries: u64) -> String {
+        match self {
+            Part::Main => format!("{engine} ({entries} entries)"),
+            Part::Buckets => format!("{engine} bucket workloads"),
+        }
+    }
+}
+
+/// Every engine's child processes, `a.runs` times; returns the runs that failed, keyed by
+/// [`Part::run`]. Rounds interleave the engines so that a change in the machine's load hits
+/// them alike; a child that ran out of time is not run again.
 fn engine_runs(
     a: &Args,
     exe: &Path,
@@ -71,15 +99,20 @@ fn engine_runs(
     let mut failures = Failures::new();
     let mut timed_out: Vec<String> = Vec::new();
     for round in 1..=a.runs {
-        for engine in engines {
-            if timed_out.contains(engine) {
+        for (engine, part) in engines
+            .iter()
+            .flat_map(|e| [(e, Part::Main), (e, Part::Buckets)])
+        {
+            let run = part.run(engine);
+            if timed_out.contains(&run) {
                 continue;
             }
             eprintln!(
-                "== {engine} ({} entries), run {round} of {}",
-                a.entries, a.runs
+                "== {}, run {round} of {}",
+                part.what(engine, a.entries),
+                a.runs
             );
-            let (stdout, outcome) = run_child(a, exe, engine, base)?;
+            let (stdout, outcome) = run_child(a, exe, engine, part, base)?;
             let r = samples.entry(engine.clone()).or_default();
             for (k, v) in protocol::parse(&stdout, RESULT) {
                 r.entry(k.to_string()).or_default().push(v);
@@ -87,19 +120,19 @@ fn engine_runs(
             match outcome {
                 Some(st) if st.success() => {}
                 Some(st) => {
-                    failures.insert(engine.clone(), format!("child process failed ({st})"));
+                    failures.insert(run, format!("child process failed ({st})"));
                 }
                 None => {
-                    eprintln!("  {engine}: killed after {} s", a.timeout);
+                    eprintln!("  {run}: killed after {} s", a.timeout);
                     failures.insert(
-                        engine.clone(),
+                        run.clone(),
                         format!(
                             "stopped after the {} s time limit per engine run (`--timeout`), \
                              so it was not run again",
                             a.timeout
                         ),
                     );
-                    timed_out.push(engine.clone());
+                    timed_out.push(run);
                 }
             }
         }
@@ -107,20 +140,33 @@ fn engine_runs(
     Ok(failures)
 }
 
-/// One run of `engine`'s child process (the Go program for Go bbolt); its stdout, and its
-/// status or `None` if it was killed at the time limit.
-fn run_child(a: &Args, exe: &Path, engine: &str, base: &Path) -> Res<(String, Option<ExitStatus>)> {
+/// One run of `engine`'s child process for `part` (the Go program for Go bbolt); its stdout,
+/// and its status or `None` if it was killed at the time limit.
+fn run_child(
+    a: &Args,
+    exe: &Path,
+    engine: &str,
+    part: Part,
+    base: &Path,
+) -> Res<(String, Option<ExitStatus>)> {
     // The child's databases go in a directory this process removes, even after a kill.
     let dir = temp_dir_in(base, "deadbolt-bench-")?;
     let cmd = match go::go_bin() {
         Some(bin) if engine == GO_ENGINE => {
+            let mode = match part {
+                Part::Main => "child",
+                Part::Buckets => "buckets",
+            };
             let mut c = Command::new(bin);
-            c.args(go::mode_args("child", a.entries, dir.path()));
+            c.args(go::mode_args(mode, a.entries, dir.path()));
             c
         }
         _ => {
             let mut c = Command::new(exe);
-            c.args(child_args(engine, a.entries, dir.path()));
+            c.args(match part {
+                Part::Main => child_args(engine, a.entries, dir.path()),
+                Part::Buckets => bucket_child_args(engine, dir.path()),
+            });
             c
         }
     };

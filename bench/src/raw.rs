@@ -8,8 +8,22 @@ use deadbolt_bench::Res;
 
 /// Engine → metric → figure (the median over the runs).
 pub type Results = BTreeMap<String, BTreeMap<String, f64>>;
-/// Engine → why its run failed.
+/// Engine (or [`bucket_run`] of an engine) → why its run failed.
 pub type Failures = BTreeMap<String, String>;
+
+/// What marks an engine's bucket-workload child in [`Failures`].
+const BUCKET_RUN: &str = "/buckets";
+
+/// The key in [`Failures`] of `engine`'s bucket-workload child (the engine's own name is the
+/// key of its main child).
+pub fn bucket_run(engine: &str) -> String {
+    format!("{engine}{BUCKET_RUN}")
+}
+
+/// The engine whose bucket-workload child `run` is, if it is one.
+pub fn bucket_run_engine(run: &str) -> Option<&str> {
+    run.strip_suffix(BUCKET_RUN)
+}
 
 /// Everything a report is rendered from.
 #[derive(Debug, Default, PartialEq)]

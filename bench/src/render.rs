@@ -3,8 +3,11 @@
 
 use crate::args::{Args, QUICK_ENTRIES};
 use crate::go::GO_ENGINE;
-use crate::raw::{Measured, Results};
-use crate::sizes::{self, BATCH_SIZE, DUEL_COMMITS, DUEL_ROUNDS, INDIVIDUAL_COMMITS, SCAN_LEN};
+use crate::raw::{bucket_run, bucket_run_engine, Measured, Results};
+use crate::sizes::{
+    self, BATCH_SIZE, DUEL_COMMITS, DUEL_ROUNDS, INDIVIDUAL_COMMITS, NAMESPACES, OBJECTS,
+    OBJECTS_PER_COMMIT, OBJECTS_PER_NAMESPACE, ONE_KEY_BUCKETS, ONE_KEY_COMMITS, SCAN_LEN,
+};
 
 /// Which way a figure is better.
 #[derive(Clone, Copy, PartialEq)]
@@ -26,8 +29,9 @@ struct Row {
 
 const MIB: f64 = 1.0 / (1 << 20) as f64;
 
-/// The table's rows in order: metric, unit, which way is better, scale.
-const ROWS: [(&str, &str, Better, f64); 13] = [
+/// The table's rows in order: metric, unit, which way is better, scale. The rows from
+/// `objects_write_ms` on are the bucket workloads ([`is_bucket_row`]).
+const ROWS: [(&str, &str, Better, f64); 20] = [
     ("bulk_load_ms", "ms", Lower, 1.0),
     ("individual_per_s", "commits/s", Higher, 1.0),
     ("duel_per_s", "commits/s", Higher, 1.0),
@@ -41,7 +45,24 @@ const ROWS: [(&str, &str, Better, f64); 13] = [
     ("compacted_bytes", "MiB", Lower, MIB),
     ("peak_rss_kib", "MiB", Lower, 1.0 / 1024.0),
     ("strace_syncs", "calls", Lower, 1.0),
+    ("objects_write_ms", "ms", Lower, 1.0),
+    ("objects_size_bytes", "MiB", Lower, MIB),
+    ("objects_walk_ms", "ms", Lower, 1.0),
+    ("objects_walk_pages", "pages", Lower, 1.0),
+    ("objects_delete_ms", "ms", Lower, 1.0),
+    ("objects_compacted_bytes", "MiB", Lower, MIB),
+    ("one_key_size_bytes", "MiB", Lower, MIB),
 ];
+
+/// Whether `metric` comes from the bucket workloads' child process.
+fn is_bucket_row(metric: &str) -> bool {
+    metric.starts_with("objects_") || metric.starts_with("one_key_")
+}
+
+/// Whether `metric`'s row is a size after compaction (`n/a` for engines without one).
+fn is_compaction_row(metric: &str) -> bool {
+    metric.ends_with("compacted_bytes")
+}
 
 /// The label of `metric`'s row for a run of `n` entries with `threads` reader threads.
 fn label(metric: &str, n: u64, threads: f64) -> String {
@@ -82,6 +103,34 @@ fn label(metric: &str, n: u64, threads: f64) -> String {
         "compacted_bytes" => "File size after compaction".into(),
         "peak_rss_kib" => "Peak memory of the engine's process (VmHWM)".into(),
         "strace_syncs" => "Sync calls per durable commit (strace -f -c)".into(),
+        "objects_write_ms" => format!(
+            "Containerd-like metadata (a fixed size at every --entries): {NAMESPACES} namespace \
+             buckets × {} object buckets, each with 3–6 keys of 8–40 bytes and a `labels` bucket \
+             of 1–3 keys; written in {} commits of {OBJECTS_PER_COMMIT} objects",
+            num(OBJECTS_PER_NAMESPACE),
+            OBJECTS / OBJECTS_PER_COMMIT
+        ),
+        "objects_size_bytes" => "Metadata: file size after the writes (closed)".into(),
+        "objects_walk_ms" => format!(
+            "Metadata: reopen, then read every bucket and key ({} keys), one transaction",
+            num(deadbolt_bench::buckets::objects_walk(0..OBJECTS).keys)
+        ),
+        "objects_walk_pages" => "Metadata: pages that walk read (deadbolt: `Stats::pages_verified`; \
+             others: the pages of their trees)"
+            .into(),
+        "objects_delete_ms" => format!(
+            "Metadata: delete every second object ({} `delete_bucket`s), commits of {OBJECTS_PER_COMMIT}",
+            num(sizes::objects_deleted().count() as u64)
+        ),
+        "objects_compacted_bytes" => {
+            "Metadata: file size after those deletions and compaction".into()
+        }
+        "one_key_size_bytes" => format!(
+            "{} one-key buckets (a fixed size): {ONE_KEY_COMMITS} commits × {} `create_bucket` \
+             + one 4-byte put; file size after a reopen (closed)",
+            num(ONE_KEY_BUCKETS),
+            num(ONE_KEY_BUCKETS / ONE_KEY_COMMITS)
+        ),
         other => unreachable!("no label for {other}"),
     }
 }
@@ -236,18 +285,31 @@ fn results_table(s: &mut String, rows: &[Row], engines: &[&String], m: &Measured
 
 /// Engine `e`'s cell in row `r`: its figure, or why there is none.
 fn cell(r: &Row, e: &str, m: &Measured) -> String {
+    // The child process whose figure this is.
+    let run = if is_bucket_row(r.metric) {
+        bucket_run(e)
+    } else {
+        e.to_string()
+    };
+    let compaction = is_compaction_row(r.metric);
     match get(&m.results, e, r.metric) {
         Some(v) => {
             let mut c = fmt_num(v * r.scale);
-            if r.metric == "nested_reads_per_s" && get(&m.results, e, "nested_native") == Some(0.0)
-            {
+            let emulated = r.metric == "nested_reads_per_s" || is_bucket_row(r.metric);
+            if emulated && get(&m.results, e, "nested_native") == Some(0.0) {
                 c.push_str(" ᵉ");
             }
             c
         }
-        None if m.failures.get(e).is_some_and(|f| f.contains("time limit")) => "timeout".into(),
-        None if m.failures.contains_key(e) && r.metric != "compacted_bytes" => "failed".into(),
-        None if r.metric == "compacted_bytes" => "n/a".into(),
+        None if m
+            .failures
+            .get(&run)
+            .is_some_and(|f| f.contains("time limit")) =>
+        {
+            "timeout".into()
+        }
+        None if m.failures.contains_key(&run) && !compaction => "failed".into(),
+        None if compaction => "n/a".into(),
         None => "–".into(),
     }
 }
@@ -279,8 +341,18 @@ fn vs_best_peer(r: &Row, peers: &[&String], results: &Results) -> String {
 fn notes_under_table(s: &mut String, engines: &[&String], m: &Measured) {
     s.push_str(
         "\n↑ higher is better, ↓ lower is better. ᵉ = the engine has no nested buckets; \
-                emulated with a 9-byte bucket-path key prefix in one table, so it is a plain point \
-                read. n/a = the engine has no compaction. ✗ = deadbolt is behind the best peer.\n",
+                emulated with the bucket path as a key prefix in one table (9 bytes in the \
+                nested-bucket row, the `/`-separated names in the metadata and one-key rows), so a \
+                nested read is a plain point read and deleting a bucket deletes its key range. \
+                n/a = the engine has no compaction. – = no figure (for the pages row: the engine \
+                reports no page counts). ✗ = deadbolt is behind the best peer.\n",
+    );
+    s.push_str(
+        "\nThe metadata and one-key rows run in a second process per engine, each on a fresh \
+         database, and do the same work at every `--entries`. Their file sizes are taken with \
+         the database closed, except LMDB's, which heed cannot reopen in the same process (its \
+         data file does not change at close). Compaction: deadbolt `Db::compact_into`, Go bbolt \
+         `bolt.Compact`, redb `Database::compact`, LMDB `mdb_env_copy2` with compaction.\n",
     );
     if let Some(d) = get(&m.results, "deadbolt", "engine_syncs_per_commit") {
         s.push_str(&format!(
@@ -299,10 +371,16 @@ fn notes_under_table(s: &mut String, engines: &[&String], m: &Measured) {
              `bbolt_rs::util::compact` copied none of the entries, so it has no compacted size.\n",
         );
     }
-    for (e, why) in &m.failures {
-        s.push_str(&format!(
-            "\n**{e}**: {why}; the workloads after the last figure shown did not run.\n"
-        ));
+    for (run, why) in &m.failures {
+        match bucket_run_engine(run) {
+            Some(e) => s.push_str(&format!(
+                "\n**{e}** (bucket workloads): {why}; the bucket workloads after the last figure \
+                 shown did not run.\n"
+            )),
+            None => s.push_str(&format!(
+                "\n**{run}**: {why}; the workloads after the last figure shown did not run.\n"
+            )),
+        }
     }
 }
 
@@ -400,6 +478,53 @@ mod tests {
         assert_eq!(fmt_num(100.0), "100");
         assert_eq!(fmt_num(99.94), "99.9");
         assert_eq!(fmt_num(7.356), "7.36");
+    }
+
+    #[test]
+    fn bucket_rows_are_sizes_of_the_best_peer_and_fail_on_their_own() {
+        let mut m = Measured::default();
+        for (e, metric, v) in [
+            ("deadbolt", "one_key_size_bytes", 80.0 * (1 << 20) as f64),
+            ("deadbolt", "size_bytes", 4.0 * (1 << 20) as f64),
+            ("bbolt-go", "one_key_size_bytes", 4.0 * (1 << 20) as f64),
+            ("redb", "one_key_size_bytes", 8.0 * (1 << 20) as f64),
+            ("redb", "nested_native", 0.0),
+            ("lmdb", "size_bytes", 2.0 * (1 << 20) as f64),
+        ] {
+            m.results
+                .entry(e.into())
+                .or_default()
+                .insert(metric.into(), v);
+        }
+        m.failures.insert(
+            bucket_run("lmdb"),
+            "child process failed (exit status: 1)".into(),
+        );
+        let names: Vec<String> = ["deadbolt", "redb", "lmdb", "bbolt-go"]
+            .map(String::from)
+            .into();
+        let engines: Vec<&String> = names.iter().collect();
+        let mut s = String::new();
+        results_table(&mut s, &rows(10_000, &m.results), &engines, &m);
+        let line = |prefix: &str| {
+            s.lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no row {prefix:?} in\n{s}"))
+                .to_string()
+        };
+        assert_eq!(
+            line("| 10,000 one-key buckets"),
+            format!(
+                "| {} | MiB ↓ | 80.0 | 8.00 ᵉ | failed | 4.00 | **0.05** (vs bbolt-go) ✗ |",
+                label("one_key_size_bytes", 10_000, 2.0)
+            )
+        );
+        // The bucket child's failure is not the main child's: LMDB's main figures stand.
+        assert!(line("| File size after all").contains("| 4.00 | – | 2.00 | – |"));
+        assert!(line("| Metadata: file size after those").contains("| n/a | n/a | n/a | n/a |"));
+        let mut notes = String::new();
+        notes_under_table(&mut notes, &engines, &m);
+        assert!(notes.contains("**lmdb** (bucket workloads): child process failed"));
     }
 
     #[test]

@@ -18,6 +18,33 @@ pub const DUEL_COMMITS: u64 = 100;
 /// At most this many entries are loaded before the interleaved commit run.
 pub const DUEL_ENTRIES: u64 = 100_000;
 
+/// The bucket workloads (issue 15) run in a child process of their own and do the same work
+/// at every `--entries`: their figures describe one fixed application shape.
+///
+/// Objects per namespace in the containerd-like metadata workload (there are
+/// `deadbolt_bench::buckets::NAMESPACES.len()` namespaces).
+pub const OBJECTS_PER_NAMESPACE: u64 = 2_000;
+/// Objects in the metadata workload.
+pub const OBJECTS: u64 = NAMESPACES * OBJECTS_PER_NAMESPACE;
+/// Namespaces of the metadata workload.
+pub const NAMESPACES: u64 = deadbolt_bench::buckets::NAMESPACES.len() as u64;
+/// Objects written, and deleted, per durable commit.
+pub const OBJECTS_PER_COMMIT: u64 = 100;
+/// Buckets in the one-key bucket workload.
+pub const ONE_KEY_BUCKETS: u64 = 10_000;
+/// Durable commits the one-key buckets are created in.
+pub const ONE_KEY_COMMITS: u64 = 10;
+
+/// The objects the metadata workload deletes (every second one, half of them).
+pub fn objects_deleted() -> impl Iterator<Item = u64> {
+    (1..OBJECTS).step_by(2)
+}
+
+/// The objects left after the deletions.
+pub fn objects_kept() -> impl Iterator<Item = u64> {
+    (0..OBJECTS).step_by(2)
+}
+
 /// Transactions in the batch workload after a load of `n` entries.
 pub fn batches(n: u64) -> u64 {
     (n / 10_000).max(10)
