@@ -47,7 +47,10 @@ impl<'tx> Cursor<'tx> {
         Cursor {
             tx,
             b,
-            stack: Vec::with_capacity(MAX_DEPTH + 1),
+            // Allocated on the first push, at the depth the tree needs (the bound is checked
+            // in `push`): an iterator's unused back cursor, and the cursors of the many small
+            // buckets a metadata walk opens, never pay for MAX_DEPTH + 1 entries (2.3 KB).
+            stack: Vec::new(),
             state: State::Unset,
             epoch: 0,
             cur_key: Vec::new(),
@@ -293,6 +296,16 @@ impl<'tx> Cursor<'tx> {
             State::Unset | State::BeforeStart => return self.first(),
             State::AfterEnd => return Ok(None),
             State::At => {}
+        }
+        // The common step of a read transaction: the next element of the same leaf page (the
+        // page was checked when it was pushed; nothing can have changed under a reader).
+        if self.tx.write.is_none() {
+            if let Some((Loc::Page(p), idx)) = self.stack.last_mut() {
+                if p.leaf && *idx + 1 < p.count {
+                    *idx += 1;
+                    return self.current();
+                }
+            }
         }
         match self.refresh()? {
             Some(false) if self.state == State::AfterEnd => return Ok(None),
