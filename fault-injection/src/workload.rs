@@ -224,6 +224,21 @@ pub fn random_commit(rng: &mut Rng, state: &State, p: &Params) -> Vec<Op> {
                 path.truncate(p.max_depth - 1);
             }
             path.push(format!("b{}", rng.below(4)).into_bytes());
+            if rng.chance(0.3) {
+                // A small bucket: 0-5 keys of the alphabet with values of up to 24 bytes, the
+                // kind an engine may keep inline in its parent's leaf (issue 15).
+                let create = Op::CreateBucket(path.clone());
+                st.apply(&create);
+                ops.push(create);
+                for _ in 0..rng.below_usize(6) {
+                    let key = rand_key(rng, p);
+                    let n = rng.below_usize(25);
+                    let o = Op::Put(path.clone(), key, rng.bytes(n));
+                    st.apply(&o);
+                    ops.push(o);
+                }
+                continue;
+            }
             Op::CreateBucket(path)
         } else {
             let path = rng.pick(&buckets).clone();
