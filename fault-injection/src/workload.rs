@@ -26,7 +26,8 @@ pub struct Fixed {
 
 /// The exhaustive tier's workloads for page size `p`: empty, small, page-sized and overflow
 /// values; a split-forcing insert, a merge-forcing delete, delete-everything, bucket deletion,
-/// nested buckets, file growth, and re-insertion after deletion (resurrection check).
+/// nested buckets, file growth, re-insertion after deletion (resurrection check), and small
+/// buckets moving across the inline limit (issue 15).
 pub fn fixed(p: usize) -> Vec<Fixed> {
     let small = |t| val(t, 12);
     let page = |t| val(t, p - p / 8);
@@ -94,7 +95,63 @@ pub fn fixed(p: usize) -> Vec<Fixed> {
                 vec![put(&bb, "k1", small(44)), put(&bb, "k2", third(45))],
             ],
         },
+        small_buckets(p),
     ]
+}
+
+/// Small buckets across the inline limit (issue 15: a nested bucket of at most about a quarter
+/// page, with no nested bucket of its own, lives in its parent's leaf). An entry here is about
+/// 0.18 of a quarter page (a 2-byte key, a value of 45/1024 of a page less 19 bytes, and a
+/// 16-byte element header), so four entries are well under the limit and eight well over it
+/// at every page size, whatever the engine's exact rule. Commit by commit: six small nested
+/// buckets (0-4 entries) and a small top-level one; two grow past the limit (one from empty)
+/// and one to near it, one gains a nested bucket, one is deleted; then the two shrink back
+/// below the limit by deletes, the nested bucket is deleted, one bucket is emptied, and two
+/// grow past the limit (the top-level one among them).
+fn small_buckets(p: usize) -> Fixed {
+    let entry = |t| val(t, p * 45 / 1024 - 19);
+    let bb = b("b");
+    let s = |i: usize| b(&format!("b/s{i}"));
+    // Entries `from..to` of bucket `path`, tagged so that every commit's values differ.
+    let fill = |path: &Path, from: usize, to: usize, tag: u64| -> Vec<Op> {
+        (from..to)
+            .map(|i| Op::Put(path.clone(), k(&format!("k{i}")), entry(tag + i as u64)))
+            .collect()
+    };
+    let remove = |path: &Path, from: usize, to: usize| -> Vec<Op> {
+        (from..to)
+            .map(|i| Op::Delete(path.clone(), k(&format!("k{i}"))))
+            .collect()
+    };
+    let mut c1 = vec![
+        Op::CreateBucket(bb.clone()),
+        Op::Put(bb.clone(), k("k1"), val(50, 12)),
+        Op::CreateBucket(b("t")),
+    ];
+    c1.extend(fill(&b("t"), 1, 2, 50));
+    for i in 0..6 {
+        c1.push(Op::CreateBucket(s(i)));
+        c1.extend(fill(&s(i), 0, i.min(4), 60 + 10 * i as u64));
+    }
+    let mut c2 = Vec::new();
+    c2.extend(fill(&s(0), 0, 8, 120)); // empty -> over the limit
+    c2.extend(fill(&s(4), 4, 9, 130)); // 4 -> 9 entries
+    c2.extend(fill(&s(5), 4, 6, 140)); // 4 -> 6 entries: near the limit
+    c2.push(Op::CreateBucket(b("b/s3/n"))); // a child: never inline
+    c2.extend(fill(&b("b/s3/n"), 0, 1, 150));
+    c2.push(Op::DeleteBucket(s(2))); // a small bucket deleted
+    c2.extend(fill(&s(1), 0, 1, 160)); // stays small, value rewritten
+    let mut c3 = Vec::new();
+    c3.extend(remove(&s(0), 2, 8)); // 8 -> 2 entries: back under the limit
+    c3.extend(remove(&s(4), 0, 6)); // 9 -> 3
+    c3.push(Op::DeleteBucket(b("b/s3/n"))); // s3 can be inline again
+    c3.extend(remove(&s(1), 0, 1)); // emptied
+    c3.extend(fill(&s(5), 6, 10, 170)); // 6 -> 10 entries
+    c3.extend(fill(&b("t"), 2, 9, 180)); // the top-level one over the limit
+    Fixed {
+        name: "small-buckets",
+        commits: vec![c1, c2, c3],
+    }
 }
 
 /// Parameters of a random workload (drawn per seed: swarm testing).
@@ -167,6 +224,21 @@ pub fn random_commit(rng: &mut Rng, state: &State, p: &Params) -> Vec<Op> {
                 path.truncate(p.max_depth - 1);
             }
             path.push(format!("b{}", rng.below(4)).into_bytes());
+            if rng.chance(0.3) {
+                // A small bucket: 0-5 keys of the alphabet with values of up to 24 bytes, the
+                // kind an engine may keep inline in its parent's leaf (issue 15).
+                let create = Op::CreateBucket(path.clone());
+                st.apply(&create);
+                ops.push(create);
+                for _ in 0..rng.below_usize(6) {
+                    let key = rand_key(rng, p);
+                    let n = rng.below_usize(25);
+                    let o = Op::Put(path.clone(), key, rng.bytes(n));
+                    st.apply(&o);
+                    ops.push(o);
+                }
+                continue;
+            }
             Op::CreateBucket(path)
         } else {
             let path = rng.pick(&buckets).clone();

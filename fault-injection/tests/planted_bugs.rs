@@ -51,7 +51,7 @@ fn torture_until_caught(budget_cases: u64) -> Option<(u64, u64, f64, String)> {
 fn sweep_until_caught(f: impl Fn(usize) -> Report) -> Option<(u64, f64, String)> {
     let t = Instant::now();
     let mut images = 0;
-    for w in 0..4 {
+    for w in 0..fault_injection::workload::fixed(4096).len() {
         let r = f(w);
         images += r.images;
         if let Some(v) = r.violations.first() {

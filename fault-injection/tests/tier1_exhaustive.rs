@@ -1,12 +1,14 @@
 //! Tier 1, the bounded exhaustive tier (runs in `cargo test`).
 //!
-//! Every fixed workload at page sizes 1K-16K with 512- and 4096-byte sectors is recorded once,
-//! then crashed after every single I/O operation, with every crash mode (F1; F2 for every
-//! prefix; F3 for every sector subset of small windows, sampled otherwise; F4 sampled; F5 and F6
-//! inside them), and each image is reopened and checked against the oracle (I1-I6, I8; I7 for
-//! PSOW off and no_sync power cuts). Every image also gets a commit after recovery with a
-//! second crash inside it; when the recovery fell back past a newer commit (16 such images per
-//! configuration), that commit is crashed after every one of its ops in every mode. The I/O-error sweep (F7, F8) and the at-rest sweep (F9-F13) follow.
+//! Every fixed workload at page sizes 1K-16K (small-buckets at 1K and 4K) with 512- and
+//! 4096-byte sectors is recorded once, then crashed after every single I/O operation, with
+//! every crash mode (F1; F2 for every prefix; F3 for every sector subset of small windows,
+//! sampled otherwise; F4 sampled; F5 and F6 inside them), and each image is reopened and
+//! checked against the oracle (I1-I6, I8; I7 for PSOW off and no_sync power cuts). Every image
+//! also gets a commit after recovery with a second crash inside it; when the recovery fell back
+//! past a newer commit (16 such images per configuration), that commit is crashed after every
+//! one of its ops in every mode. The I/O-error sweep (F7, F8) and the at-rest sweep (F9-F13)
+//! follow.
 
 use std::time::Instant;
 
@@ -15,6 +17,7 @@ use fault_injection::engine::Deadbolt;
 use fault_injection::run::{
     at_rest_sweep, ci_matrix, exhaustive, ioerr_sweep, par_map, test_threads, Report,
 };
+use fault_injection::workload::fixed;
 
 fn report(name: &str, rep: &Report, secs: f64) {
     println!(
@@ -64,7 +67,7 @@ fn sweep_jobs(small_page_sector: usize) -> Vec<(usize, usize, Media)> {
         psow: true,
         sector_atomic: true,
     };
-    (0..4)
+    (0..fixed(4096).len())
         .flat_map(|w| [(w, 4096, media(512)), (w, 1024, media(small_page_sector))])
         .collect()
 }
