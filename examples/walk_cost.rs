@@ -12,15 +12,18 @@
 
 use deadbolt::{Bucket, Db, Error, Options};
 
+/// One cursor pass per bucket, as bbolt's `ForEach` with `b.Bucket(k)` for nested buckets.
 fn walk(b: &Bucket<'_>) -> Result<u64, Error> {
     let mut n = 0;
-    for kv in b.iter() {
-        let (k, v) = kv?;
-        n += (k.len() + v.len()) as u64;
-    }
-    for name in b.buckets() {
-        let name = name?;
-        n += walk(&b.bucket(&name)?.ok_or(Error::BucketNotFound)?)?;
+    let mut c = b.cursor();
+    let mut at = c.first()?;
+    while let Some(e) = at {
+        n += e.key.len() as u64;
+        match &e.value {
+            Some(v) => n += v.len() as u64,
+            None => n += walk(&c.open_bucket(&e.key)?)?,
+        }
+        at = c.next()?;
     }
     Ok(n)
 }

@@ -571,3 +571,24 @@ impl Tx<'_> {
         Ok(b)
     }
 }
+
+/// Nested buckets from a cursor's position.
+impl<'tx> Cursor<'tx> {
+    /// The nested bucket `key` of the cursor's bucket, where `key` is normally the entry the
+    /// cursor is at (one whose `value` is `None`). In a read transaction that entry is opened
+    /// from the position itself, without looking `key` up again from the bucket's root: the way
+    /// to walk a tree of buckets in one pass (bbolt's `b.Bucket(k)` inside `ForEach`).
+    /// Elsewhere (a write transaction, another key) it is looked up, as by [`Bucket::bucket`].
+    /// [`Error::IncompatibleValue`] if `key` holds a value, [`Error::BucketNotFound`] if
+    /// nothing.
+    pub fn open_bucket(&self, key: &[u8]) -> Result<Bucket<'tx>> {
+        let (tx, parent, item) = self.position()?;
+        let parent = Bucket::new(tx, parent);
+        match item {
+            Some((k, v, true)) if k.as_ref() == key => parent.child(key, v),
+            Some((k, _, false)) if k.as_ref() == key => Err(Error::IncompatibleValue),
+            // A write transaction, or a key other than the position's: look it up.
+            _ => parent.bucket(key)?.ok_or(Error::BucketNotFound),
+        }
+    }
+}

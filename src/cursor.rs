@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use crate::error::{Error, Result};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
+use crate::tx::access::LeafItem;
 use crate::tx::BucketRef;
 use crate::tx::{Loc, Tx};
 
@@ -211,6 +212,17 @@ impl<'tx> Cursor<'tx> {
     fn start(&mut self) -> Result<Option<Loc<'tx>>> {
         self.stack.clear();
         self.tx.root_loc(self.b)
+    }
+
+    /// The transaction, the bucket, and (in a read transaction, positioned at an entry) that
+    /// entry as it is in the snapshot: what [`Cursor::open_bucket`] opens a nested bucket from.
+    /// `None` in a write transaction, whose entries may have changed since the cursor moved.
+    pub(crate) fn position(&self) -> Result<(&'tx Tx<'tx>, BucketRef<'tx>, Option<LeafItem<'tx>>)> {
+        let item = match (self.state, self.stack.last(), &self.tx.write) {
+            (State::At, Some(&(loc, idx)), None) => Some(self.tx.loc_item(loc, idx)?),
+            _ => None,
+        };
+        Ok((self.tx, self.b, item))
     }
 
     /// Move to the first entry.

@@ -390,3 +390,70 @@ fn a_forged_bucket_flag_on_a_large_plain_value_is_corruption() {
         img[at] = 1;
     });
 }
+
+/// `Cursor::open_bucket` opens the nested bucket at the cursor's position (no second lookup in
+/// a read transaction) and agrees with `Bucket::bucket` everywhere: read and write
+/// transactions, inline and paged buckets, a value's key, a missing key.
+#[test]
+fn a_cursor_opens_the_nested_bucket_it_is_at_in_read_and_write_transactions() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        ns.put(b"plain", b"value")?;
+        ns.create_bucket(b"small")?.put(b"k", b"v")?;
+        let big = ns.create_bucket(b"big")?;
+        for i in 0..100u32 {
+            big.put(&i.to_be_bytes(), &[1u8; 40])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let walk = |tx: &deadbolt::Tx<'_>| -> Result<Vec<(Vec<u8>, u64)>, Error> {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        let mut c = ns.cursor();
+        let mut out = Vec::new();
+        let mut at = c.first()?;
+        while let Some(e) = at {
+            if e.value.is_none() {
+                let b = c.open_bucket(&e.key)?;
+                let by_name = ns.bucket(&e.key)?.unwrap();
+                assert_eq!(b.stats()?.keys, by_name.stats()?.keys);
+                out.push((e.key.to_vec(), b.stats()?.keys));
+            } else {
+                assert!(matches!(
+                    c.open_bucket(&e.key),
+                    Err(Error::IncompatibleValue)
+                ));
+            }
+            at = c.next()?;
+        }
+        assert!(matches!(
+            c.open_bucket(b"nothing"),
+            Err(Error::BucketNotFound)
+        ));
+        Ok(out)
+    };
+    let want = vec![(b"big".to_vec(), 100), (b"small".to_vec(), 1)];
+    assert_eq!(db.view(walk).unwrap(), want);
+    db.update(|tx| {
+        assert_eq!(walk(tx)?, want);
+        // A bucket opened from a write cursor is writable.
+        let ns = tx.bucket(b"ns")?.unwrap();
+        let mut c = ns.cursor();
+        c.seek(b"small")?;
+        c.open_bucket(b"small")?.put(b"k2", b"v2")
+    })
+    .unwrap();
+    let keys = db
+        .view(|tx| {
+            tx.bucket(b"ns")?
+                .unwrap()
+                .bucket(b"small")?
+                .unwrap()
+                .stats()
+        })
+        .unwrap()
+        .keys;
+    assert_eq!(keys, 2);
+}

@@ -177,9 +177,7 @@ impl Engine for Deadbolt {
                 while let Some(e) = at {
                     match &e.value {
                         Some(v) => w.key(v),
-                        None => {
-                            todo.push(b.bucket(&e.key)?.ok_or(deadbolt::Error::BucketNotFound)?)
-                        }
+                        None => todo.push(c.open_bucket(&e.key)?),
                     }
                     at = c.next()?;
                 }
