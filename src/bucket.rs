@@ -285,6 +285,13 @@ impl<'tx> Bucket<'tx> {
             if let Some(root) = self.tx.root_loc(b.r)? {
                 stack.push((root, 1));
             }
+            let inline = matches!(
+                b.r,
+                BucketRef::Read {
+                    root: BucketRoot::Inline(_),
+                    ..
+                }
+            );
             let mut visited = 0u64;
             while let Some((loc, depth)) = stack.pop() {
                 visited += 1;
@@ -299,13 +306,6 @@ impl<'tx> Bucket<'tx> {
                     Loc::Node(_) => self.tx.db.page_size as u64,
                 };
                 st.bytes_allocated += span;
-                let inline = matches!(
-                    b.r,
-                    BucketRef::Read {
-                        root: BucketRoot::Inline(_),
-                        ..
-                    }
-                );
                 if inline {
                     st.inline_buckets += 1;
                 } else {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::format::{
-    branch_elem, count, page_type, parents, put_ref, put_u32, reseal, reseal_chain, span_len,
-    u64_at, Ref,
+    branch_elem, count, page_type, parents, put_ref, put_u32, ref_to, reseal, reseal_chain,
+    span_len, u64_at,
 };
 use deadbolt::{Db, Error, MemStorage, Options};
 
@@ -473,13 +473,7 @@ fn branches_at(img: &[u8], level: u8) -> Vec<u64> {
 /// forged so that the Merkle check passes.
 fn forge(img: &mut [u8], holder: u64, i: usize, target: u64) {
     let (_, par) = parents(img, P);
-    let at = target as usize * P;
-    let len = span_len(img, P, target);
-    let r = Ref {
-        pgid: target,
-        txid: u64_at(img, at + 16),
-        crc: crc32fast::hash(&img[at + 4..at + len]),
-    };
+    let r = ref_to(img, P, target);
     put_ref(img, branch_elem(P, holder, i), r);
     reseal_chain(img, P, holder, &par);
 }

@@ -271,13 +271,7 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
             };
             let old = ref_at(img, off);
             let tr = if (target as usize) < pages && target >= 2 {
-                let at = target as usize * p;
-                let len = span_len(img, p, target).min(img.len() - at);
-                Ref {
-                    pgid: target,
-                    txid: u64_at(img, at + 16),
-                    crc: crc32fast::hash(&img[at + 4..at + len]),
-                }
+                ref_to(img, p, target)
             } else {
                 Ref {
                     pgid: target,
@@ -384,13 +378,7 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
                 return ("no target to forge".into(), false);
             }
             let target = targets[rng.below(targets.len() as u64) as usize];
-            let at = target as usize * p;
-            let len = span_len(img, p, target);
-            let tr = Ref {
-                pgid: target,
-                txid: u64_at(img, at + 16),
-                crc: crc32fast::hash(&img[at + 4..at + len]),
-            };
+            let tr = ref_to(img, p, target);
             put_ref(img, branch_elem(p, g, i), tr);
             reseal_chain(img, p, g, &par);
             (

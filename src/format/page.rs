@@ -191,7 +191,7 @@ impl<'a> BucketValue<'a> {
 /// encoding. So the limit is a quarter page plus 16 bytes, and a bucket bbolt kept inline stays
 /// inline when imported. A quarter page keeps several inline buckets, with their names, in one
 /// parent leaf.
-pub(crate) fn inline_limit(page_size: usize) -> usize {
+pub(crate) const fn inline_limit(page_size: usize) -> usize {
     page_size / 4 + 16
 }
 
@@ -231,7 +231,7 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
 }
 
 /// Largest inline value any page size allows ([`inline_limit`] of the largest page).
-const MAX_INLINE: usize = 65536 / 4 + 16;
+const MAX_INLINE: usize = inline_limit(65536);
 
 impl BucketHeader {
     pub(crate) fn encode(&self) -> [u8; BUCKET_HEADER] {

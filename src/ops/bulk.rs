@@ -53,6 +53,44 @@ impl<'db> BulkWriter<'db> {
         Ok(())
     }
 
+    /// Put every pair of `pairs` into the bucket at `path` (created if missing), opening the
+    /// bucket once per transaction rather than once per pair as [`BulkWriter::put`] does.
+    pub(crate) fn put_all<K, V>(
+        &mut self,
+        path: &[Vec<u8>],
+        pairs: impl IntoIterator<Item = Result<(K, V)>>,
+    ) -> Result<()>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let mut pairs = pairs.into_iter().peekable();
+        while pairs.peek().is_some() {
+            if self.tx.is_none() {
+                self.tx = Some(self.db.begin_write()?);
+            }
+            let Some(tx) = &self.tx else {
+                return Err(Error::TxClosed);
+            };
+            let b = tx.create_bucket_path(path)?;
+            let mut full = false;
+            for kv in pairs.by_ref() {
+                let (k, v) = kv?;
+                b.put(k.as_ref(), v.as_ref())?;
+                self.bytes += k.as_ref().len() + v.as_ref().len();
+                if self.bytes >= BULK_TX_BYTES {
+                    full = true;
+                    break;
+                }
+            }
+            if !full {
+                break;
+            }
+            self.commit()?;
+        }
+        Ok(())
+    }
+
     /// Commit the open transaction, if any.
     pub(crate) fn commit(&mut self) -> Result<()> {
         if let Some(tx) = self.tx.take() {

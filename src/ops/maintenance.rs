@@ -171,10 +171,7 @@ impl Db {
         while let Some(path) = todo.pop() {
             let sb = src.bucket_path(&path)?.ok_or(Error::BucketNotFound)?;
             out.ensure_bucket(&path, sb.sequence())?;
-            for kv in sb.iter() {
-                let (k, v) = kv?;
-                out.put(&path, &k, &v)?;
-            }
+            out.put_all(&path, sb.iter())?;
             let mut children = Vec::new();
             for name in sb.buckets() {
                 let mut p = path.clone();

@@ -29,6 +29,18 @@ pub fn ref_at(b: &[u8], off: usize) -> Ref {
         crc: u32_at(b, off + 16),
     }
 }
+/// A pointer that verifies: page `target`'s id, its header txid and the checksum of its span as
+/// the image holds them (what a forgery of a pointer at that page writes).
+pub fn ref_to(img: &[u8], p: usize, target: u64) -> Ref {
+    let at = target as usize * p;
+    let len = span_len(img, p, target).min(img.len() - at);
+    Ref {
+        pgid: target,
+        txid: u64_at(img, at + 16),
+        crc: crc32fast::hash(&img[at + 4..at + len]),
+    }
+}
+
 pub fn put_ref(b: &mut [u8], off: usize, r: Ref) {
     put_u64(b, off, r.pgid);
     put_u64(b, off + 8, r.txid);
