@@ -702,7 +702,22 @@ mod peers {
             self.db.flush()?;
             drop(self);
             closed()?;
-            Ok(Box::new(Sled::open(dir)?))
+            // sled releases its file lock from its flusher thread, a moment after the last
+            // handle is dropped: retry the lock for a bounded time (a bench on a busy machine
+            // otherwise fails at random with "could not acquire lock").
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match Sled::open(dir) {
+                    Ok(s) => return Ok(Box::new(s)),
+                    Err(e)
+                        if e.to_string().contains("could not acquire lock")
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 
