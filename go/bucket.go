@@ -267,13 +267,18 @@ func (b *Bucket) Stats() BucketStats {
 	}
 	st := t.f.bstats
 	ps := t.db.pageSize
-	s.KeyN = int(st.keys)
+	// bbolt counts a nested bucket's element as a key of its parent, and the bucket itself
+	// in BucketN; an empty bucket has a depth of 1 (its root leaf).
+	s.KeyN = int(st.keys + st.buckets)
 	s.BucketN = int(st.buckets) + 1
 	s.InlineBucketN = int(st.inline_buckets)
 	s.BranchPageN = int(st.branch_pages)
 	s.LeafPageN = int(st.leaf_pages)
 	s.LeafOverflowN = int(st.overflow_pages)
 	s.Depth = int(st.depth)
+	if s.Depth < 1 {
+		s.Depth = 1
+	}
 	s.BranchAlloc = s.BranchPageN * ps
 	s.LeafAlloc = int(st.bytes_allocated) - s.BranchAlloc
 	s.LeafInuse = int(st.bytes_used)

@@ -249,15 +249,26 @@ func (tx *Tx) Copy(w io.Writer) error {
 }
 
 type writeTarget struct {
-	w   io.Writer
-	err error
+	w        io.Writer
+	err      error
+	written  int64
+	pageSize int64
 }
 
 //export dbgoWrite
 func dbgoWrite(user unsafe.Pointer, data *C.uint8_t, n C.size_t) C.int32_t {
 	h := *(*cgo.Handle)(user)
 	t := h.Value().(*writeTarget)
-	if _, err := t.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n))); err != nil {
+	w, err := t.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(data)), int(n)))
+	t.written += int64(w)
+	if err == nil && w < int(n) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		// bbolt's wording for a failure while the two meta pages are written.
+		if meta := t.written / t.pageSize; meta < 2 {
+			err = fmt.Errorf("meta %d copy: %s", meta, err)
+		}
 		t.err = err
 		return 1
 	}
@@ -270,7 +281,10 @@ func (tx *Tx) WriteTo(w io.Writer) (n int64, err error) {
 	if tx.closed {
 		return 0, ErrTxClosed
 	}
-	t := &writeTarget{w: w}
+	t := &writeTarget{w: w, pageSize: int64(tx.db.pageSize)}
+	if t.pageSize <= 0 {
+		t.pageSize = 4096
+	}
 	h := cgo.NewHandle(t)
 	defer h.Delete()
 	cell := (*cgo.Handle)(C.malloc(C.size_t(unsafe.Sizeof(h))))
