@@ -638,6 +638,22 @@ int32_t deadbolt_import_bolt(const uint8_t *src,
                              struct DeadboltError *err);
 
 /**
+ * Salvage the damaged deadbolt file `src` into a new file `dst` (which must not exist):
+ * every bucket and key whose pages verify is copied, trying both commits; `src` is never
+ * written. `out_report` (may be NULL) receives the report, with the key ranges lost.
+ *
+ * # Safety
+ * The paths are readable for their lengths; `out_report` is NULL or writable; `err` is NULL
+ * or writable.
+ */
+int32_t deadbolt_salvage(const uint8_t *src,
+                         size_t src_len,
+                         const uint8_t *dst,
+                         size_t dst_len,
+                         struct DeadboltBuf *out_report,
+                         struct DeadboltError *err);
+
+/**
  * Diagnose the bbolt file at `path` (read-only). `out_ok` receives 1 when it is healthy;
  * `out_report` (may be NULL) the report as text.
  *

@@ -169,7 +169,7 @@ fn null(what: &str) -> Fail {
 }
 
 /// The `len` bytes at `ptr`, checked: NULL with a length is an error, a length above `max`
-/// is refused before anything is read.
+/// is refused (with the code `too_long`) before anything is read.
 ///
 /// # Safety
 /// When non-NULL, `ptr` points to `len` readable bytes that stay unchanged during the call.
@@ -177,11 +177,12 @@ unsafe fn bytes_in<'a>(
     ptr: *const u8,
     len: usize,
     max: usize,
+    too_long: i32,
     what: &str,
 ) -> Result<&'a [u8], Fail> {
     if len > max {
         return Err(Fail::new(
-            DEADBOLT_ERR_LIMIT,
+            too_long,
             format!("{what} of {len} bytes exceeds the limit of {max} bytes"),
         ));
     }
@@ -222,8 +223,9 @@ const NO_SLICE: DeadboltSlice = DeadboltSlice {
     flags: 0,
 };
 
-/// A slice for `v`: borrowed bytes are stable views; owned ones are copied into `buf`.
-fn slice_of(v: &Cow<'static, [u8]>, buf: &mut Vec<u8>) -> DeadboltSlice {
+/// A slice for `v`: borrowed bytes are stable views; owned ones are kept in `buf` (until the
+/// next call that uses it).
+fn slice_of(v: Cow<'static, [u8]>, buf: &mut Vec<u8>) -> DeadboltSlice {
     match v {
         Cow::Borrowed(b) => DeadboltSlice {
             ptr: b.as_ptr(),
@@ -231,8 +233,7 @@ fn slice_of(v: &Cow<'static, [u8]>, buf: &mut Vec<u8>) -> DeadboltSlice {
             flags: DEADBOLT_SLICE_STABLE,
         },
         Cow::Owned(o) => {
-            buf.clear();
-            buf.extend_from_slice(o);
+            *buf = o;
             DeadboltSlice {
                 ptr: buf.as_ptr(),
                 len: buf.len(),
@@ -254,7 +255,7 @@ fn is_bolt_file(path: &std::path::Path) -> bool {
 
 fn path_in(ptr: *const u8, len: usize) -> Result<PathBuf, Fail> {
     // SAFETY: forwarded caller contract (`ptr` readable for `len` bytes when non-NULL).
-    let b = unsafe { bytes_in(ptr, len, DEADBOLT_MAX_PATH, "path")? };
+    let b = unsafe { bytes_in(ptr, len, DEADBOLT_MAX_PATH, DEADBOLT_ERR_LIMIT, "path")? };
     if b.is_empty() {
         return Err(Fail::new(DEADBOLT_ERR_INVALID_ARGUMENT, "empty path"));
     }
@@ -637,7 +638,15 @@ pub unsafe extern "C" fn deadbolt_bucket(
     edge(err, || {
         check_out(out_bucket, "out_bucket")?;
         // SAFETY: forwarded contract.
-        let name = unsafe { bytes_in(name, name_len, deadbolt::MAX_KEY_SIZE, "bucket name")? };
+        let name = unsafe {
+            bytes_in(
+                name,
+                name_len,
+                deadbolt::MAX_KEY_SIZE,
+                DEADBOLT_ERR_INVALID_BUCKET_NAME,
+                "bucket name",
+            )?
+        };
         with_tx(tx, |s| {
             let t = s.tx()?;
             let b = if parent == DEADBOLT_ROOT {
@@ -688,7 +697,15 @@ pub unsafe extern "C" fn deadbolt_bucket_delete(
 ) -> i32 {
     edge(err, || {
         // SAFETY: forwarded contract.
-        let name = unsafe { bytes_in(name, name_len, deadbolt::MAX_KEY_SIZE, "bucket name")? };
+        let name = unsafe {
+            bytes_in(
+                name,
+                name_len,
+                deadbolt::MAX_KEY_SIZE,
+                DEADBOLT_ERR_INVALID_BUCKET_NAME,
+                "bucket name",
+            )?
+        };
         with_tx(tx, |s| {
             if parent == DEADBOLT_ROOT {
                 s.tx()?.delete_bucket(name)?;
@@ -703,7 +720,15 @@ pub unsafe extern "C" fn deadbolt_bucket_delete(
 
 fn key_in<'a>(key: *const u8, len: usize) -> Result<&'a [u8], Fail> {
     // SAFETY: forwarded contract of the calling export.
-    unsafe { bytes_in(key, len, deadbolt::MAX_KEY_SIZE, "key") }
+    unsafe {
+        bytes_in(
+            key,
+            len,
+            deadbolt::MAX_KEY_SIZE,
+            DEADBOLT_ERR_KEY_TOO_LARGE,
+            "key",
+        )
+    }
 }
 
 fn with_bucket<R>(
@@ -743,7 +768,7 @@ pub unsafe extern "C" fn deadbolt_get(
         with_bucket(tx, bucket, |s, b| {
             let v = match b.get(key)? {
                 None => NO_SLICE,
-                Some(v) => slice_of(&v, &mut s.scratch),
+                Some(v) => slice_of(v, &mut s.scratch),
             };
             // SAFETY: checked non-null above, writable by contract.
             unsafe { out(out_value, "out_value", v) }
@@ -768,7 +793,15 @@ pub unsafe extern "C" fn deadbolt_put(
     edge(err, || {
         let key = key_in(key, key_len)?;
         // SAFETY: forwarded contract.
-        let value = unsafe { bytes_in(value, value_len, deadbolt::MAX_VALUE_SIZE, "value")? };
+        let value = unsafe {
+            bytes_in(
+                value,
+                value_len,
+                deadbolt::MAX_VALUE_SIZE,
+                DEADBOLT_ERR_VALUE_TOO_LARGE,
+                "value",
+            )?
+        };
         with_bucket(tx, bucket, |_, b| Ok(b.put(key, value)?))
     })
 }
@@ -970,11 +1003,8 @@ pub unsafe extern "C" fn deadbolt_cursor_move(
                         Some(e) => DeadboltEntry {
                             found: 1,
                             is_bucket: u8::from(e.value.is_none()),
-                            key: slice_of(&e.key, &mut slot.key),
-                            value: e
-                                .value
-                                .as_ref()
-                                .map_or(NO_SLICE, |v| slice_of(v, &mut slot.val)),
+                            key: slice_of(e.key, &mut slot.key),
+                            value: e.value.map_or(NO_SLICE, |v| slice_of(v, &mut slot.val)),
                         },
                     }
                 }
@@ -1096,6 +1126,39 @@ pub unsafe extern "C" fn deadbolt_import_bolt(
     })
 }
 
+/// Salvage the damaged deadbolt file `src` into a new file `dst` (which must not exist):
+/// every bucket and key whose pages verify is copied, trying both commits; `src` is never
+/// written. `out_report` (may be NULL) receives the report, with the key ranges lost.
+///
+/// # Safety
+/// The paths are readable for their lengths; `out_report` is NULL or writable; `err` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn deadbolt_salvage(
+    src: *const u8,
+    src_len: usize,
+    dst: *const u8,
+    dst_len: usize,
+    out_report: *mut DeadboltBuf,
+    err: *mut DeadboltError,
+) -> i32 {
+    edge(err, || {
+        let src = path_in(src, src_len)?;
+        let dst = path_in(dst, dst_len)?;
+        if dst.exists() {
+            return Err(Fail::new(
+                DEADBOLT_ERR_INVALID_ARGUMENT,
+                format!("{} exists; salvage writes a new file", dst.display()),
+            ));
+        }
+        let report = deadbolt::salvage(&src, &dst)?;
+        if !out_report.is_null() {
+            buf_out(out_report, report.to_string().into_bytes())?;
+        }
+        Ok(())
+    })
+}
+
 /// Diagnose the bbolt file at `path` (read-only). `out_ok` receives 1 when it is healthy;
 /// `out_report` (may be NULL) the report as text.
 ///
@@ -1126,4 +1189,74 @@ pub unsafe extern "C" fn deadbolt_check_bolt(
 #[no_mangle]
 pub extern "C" fn deadbolt_version() -> *const std::ffi::c_char {
     c"deadbolt-capi 0.1.0".as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_caught_at_the_edge() {
+        let mut e = DeadboltError {
+            code: 0,
+            message: std::ptr::null_mut(),
+            message_len: 0,
+        };
+        let rc = edge(&mut e, || panic!("boom {}", 7));
+        assert_eq!((rc, e.code), (DEADBOLT_ERR_PANIC, DEADBOLT_ERR_PANIC));
+        // SAFETY: the record was just filled by the library.
+        let m = unsafe { std::slice::from_raw_parts(e.message, e.message_len) };
+        assert_eq!(m, b"panic in deadbolt: boom 7");
+        // SAFETY: as above; cleared once.
+        unsafe { deadbolt_error_clear(&mut e) };
+        assert!(e.message.is_null() && e.code == DEADBOLT_OK);
+    }
+
+    #[test]
+    fn every_engine_error_has_its_code() {
+        use deadbolt::Error as E;
+        let all = [
+            (E::Io(std::io::Error::other("x")), DEADBOLT_ERR_IO),
+            (
+                E::Corruption {
+                    page: 3,
+                    detail: "x".into(),
+                },
+                DEADBOLT_ERR_CORRUPTION,
+            ),
+            (E::InvalidFile("x".into()), DEADBOLT_ERR_INVALID_FILE),
+            (
+                E::UnsupportedVersion {
+                    found: 9,
+                    supported: 3,
+                },
+                DEADBOLT_ERR_UNSUPPORTED_VERSION,
+            ),
+            (E::WouldDeadlock, DEADBOLT_ERR_WOULD_DEADLOCK),
+            (E::BucketNotFound, DEADBOLT_ERR_BUCKET_NOT_FOUND),
+            (E::BucketExists, DEADBOLT_ERR_BUCKET_EXISTS),
+            (E::IncompatibleValue, DEADBOLT_ERR_INCOMPATIBLE_VALUE),
+            (E::KeyTooLarge { len: 1 }, DEADBOLT_ERR_KEY_TOO_LARGE),
+            (E::KeyEmpty, DEADBOLT_ERR_KEY_EMPTY),
+            (E::ValueTooLarge { len: 1 }, DEADBOLT_ERR_VALUE_TOO_LARGE),
+            (E::InvalidBucketName, DEADBOLT_ERR_INVALID_BUCKET_NAME),
+            (E::ReadOnly, DEADBOLT_ERR_READ_ONLY),
+            (E::LockTimeout, DEADBOLT_ERR_LOCK_TIMEOUT),
+            (E::Poisoned("x".into()), DEADBOLT_ERR_POISONED),
+            (
+                E::InvalidArgument("x".into()),
+                DEADBOLT_ERR_INVALID_ARGUMENT,
+            ),
+            (E::TxClosed, DEADBOLT_ERR_TX_CLOSED),
+            (E::Bug("x".into()), DEADBOLT_ERR_BUG),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (e, want) in all {
+            let text = e.to_string();
+            let f = Fail::from(e);
+            assert_eq!(f.code, want, "{text}");
+            assert_eq!(f.message, text);
+            assert!(seen.insert(want), "codes are distinct");
+        }
+    }
 }
