@@ -54,3 +54,20 @@ func CheckBolt(path string) (ok bool, report string, err error) {
 	}
 	return good == 1, takeBuf(&buf), nil
 }
+
+// Salvage copies every bucket and key whose pages verify from the damaged deadbolt file src
+// into a new file dst (which must not exist), trying both commits; src is never written. The
+// report lists the key ranges that were lost.
+func Salvage(src, dst string) (report string, err error) {
+	f := newFrame()
+	defer freeFrame(f)
+	s, d := []byte(src), []byte(dst)
+	var buf C.DeadboltBuf
+	rc := C.deadbolt_salvage(ptr(s), C.size_t(len(s)), ptr(d), C.size_t(len(d)), &buf, &f.err)
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(d)
+	if rc != C.DEADBOLT_OK {
+		return "", take(f, rc, ErrDatabaseReadOnly)
+	}
+	return takeBuf(&buf), nil
+}
