@@ -42,7 +42,8 @@ all="$(cd "$scratch" && grep -ho '^func \(Test\|Example\)[A-Za-z0-9_]*' $files |
 run="$(comm -23 <(echo "$all") <(echo "$excluded" | sort -u) | paste -sd'|')"
 
 export CGO_CFLAGS="-I$repo/capi/include" CGO_LDFLAGS="-L$target/release"
-export GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local GOCACHE="${GOCACHE:-$scratch/.cache}"
+export GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
+[ -n "${HOME:-}" ] || export GOCACHE="${GOCACHE:-/tmp/deadbolt-gocache}"
 log="$scratch/test.log"
 set +e
 (cd "$scratch" && go test -v -count=1 -timeout "${BBOLT_TIMEOUT:-15m}" -run "^($run)\$" . ) >"$log" 2>&1
