@@ -1,17 +1,118 @@
 package bbolt
 
 /*
+#include <stdlib.h>
 #include "deadbolt.h"
 */
 import "C"
 
-import "runtime"
+import (
+	"runtime"
+	"unsafe"
+)
+
+// stepMax is the most entries a read transaction's cursor fetches per call into the library
+// (the first fetch after a First, Last or Seek takes stepFirst, so short walks stay short).
+const (
+	stepMax   = 64
+	stepFirst = 8
+)
 
 // Cursor walks a bucket's keys and nested buckets in key order. Keys and values are valid
 // until the transaction ends.
+//
+// In a read transaction it fetches entries ahead in batches (one cgo call for up to stepMax
+// Next or Prev), which is invisible: the snapshot cannot change, and any other move first puts
+// the library's cursor back at this one's position.
 type Cursor struct {
 	b *Bucket
 	h C.uint64_t
+
+	buf    *C.DeadboltEntry // C memory for stepMax entries, or nil
+	n, i   int              // buf[0:n] fetched; buf[i-1] is the position, buf[i:n] ahead
+	back   bool             // fetched with Prev (Last, Prev) rather than Next
+	ended  bool             // the library's cursor went past an end after buf[n-1]
+	sawEnd bool             // ... and this cursor has returned that end
+}
+
+func (c *Cursor) entries() []C.DeadboltEntry {
+	return unsafe.Slice(c.buf, stepMax)
+}
+
+func entryOf(e *C.DeadboltEntry) (key, value []byte) {
+	key = view(&e.key)
+	if e.is_bucket == 0 {
+		value = view(&e.value)
+	}
+	return key, value
+}
+
+// fetch moves the library's cursor by op (then on in op's direction) for up to max entries.
+func (c *Cursor) fetch(op C.int32_t, seek []byte, max int) (key, value []byte, err error) {
+	t := c.b.tx
+	if c.buf == nil {
+		c.buf = (*C.DeadboltEntry)(C.malloc(C.size_t(stepMax) * C.size_t(unsafe.Sizeof(C.DeadboltEntry{}))))
+		if c.buf == nil {
+			panic("bbolt: out of memory")
+		}
+		t.cursors = append(t.cursors, c)
+	}
+	var n C.size_t
+	var ended C.uint8_t
+	rc := C.deadbolt_cursor_step(t.h, c.h, op, ptr(seek), C.size_t(len(seek)), C.size_t(max), c.buf, &n, &ended, &t.f.err)
+	runtime.KeepAlive(seek)
+	c.n, c.i, c.ended, c.sawEnd = 0, 0, false, false
+	if rc != C.DEADBOLT_OK {
+		return nil, nil, take(t.f, rc, ErrTxNotWritable)
+	}
+	c.n, c.ended = int(n), ended != 0
+	c.back = op == C.DEADBOLT_CURSOR_LAST || op == C.DEADBOLT_CURSOR_PREV
+	if c.n == 0 {
+		c.sawEnd = true
+		return nil, nil, nil
+	}
+	c.i = 1
+	key, value = entryOf(&c.entries()[0])
+	return key, value, nil
+}
+
+// freeBuf releases the fetch buffer.
+func (c *Cursor) freeBuf() {
+	if c.buf != nil {
+		C.free(unsafe.Pointer(c.buf))
+		c.buf = nil
+	}
+	c.n, c.i = 0, 0
+}
+
+// batched serves op from a read transaction's fetched entries where it can.
+func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err error) {
+	forward := op == C.DEADBOLT_CURSOR_NEXT
+	if (forward || op == C.DEADBOLT_CURSOR_PREV) && c.n > 0 && c.back == !forward {
+		if c.i < c.n {
+			key, value = entryOf(&c.entries()[c.i])
+			c.i++
+			return key, value, nil
+		}
+		if c.ended {
+			c.sawEnd = true
+			return nil, nil, nil
+		}
+		return c.fetch(op, nil, stepMax)
+	}
+	// Another move: first put the library's cursor back at this cursor's position if it is
+	// ahead of it (or past an end this cursor has not returned yet).
+	if c.n > 0 && (c.i < c.n || (c.ended && !c.sawEnd)) {
+		cur, _ := entryOf(&c.entries()[c.i-1])
+		if _, _, err := c.one(C.DEADBOLT_CURSOR_SEEK, cur); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.n, c.i = 0, 0
+	if op == C.DEADBOLT_CURSOR_NEXT || op == C.DEADBOLT_CURSOR_PREV {
+		return c.fetch(op, nil, stepMax)
+	}
+	return c.fetch(op, seek, stepFirst)
 }
 
 // Bucket is the cursor's bucket.
@@ -28,6 +129,15 @@ func (c *Cursor) move(op C.int32_t, seek []byte) (key, value []byte, err error) 
 	if op == C.DEADBOLT_CURSOR_SEEK && len(seek) > MaxKeySize {
 		seek = seek[:MaxKeySize]
 	}
+	if !t.writable {
+		return c.batched(op, seek)
+	}
+	return c.one(op, seek)
+}
+
+// one is a single move of the library's cursor.
+func (c *Cursor) one(op C.int32_t, seek []byte) (key, value []byte, err error) {
+	t := c.b.tx
 	rc := C.deadbolt_cursor_move(t.h, c.h, op, ptr(seek), C.size_t(len(seek)), &t.f.ent, &t.f.err)
 	runtime.KeepAlive(seek)
 	if rc != C.DEADBOLT_OK {
@@ -57,6 +167,7 @@ func (c *Cursor) step(op C.int32_t, seek []byte) ([]byte, []byte) {
 
 func (c *Cursor) close() {
 	t := c.b.tx
+	c.freeBuf()
 	if !t.closed && c.h != 0 {
 		if C.deadbolt_cursor_close(t.h, c.h, &t.f.err) != C.DEADBOLT_OK {
 			C.deadbolt_error_clear(&t.f.err)

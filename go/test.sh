@@ -11,7 +11,8 @@ export CGO_CFLAGS="-I$repo/capi/include" CGO_LDFLAGS="-L$target/release"
 export GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
 [ -n "${HOME:-}" ] || export GOCACHE="${GOCACHE:-/tmp/deadbolt-gocache}"
 cd "$here"
-go vet . ./examples/...
+go vet . ./examples/... ./benchmark/...
+go test -count=1 .
 test -z "$(gofmt -l $(ls *.go) examples)" || { gofmt -l $(ls *.go) examples; echo "gofmt: files above need formatting"; exit 1; }
 go run ./examples/volumes
 "$here/bbolt-tests.sh"

@@ -38,8 +38,10 @@ type Tx struct {
 	root           *Bucket
 	commitHandlers []func()
 	// err is the first damage met by a call whose bbolt signature has no error.
-	err   error
-	stats TxStats
+	err error
+	// cursors whose fetch buffers (C memory) are released when the transaction ends.
+	cursors []*Cursor
+	stats   TxStats
 }
 
 // TxStats are transaction counters (deadbolt does not count bbolt's node operations).
@@ -228,6 +230,10 @@ func (tx *Tx) rollback() {
 
 func (tx *Tx) close() {
 	tx.closed = true
+	for _, c := range tx.cursors {
+		c.freeBuf()
+	}
+	tx.cursors = nil
 	freeFrame(tx.f)
 	tx.f = nil
 	if tx.writable {

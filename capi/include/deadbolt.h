@@ -54,6 +54,11 @@
 #define DEADBOLT_MAX_ROOT_NAMES (1 << 20)
 
 /**
+ * Most entries one `deadbolt_cursor_step` call returns.
+ */
+#define DEADBOLT_MAX_STEP 4096
+
+/**
  * Success.
  */
 #define DEADBOLT_OK 0
@@ -608,6 +613,33 @@ int32_t deadbolt_cursor_move(uint64_t tx,
                              const uint8_t *key,
                              size_t key_len,
                              struct DeadboltEntry *out_entry,
+                             struct DeadboltError *err);
+
+/**
+ * Move a cursor up to `max` times in one call and return the entries, in order, in
+ * `out_entries[0 .. *out_n]`: the first move is `op` (as in `deadbolt_cursor_move`), the
+ * others `DEADBOLT_CURSOR_NEXT`, or `DEADBOLT_CURSOR_PREV` when `op` is `_LAST` or `_PREV`.
+ * It stops early when the cursor passes an end (the entry there is not written: `*out_n`
+ * counts found entries only), and after an entry whose bytes are not stable (a write
+ * transaction's changed entry, valid until the next call). The cursor is left at the last
+ * entry returned (or past the end). Every returned entry stays valid as `deadbolt_cursor_move`
+ * says, except that entries other than the last are never of the unstable kind, and that the
+ * keys a root cursor returns stay valid until the cursor is closed. `*out_ended` is 1 when the
+ * cursor passed an end.
+ *
+ * # Safety
+ * `key` is readable for `key_len` bytes (seek only); `out_entries` is writable for `max`
+ * entries; `out_n` and `out_ended` are writable; `err` is NULL or writable.
+ */
+int32_t deadbolt_cursor_step(uint64_t tx,
+                             uint64_t cursor,
+                             int32_t op,
+                             const uint8_t *key,
+                             size_t key_len,
+                             size_t max,
+                             struct DeadboltEntry *out_entries,
+                             size_t *out_n,
+                             uint8_t *out_ended,
                              struct DeadboltError *err);
 
 /**

@@ -31,7 +31,7 @@ mod error;
 mod handles;
 
 pub use error::*;
-use handles::{lock, with_tx, CursorKind, DbState, RootCursor, TxState, DBS, TXS};
+use handles::{lock, with_tx, CursorKind, CursorSlot, DbState, RootCursor, TxState, DBS, TXS};
 
 /// The root of a transaction, as a bucket handle: the parent of top-level buckets.
 pub const DEADBOLT_ROOT: u64 = 0;
@@ -987,57 +987,143 @@ pub unsafe extern "C" fn deadbolt_cursor_move(
             &[]
         };
         with_tx(tx, |s| {
-            let slot = s.cursor(cursor)?;
-            let entry = match slot.cur.as_mut() {
-                Some(CursorKind::Bucket(c)) => {
-                    let e: Option<Entry<'static>> = match op {
-                        DEADBOLT_CURSOR_FIRST => c.first()?,
-                        DEADBOLT_CURSOR_LAST => c.last()?,
-                        DEADBOLT_CURSOR_NEXT => c.next()?,
-                        DEADBOLT_CURSOR_PREV => c.prev()?,
-                        DEADBOLT_CURSOR_SEEK => c.seek(seek)?,
-                        _ => return Err(bad_mode(op)),
-                    };
-                    match e {
-                        None => no_entry(),
-                        Some(e) => DeadboltEntry {
-                            found: 1,
-                            is_bucket: u8::from(e.value.is_none()),
-                            key: slice_of(e.key, &mut slot.key),
-                            value: e.value.map_or(NO_SLICE, |v| slice_of(v, &mut slot.val)),
-                        },
-                    }
-                }
-                Some(CursorKind::Root(r)) => {
-                    r.pos = match op {
-                        DEADBOLT_CURSOR_FIRST => (!r.names.is_empty()).then_some(0),
-                        DEADBOLT_CURSOR_LAST => r.names.len().checked_sub(1),
-                        DEADBOLT_CURSOR_NEXT => r.pos.map(|p| p + 1).filter(|&p| p < r.names.len()),
-                        DEADBOLT_CURSOR_PREV => r.pos.and_then(|p| p.checked_sub(1)),
-                        DEADBOLT_CURSOR_SEEK => {
-                            let i = r.names.partition_point(|n| n.as_slice() < seek);
-                            (i < r.names.len()).then_some(i)
-                        }
-                        _ => return Err(bad_mode(op)),
-                    };
-                    match r.pos {
-                        None => no_entry(),
-                        Some(p) => DeadboltEntry {
-                            found: 1,
-                            is_bucket: 1,
-                            key: DeadboltSlice {
-                                ptr: r.names[p].as_ptr(),
-                                len: r.names[p].len(),
-                                flags: 0,
-                            },
-                            value: NO_SLICE,
-                        },
-                    }
-                }
-                None => return Err(Fail::new(DEADBOLT_ERR_BAD_HANDLE, "invalid cursor")),
-            };
+            let (entry, _) = step(s.cursor(cursor)?, op, seek)?;
             // SAFETY: checked non-null above, writable by contract.
             unsafe { out(out_entry, "out_entry", entry) }
+        })
+    })
+}
+
+/// One move of the cursor in `slot`. The flag is false when the entry's bytes live in the
+/// slot's buffers (a write transaction's changed entry), so the next move overwrites them.
+fn step(slot: &mut CursorSlot, op: i32, seek: &[u8]) -> Result<(DeadboltEntry, bool), Fail> {
+    let entry = match slot.cur.as_mut() {
+        Some(CursorKind::Bucket(c)) => {
+            let e: Option<Entry<'static>> = match op {
+                DEADBOLT_CURSOR_FIRST => c.first()?,
+                DEADBOLT_CURSOR_LAST => c.last()?,
+                DEADBOLT_CURSOR_NEXT => c.next()?,
+                DEADBOLT_CURSOR_PREV => c.prev()?,
+                DEADBOLT_CURSOR_SEEK => c.seek(seek)?,
+                _ => return Err(bad_mode(op)),
+            };
+            match e {
+                None => no_entry(),
+                Some(e) => DeadboltEntry {
+                    found: 1,
+                    is_bucket: u8::from(e.value.is_none()),
+                    key: slice_of(e.key, &mut slot.key),
+                    value: e.value.map_or(NO_SLICE, |v| slice_of(v, &mut slot.val)),
+                },
+            }
+        }
+        Some(CursorKind::Root(r)) => {
+            r.pos = match op {
+                DEADBOLT_CURSOR_FIRST => (!r.names.is_empty()).then_some(0),
+                DEADBOLT_CURSOR_LAST => r.names.len().checked_sub(1),
+                DEADBOLT_CURSOR_NEXT => r.pos.map(|p| p + 1).filter(|&p| p < r.names.len()),
+                DEADBOLT_CURSOR_PREV => r.pos.and_then(|p| p.checked_sub(1)),
+                DEADBOLT_CURSOR_SEEK => {
+                    let i = r.names.partition_point(|n| n.as_slice() < seek);
+                    (i < r.names.len()).then_some(i)
+                }
+                _ => return Err(bad_mode(op)),
+            };
+            match r.pos {
+                None => no_entry(),
+                Some(p) => DeadboltEntry {
+                    found: 1,
+                    is_bucket: 1,
+                    key: DeadboltSlice {
+                        ptr: r.names[p].as_ptr(),
+                        len: r.names[p].len(),
+                        flags: 0,
+                    },
+                    value: NO_SLICE,
+                },
+            }
+        }
+        None => return Err(Fail::new(DEADBOLT_ERR_BAD_HANDLE, "invalid cursor")),
+    };
+    let own = |sl: &DeadboltSlice| !sl.ptr.is_null() && sl.flags & DEADBOLT_SLICE_STABLE == 0;
+    let kept =
+        matches!(slot.cur, Some(CursorKind::Root(_))) || !(own(&entry.key) || own(&entry.value));
+    Ok((entry, kept))
+}
+
+/// Most entries one `deadbolt_cursor_step` call returns.
+pub const DEADBOLT_MAX_STEP: usize = 4096;
+
+/// Move a cursor up to `max` times in one call and return the entries, in order, in
+/// `out_entries[0 .. *out_n]`: the first move is `op` (as in `deadbolt_cursor_move`), the
+/// others `DEADBOLT_CURSOR_NEXT`, or `DEADBOLT_CURSOR_PREV` when `op` is `_LAST` or `_PREV`.
+/// It stops early when the cursor passes an end (the entry there is not written: `*out_n`
+/// counts found entries only), and after an entry whose bytes are not stable (a write
+/// transaction's changed entry, valid until the next call). The cursor is left at the last
+/// entry returned (or past the end). Every returned entry stays valid as `deadbolt_cursor_move`
+/// says, except that entries other than the last are never of the unstable kind, and that the
+/// keys a root cursor returns stay valid until the cursor is closed. `*out_ended` is 1 when the
+/// cursor passed an end.
+///
+/// # Safety
+/// `key` is readable for `key_len` bytes (seek only); `out_entries` is writable for `max`
+/// entries; `out_n` and `out_ended` are writable; `err` is NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // a C signature: each output is its own pointer
+pub unsafe extern "C" fn deadbolt_cursor_step(
+    tx: u64,
+    cursor: u64,
+    op: i32,
+    key: *const u8,
+    key_len: usize,
+    max: usize,
+    out_entries: *mut DeadboltEntry,
+    out_n: *mut usize,
+    out_ended: *mut u8,
+    err: *mut DeadboltError,
+) -> i32 {
+    edge(err, || {
+        check_out(out_entries, "out_entries")?;
+        check_out(out_n, "out_n")?;
+        check_out(out_ended, "out_ended")?;
+        if max == 0 || max > DEADBOLT_MAX_STEP {
+            return Err(Fail::new(
+                DEADBOLT_ERR_LIMIT,
+                format!("max must be 1 to {DEADBOLT_MAX_STEP}, not {max}"),
+            ));
+        }
+        let seek = if op == DEADBOLT_CURSOR_SEEK {
+            key_in(key, key_len)?
+        } else {
+            &[]
+        };
+        let then = match op {
+            DEADBOLT_CURSOR_LAST | DEADBOLT_CURSOR_PREV => DEADBOLT_CURSOR_PREV,
+            _ => DEADBOLT_CURSOR_NEXT,
+        };
+        with_tx(tx, |s| {
+            let slot = s.cursor(cursor)?;
+            let (mut n, mut ended) = (0usize, false);
+            let mut o = op;
+            while n < max {
+                let (e, kept) = step(slot, o, seek)?;
+                if e.found == 0 {
+                    ended = true;
+                    break;
+                }
+                // SAFETY: `out_entries` is writable for `max` entries (contract) and `n < max`.
+                unsafe { out_entries.add(n).write(e) };
+                n += 1;
+                if !kept {
+                    break;
+                }
+                o = then;
+            }
+            // SAFETY: both checked non-null above, writable by contract.
+            unsafe {
+                out(out_n, "out_n", n)?;
+                out(out_ended, "out_ended", u8::from(ended))
+            }
         })
     })
 }
