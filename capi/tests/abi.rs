@@ -915,3 +915,129 @@ fn callback_stop_and_version() {
     let v = unsafe { std::ffi::CStr::from_ptr(deadbolt_version()) };
     assert!(v.to_str().unwrap().starts_with("deadbolt-capi"));
 }
+
+#[test]
+fn cursor_steps_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_at(&dir.path().join("s.db"), None);
+    let tx = begin(db, true);
+    let b = bucket(tx, DEADBOLT_ROOT, b"b", DEADBOLT_BUCKET_CREATE);
+    for i in 0..100u32 {
+        put(tx, b, format!("k{i:03}").as_bytes(), b"v");
+    }
+    commit(tx);
+    let tx = begin(db, false);
+    let b = bucket(tx, DEADBOLT_ROOT, b"b", DEADBOLT_BUCKET_OPEN);
+    let mut c = 0u64;
+    ok(|e| unsafe { deadbolt_cursor_open(tx, b, &mut c, e) });
+    let mut buf: Vec<DeadboltEntry> = (0..64).map(|_| entry()).collect();
+    let (mut n, mut ended) = (0usize, 9u8);
+    let key =
+        |e: &DeadboltEntry| unsafe { std::slice::from_raw_parts(e.key.ptr, e.key.len) }.to_vec();
+    let k = b"k090";
+    ok(|e| unsafe {
+        deadbolt_cursor_step(
+            tx,
+            c,
+            DEADBOLT_CURSOR_SEEK,
+            k.as_ptr(),
+            4,
+            64,
+            buf.as_mut_ptr(),
+            &mut n,
+            &mut ended,
+            e,
+        )
+    });
+    assert_eq!((n, ended), (10, 1), "k090..k099, then the end");
+    assert_eq!(key(&buf[0]), b"k090");
+    assert_eq!(key(&buf[9]), b"k099");
+    ok(|e| unsafe {
+        deadbolt_cursor_step(
+            tx,
+            c,
+            DEADBOLT_CURSOR_LAST,
+            null(),
+            0,
+            5,
+            buf.as_mut_ptr(),
+            &mut n,
+            &mut ended,
+            e,
+        )
+    });
+    assert_eq!((n, ended), (5, 0));
+    assert_eq!(key(&buf[4]), b"k095", "backwards from the last");
+    // The cursor is left at the last entry returned.
+    assert_eq!(mv(tx, c, DEADBOLT_CURSOR_PREV, b"").unwrap().0, b"k094");
+    // Hostile: no room, too much room, NULL outputs.
+    for max in [0, DEADBOLT_MAX_STEP + 1, usize::MAX] {
+        expect(DEADBOLT_ERR_LIMIT, |e| unsafe {
+            deadbolt_cursor_step(
+                tx,
+                c,
+                DEADBOLT_CURSOR_FIRST,
+                null(),
+                0,
+                max,
+                buf.as_mut_ptr(),
+                &mut n,
+                &mut ended,
+                e,
+            )
+        });
+    }
+    expect(DEADBOLT_ERR_NULL_POINTER, |e| unsafe {
+        deadbolt_cursor_step(
+            tx,
+            c,
+            DEADBOLT_CURSOR_FIRST,
+            null(),
+            0,
+            4,
+            null_mut(),
+            &mut n,
+            &mut ended,
+            e,
+        )
+    });
+    expect(DEADBOLT_ERR_NULL_POINTER, |e| unsafe {
+        deadbolt_cursor_step(
+            tx,
+            c,
+            DEADBOLT_CURSOR_FIRST,
+            null(),
+            0,
+            4,
+            buf.as_mut_ptr(),
+            null_mut(),
+            &mut ended,
+            e,
+        )
+    });
+    commit(tx);
+    // In a write transaction a changed entry is returned alone (its bytes are the slot's).
+    let tx = begin(db, true);
+    let b = bucket(tx, DEADBOLT_ROOT, b"b", DEADBOLT_BUCKET_OPEN);
+    put(tx, b, b"k000", b"changed");
+    let mut c = 0u64;
+    ok(|e| unsafe { deadbolt_cursor_open(tx, b, &mut c, e) });
+    ok(|e| unsafe {
+        deadbolt_cursor_step(
+            tx,
+            c,
+            DEADBOLT_CURSOR_FIRST,
+            null(),
+            0,
+            64,
+            buf.as_mut_ptr(),
+            &mut n,
+            &mut ended,
+            e,
+        )
+    });
+    assert_eq!(n, 1, "stops after an entry that is not stable");
+    assert_eq!(buf[0].value.flags & DEADBOLT_SLICE_STABLE, 0);
+    ok(|e| unsafe { deadbolt_rollback(tx, e) });
+    close(db);
+}
