@@ -58,7 +58,7 @@ unexpected="$(comm -23 <(echo "$failed" | grep . || true) <(echo "$known"))"
 fixed="$(comm -13 <(echo "$failed" | grep . || true) <(echo "$known" | grep . || true))"
 nfail=$(echo "$failed" | grep -c . || true)
 nknown=$(comm -12 <(echo "$failed" | grep . || true) <(echo "$known" | grep . || true) | grep -c . || true)
-if ! grep -q '^\(ok\|FAIL\)[[:space:]]\+go.etcd.io/bbolt' "$log"; then
+if ! grep -q '^\(ok\|FAIL\)[[:space:]]\+go.etcd.io/bbolt[[:space:]]\+[0-9.]\+s$' "$log"; then
   tail -30 "$log"; echo "go test did not finish (rc $rc)"; exit 1
 fi
 echo "bbolt 1.3.6 black-box tests against deadbolt: $pass passed, $nfail failed ($nknown of them known differences, go/bbolt-tests.differences), $skip skipped by the tests themselves, $nexcl excluded (go/bbolt-tests.exclude)"

@@ -23,20 +23,34 @@ const (
 //
 // In a read transaction it fetches entries ahead in batches (one cgo call for up to stepMax
 // Next or Prev), which is invisible: the snapshot cannot change, and any other move first puts
-// the library's cursor back at this one's position.
+// the library's cursor back at this one's position. The batch lives in one buffer per
+// transaction (C memory, freed when the transaction ends), used by one cursor at a time: a
+// cursor whose batch another cursor took over puts the library's cursor back the same way.
 type Cursor struct {
 	b *Bucket
 	h C.uint64_t
 
-	buf    *C.DeadboltEntry // C memory for stepMax entries, or nil
-	n, i   int              // buf[0:n] fetched; buf[i-1] is the position, buf[i:n] ahead
-	back   bool             // fetched with Prev (Last, Prev) rather than Next
-	ended  bool             // the library's cursor went past an end after buf[n-1]
-	sawEnd bool             // ... and this cursor has returned that end
+	n, i   int  // while this cursor owns the transaction's buffer: fetched buf[0:n], at buf[i-1]
+	back   bool // fetched with Prev (Last, Prev) rather than Next
+	ended  bool // the library's cursor went past an end after buf[n-1]
+	sawEnd bool // ... and this cursor has returned that end
+	// ahead: the library's cursor is not at this cursor's position but past it; at is the key
+	// to seek to put it back (a view of the mapping, or a copy).
+	ahead bool
+	at    []byte
 }
 
-func (c *Cursor) entries() []C.DeadboltEntry {
-	return unsafe.Slice(c.buf, stepMax)
+// Bucket is the cursor's bucket.
+func (c *Cursor) Bucket() *Bucket { return c.b }
+
+func (t *Tx) fetchBuf() []C.DeadboltEntry {
+	if t.fbuf == nil {
+		t.fbuf = (*C.DeadboltEntry)(C.malloc(C.size_t(stepMax) * C.size_t(unsafe.Sizeof(C.DeadboltEntry{}))))
+		if t.fbuf == nil {
+			panic("bbolt: out of memory")
+		}
+	}
+	return unsafe.Slice(t.fbuf, stepMax)
 }
 
 func entryOf(e *C.DeadboltEntry) (key, value []byte) {
@@ -47,21 +61,34 @@ func entryOf(e *C.DeadboltEntry) (key, value []byte) {
 	return key, value
 }
 
+// release gives up the transaction's buffer, remembering where the library's cursor must be
+// put back to if it is ahead of this cursor's position.
+func (c *Cursor) release() {
+	t := c.b.tx
+	if t.fowner != c {
+		return
+	}
+	if c.n > 0 && (c.i < c.n || (c.ended && !c.sawEnd)) {
+		c.ahead = true
+		c.at, _ = entryOf(&t.fetchBuf()[c.i-1])
+	}
+	c.n, c.i = 0, 0
+	t.fowner = nil
+}
+
 // fetch moves the library's cursor by op (then on in op's direction) for up to max entries.
 func (c *Cursor) fetch(op C.int32_t, seek []byte, max int) (key, value []byte, err error) {
 	t := c.b.tx
-	if c.buf == nil {
-		c.buf = (*C.DeadboltEntry)(C.malloc(C.size_t(stepMax) * C.size_t(unsafe.Sizeof(C.DeadboltEntry{}))))
-		if c.buf == nil {
-			panic("bbolt: out of memory")
-		}
-		t.cursors = append(t.cursors, c)
+	if t.fowner != nil && t.fowner != c {
+		t.fowner.release()
 	}
+	buf := t.fetchBuf()
+	t.fowner = c
 	var n C.size_t
 	var ended C.uint8_t
-	rc := C.deadbolt_cursor_step(t.h, c.h, op, ptr(seek), C.size_t(len(seek)), C.size_t(max), c.buf, &n, &ended, &t.f.err)
+	rc := C.deadbolt_cursor_step(t.h, c.h, op, ptr(seek), C.size_t(len(seek)), C.size_t(max), &buf[0], &n, &ended, &t.f.err)
 	runtime.KeepAlive(seek)
-	c.n, c.i, c.ended, c.sawEnd = 0, 0, false, false
+	c.n, c.i, c.ended, c.sawEnd, c.ahead, c.at = 0, 0, false, false, false, nil
 	if rc != C.DEADBOLT_OK {
 		return nil, nil, take(t.f, rc, ErrTxNotWritable)
 	}
@@ -72,25 +99,18 @@ func (c *Cursor) fetch(op C.int32_t, seek []byte, max int) (key, value []byte, e
 		return nil, nil, nil
 	}
 	c.i = 1
-	key, value = entryOf(&c.entries()[0])
+	key, value = entryOf(&buf[0])
 	return key, value, nil
-}
-
-// freeBuf releases the fetch buffer.
-func (c *Cursor) freeBuf() {
-	if c.buf != nil {
-		C.free(unsafe.Pointer(c.buf))
-		c.buf = nil
-	}
-	c.n, c.i = 0, 0
 }
 
 // batched serves op from a read transaction's fetched entries where it can.
 func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err error) {
+	t := c.b.tx
 	forward := op == C.DEADBOLT_CURSOR_NEXT
-	if (forward || op == C.DEADBOLT_CURSOR_PREV) && c.n > 0 && c.back == !forward {
+	step := forward || op == C.DEADBOLT_CURSOR_PREV
+	if step && t.fowner == c && c.n > 0 && c.back == !forward {
 		if c.i < c.n {
-			key, value = entryOf(&c.entries()[c.i])
+			key, value = entryOf(&t.fetchBuf()[c.i])
 			c.i++
 			return key, value, nil
 		}
@@ -102,21 +122,18 @@ func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err erro
 	}
 	// Another move: first put the library's cursor back at this cursor's position if it is
 	// ahead of it (or past an end this cursor has not returned yet).
-	if c.n > 0 && (c.i < c.n || (c.ended && !c.sawEnd)) {
-		cur, _ := entryOf(&c.entries()[c.i-1])
-		if _, _, err := c.one(C.DEADBOLT_CURSOR_SEEK, cur); err != nil {
+	c.release()
+	if c.ahead {
+		if _, _, err := c.one(C.DEADBOLT_CURSOR_SEEK, c.at); err != nil {
 			return nil, nil, err
 		}
+		c.ahead, c.at = false, nil
 	}
-	c.n, c.i = 0, 0
-	if op == C.DEADBOLT_CURSOR_NEXT || op == C.DEADBOLT_CURSOR_PREV {
+	if step {
 		return c.fetch(op, nil, stepMax)
 	}
 	return c.fetch(op, seek, stepFirst)
 }
-
-// Bucket is the cursor's bucket.
-func (c *Cursor) Bucket() *Bucket { return c.b }
 
 func (c *Cursor) move(op C.int32_t, seek []byte) (key, value []byte, err error) {
 	t := c.b.tx
@@ -167,7 +184,9 @@ func (c *Cursor) step(op C.int32_t, seek []byte) ([]byte, []byte) {
 
 func (c *Cursor) close() {
 	t := c.b.tx
-	c.freeBuf()
+	if t.fowner == c {
+		t.fowner = nil
+	}
 	if !t.closed && c.h != 0 {
 		if C.deadbolt_cursor_close(t.h, c.h, &t.f.err) != C.DEADBOLT_OK {
 			C.deadbolt_error_clear(&t.f.err)

@@ -25,8 +25,9 @@ func seed(t *testing.T) int64 {
 	return time.Now().UnixNano()
 }
 
-// A read transaction's cursor fetches entries ahead in batches; a write transaction's moves
-// one entry per call. The same random moves must give the same entries in both.
+// A read transaction's cursors fetch entries ahead in batches (in one buffer they take from
+// each other); a write transaction's move one entry per call. The same random moves of two
+// cursors must give the same entries in both.
 func TestCursorBatchingIsInvisible(t *testing.T) {
 	s := seed(t)
 	r := rand.New(rand.NewSource(s))
@@ -65,12 +66,12 @@ func TestCursorBatchingIsInvisible(t *testing.T) {
 			t.Fatal(err)
 		}
 		type step struct {
-			op   int
-			seek []byte
+			op, which int
+			seek      []byte
 		}
 		var steps []step
 		for i := 0; i < 300; i++ {
-			st := step{op: r.Intn(8)}
+			st := step{op: r.Intn(8), which: r.Intn(3) / 2}
 			if st.op == 4 {
 				st.seek = []byte(fmt.Sprintf("%06d", r.Intn(1000000)))
 				if len(keys) > 0 && r.Intn(2) == 0 {
@@ -80,8 +81,10 @@ func TestCursorBatchingIsInvisible(t *testing.T) {
 			steps = append(steps, st)
 		}
 		walk := func(tx *bolt.Tx) (out []string) {
-			c := tx.Bucket([]byte("b")).Cursor()
+			// Two cursors, used in turn: they share the read transaction's fetch buffer.
+			cs := []*bolt.Cursor{tx.Bucket([]byte("b")).Cursor(), tx.Bucket([]byte("b")).Cursor()}
 			for _, st := range steps {
+				c := cs[st.which]
 				var k, v []byte
 				switch st.op {
 				case 0:
@@ -95,7 +98,7 @@ func TestCursorBatchingIsInvisible(t *testing.T) {
 				case 4:
 					k, v = c.Seek(st.seek)
 				}
-				out = append(out, fmt.Sprintf("%d %q %q %v", st.op, k, v, v == nil))
+				out = append(out, fmt.Sprintf("%d/%d %q %q %v", st.which, st.op, k, v, v == nil))
 			}
 			return out
 		}

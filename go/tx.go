@@ -39,9 +39,11 @@ type Tx struct {
 	commitHandlers []func()
 	// err is the first damage met by a call whose bbolt signature has no error.
 	err error
-	// cursors whose fetch buffers (C memory) are released when the transaction ends.
-	cursors []*Cursor
-	stats   TxStats
+	// fbuf is the cursors' fetch buffer (C memory for stepMax entries, freed at the end),
+	// fowner the cursor whose entries it holds.
+	fbuf   *C.DeadboltEntry
+	fowner *Cursor
+	stats  TxStats
 }
 
 // TxStats are transaction counters (deadbolt does not count bbolt's node operations).
@@ -230,10 +232,10 @@ func (tx *Tx) rollback() {
 
 func (tx *Tx) close() {
 	tx.closed = true
-	for _, c := range tx.cursors {
-		c.freeBuf()
+	if tx.fbuf != nil {
+		C.free(unsafe.Pointer(tx.fbuf))
+		tx.fbuf, tx.fowner = nil, nil
 	}
-	tx.cursors = nil
 	freeFrame(tx.f)
 	tx.f = nil
 	if tx.writable {
