@@ -11,8 +11,9 @@ import (
 	"unsafe"
 )
 
-// stepMax is the most entries a read transaction's cursor fetches per call into the library
-// (the first fetch after a First, Last or Seek takes stepFirst, so short walks stay short).
+// stepMax is the most entries a read transaction's cursor fetches per call into the library;
+// the first fetch after a First, Last or Seek takes stepFirst and each next one twice the
+// last, so short walks stay short.
 const (
 	stepMax   = 64
 	stepFirst = 8
@@ -118,7 +119,12 @@ func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err erro
 			c.sawEnd = true
 			return nil, nil, nil
 		}
-		return c.fetch(op, nil, stepMax)
+		// Twice the last batch (8, 16, 32, 64): a walk that stops early fetched little more.
+		next := 2 * c.n
+		if next > stepMax {
+			next = stepMax
+		}
+		return c.fetch(op, nil, next)
 	}
 	// Another move: first put the library's cursor back at this cursor's position if it is
 	// ahead of it (or past an end this cursor has not returned yet).
@@ -130,7 +136,7 @@ func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err erro
 		c.ahead, c.at = false, nil
 	}
 	if step {
-		return c.fetch(op, nil, stepMax)
+		return c.fetch(op, nil, stepFirst)
 	}
 	return c.fetch(op, seek, stepFirst)
 }
