@@ -20,7 +20,8 @@ benches="PointRead 300000x one_random_Get_(1000_per_read_transaction)
 RangeScan 20000x one_Seek_plus_100_Next
 BatchWrite 30x one_durable_transaction_of_1000_new_keys
 DurableCommit 300x one_durable_transaction_of_one_new_key
-ConcurrentBatch 3000x one_DB.Batch_call_of_one_key,_8_goroutines"
+ConcurrentBatch 3000x one_DB.Batch_call_of_one_key,_8_goroutines
+Call 3000000x Bucket.Sequence_(a_call_that_does_nothing:_the_crossing)"
 
 scratch="$here/.bench"
 rm -rf "$scratch"

@@ -193,3 +193,19 @@ func BenchmarkConcurrentBatch(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCall: Bucket.Sequence, a call that does almost nothing: for deadbolt, the cost of
+// one crossing into the library (cgo, the handle checks, the transaction's lock).
+func BenchmarkCall(b *testing.B) {
+	db := open(b)
+	if err := db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucket)
+		b.ResetTimer()
+		for n := 0; n < b.N; n++ {
+			_ = bk.Sequence()
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+}
