@@ -336,6 +336,12 @@ typedef struct DeadboltEntry {
   struct DeadboltSlice value;
 } DeadboltEntry;
 
+/**
+ * A batch callback for `deadbolt_batch`: called with the batch's write transaction handle,
+ * valid during the call only; returns 0 to commit with the batch, anything else to fail.
+ */
+typedef int32_t (*DeadboltBatchFn)(void *user, uint64_t tx);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -650,6 +656,22 @@ int32_t deadbolt_cursor_step(uint64_t tx,
  * `err` is NULL or writable.
  */
 int32_t deadbolt_cursor_delete(uint64_t tx, uint64_t cursor, struct DeadboltError *err);
+
+/**
+ * Run `cb` in a write transaction shared with other concurrent callers of `deadbolt_batch`
+ * (group commit, bbolt's `DB.Batch`): all commit with one sync. The callback may run more than
+ * once (if another caller's fails, the batch is retried without it) and on another thread
+ * than the caller's (the batch's leader), so it must only act through the transaction handle
+ * it receives, which is valid during the call only (commit and rollback through it are
+ * refused). If it returns non-zero it is run again alone, and if it fails again that is this
+ * call's result, `DEADBOLT_ERR_CALLBACK`. `DEADBOLT_OK` means the commit holding its writes is
+ * durable.
+ *
+ * # Safety
+ * `cb` is a valid function (or NULL: an error) that, with `user`, may be called from any
+ * thread; `err` is NULL or writable.
+ */
+int32_t deadbolt_batch(uint64_t db, DeadboltBatchFn cb, void *user, struct DeadboltError *err);
 
 /**
  * Import the bbolt file `src` into a new deadbolt file `dst` (which must not exist). The

@@ -161,6 +161,9 @@ pub(crate) struct TxState {
     pub scratch: Vec<u8>,
     /// The thread that began a write transaction: the only one allowed to use it.
     owner: Option<ThreadId>,
+    /// The `Tx` is not ours but a batch's, lent for one callback (see `lend`): never freed
+    /// here, never committed or rolled back through the handle.
+    lent: bool,
     /// Keeps the database the `Tx` borrows alive; dropped after it (see `Drop`).
     pub db: Arc<DbState>,
 }
@@ -194,8 +197,37 @@ impl TxState {
             cursor_free: Vec::new(),
             scratch: Vec::new(),
             owner: writable.then(|| std::thread::current().id()),
+            lent: false,
             db,
         })
+    }
+
+    /// A state for a transaction the engine lends to a batch callback, on this thread.
+    ///
+    /// # Safety
+    /// The caller calls [`TxState::end_loan`] before `tx`'s borrow ends (before returning
+    /// from the batch closure that received it); until then `tx` is only used through this
+    /// state, on this thread.
+    pub unsafe fn lend(db: Arc<DbState>, tx: &Tx<'_>) -> TxState {
+        TxState {
+            tx: (tx as *const Tx<'_>).cast::<Tx<'static>>().cast_mut(),
+            buckets: Vec::new(),
+            bucket_index: HashMap::new(),
+            cursors: Vec::new(),
+            cursor_free: Vec::new(),
+            scratch: Vec::new(),
+            owner: Some(std::thread::current().id()),
+            lent: true,
+            db,
+        }
+    }
+
+    /// End a loan: drop the buckets and cursors that borrow the lent `Tx`, and forget it.
+    pub fn end_loan(&mut self) {
+        self.cursors.clear();
+        self.buckets.clear();
+        self.bucket_index.clear();
+        self.tx = std::ptr::null_mut();
     }
 
     fn check_thread(&self) -> Result<(), Fail> {
@@ -216,10 +248,12 @@ impl TxState {
                 "transaction already closed",
             ));
         }
-        // SAFETY: non-null, so it is the live `Box` of `new`; it is freed only in `finish` and
-        // `Drop`, which first drop every bucket and cursor (the only holders of references
+        // SAFETY: non-null, so it is the live `Box` of `new` (freed only in `finish` and
+        // `Drop`, which first drop every bucket and cursor: the only holders of references
         // into it besides the caller of this method, who holds the state's lock and returns
-        // before either can run). Callers never keep the reference beyond the current call.
+        // before either can run), or a lent `Tx` whose loan has not ended (`lend`'s contract:
+        // `end_loan`, which sets the pointer to NULL under the same lock, runs before the
+        // borrow ends). Callers never keep the reference beyond the current call.
         Ok(unsafe { &*self.tx })
     }
 
@@ -317,6 +351,12 @@ impl TxState {
     /// Commit or roll back, after dropping every bucket and cursor that borrows the `Tx`.
     pub fn finish(&mut self, commit: bool) -> Result<(), Fail> {
         self.tx()?;
+        if self.lent {
+            return Err(Fail::new(
+                crate::error::DEADBOLT_ERR_INVALID_ARGUMENT,
+                "a batch's transaction is committed by the batch",
+            ));
+        }
         self.cursors.clear();
         self.buckets.clear();
         self.bucket_index.clear();
@@ -338,7 +378,7 @@ impl Drop for TxState {
     fn drop(&mut self) {
         self.cursors.clear();
         self.buckets.clear();
-        if !self.tx.is_null() {
+        if !self.tx.is_null() && !self.lent {
             let p = std::mem::replace(&mut self.tx, std::ptr::null_mut());
             // SAFETY: as in `finish`: the live `Box` of `new`, its borrowers dropped above.
             // `db` (the Arc the Tx borrows) is a field, dropped after this body.

@@ -1160,6 +1160,88 @@ pub unsafe extern "C" fn deadbolt_cursor_delete(
     })
 }
 
+/// A batch callback for `deadbolt_batch`: called with the batch's write transaction handle,
+/// valid during the call only; returns 0 to commit with the batch, anything else to fail.
+pub type DeadboltBatchFn =
+    Option<unsafe extern "C" fn(user: *mut std::ffi::c_void, tx: u64) -> i32>;
+
+/// The callback and its data, moved into the engine's batch queue.
+struct BatchCall {
+    f: unsafe extern "C" fn(*mut std::ffi::c_void, u64) -> i32,
+    user: *mut std::ffi::c_void,
+    db: Arc<DbState>,
+    rc: Arc<std::sync::atomic::AtomicI32>,
+}
+
+// SAFETY: `deadbolt_batch`'s contract makes the callback and `user` safe to use from another
+// thread (the batch's leader runs it); the rest is Send and Sync.
+unsafe impl Send for BatchCall {}
+// SAFETY: as above; the engine calls the closure from one thread at a time.
+unsafe impl Sync for BatchCall {}
+
+/// Run `cb` in a write transaction shared with other concurrent callers of `deadbolt_batch`
+/// (group commit, bbolt's `DB.Batch`): all commit with one sync. The callback may run more than
+/// once (if another caller's fails, the batch is retried without it) and on another thread
+/// than the caller's (the batch's leader), so it must only act through the transaction handle
+/// it receives, which is valid during the call only (commit and rollback through it are
+/// refused). If it returns non-zero it is run again alone, and if it fails again that is this
+/// call's result, `DEADBOLT_ERR_CALLBACK`. `DEADBOLT_OK` means the commit holding its writes is
+/// durable.
+///
+/// # Safety
+/// `cb` is a valid function (or NULL: an error) that, with `user`, may be called from any
+/// thread; `err` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn deadbolt_batch(
+    db: u64,
+    cb: DeadboltBatchFn,
+    user: *mut std::ffi::c_void,
+    err: *mut DeadboltError,
+) -> i32 {
+    edge(err, || {
+        let f = cb.ok_or_else(|| null("callback"))?;
+        let d = handles::db(db)?;
+        let rc = Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let call = BatchCall {
+            f,
+            user,
+            db: d.clone(),
+            rc: rc.clone(),
+        };
+        let r = d.db.batch(move |tx| {
+            let call = &call; // the whole struct (Send), not its fields one by one
+                              // SAFETY: `end_loan` runs below, before this closure returns and `tx`'s borrow ends.
+            let state = Arc::new(Mutex::new(unsafe { TxState::lend(call.db.clone(), tx) }));
+            let h = lock(&TXS)
+                .insert(state.clone())
+                .map_err(|f| deadbolt::Error::InvalidArgument(f.message))?;
+            // SAFETY: the caller of `deadbolt_batch` vouched for `f` and `user`.
+            let code = unsafe { (call.f)(call.user, h) };
+            let _ = lock(&TXS).remove(h);
+            lock(&state).end_loan();
+            call.rc.store(code, std::sync::atomic::Ordering::Relaxed);
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(deadbolt::Error::InvalidArgument(format!(
+                    "batch callback returned {code}"
+                )))
+            }
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(_) if rc.load(std::sync::atomic::Ordering::Relaxed) != 0 => Err(Fail::new(
+                DEADBOLT_ERR_CALLBACK,
+                format!(
+                    "batch callback returned {}",
+                    rc.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
 /// Import the bbolt file `src` into a new deadbolt file `dst` (which must not exist). The
 /// source is opened read-only and never written. `salvage` non-zero: import what is readable
 /// from a damaged file. `out_report` (may be NULL) receives the import report as text.

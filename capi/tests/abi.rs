@@ -1041,3 +1041,108 @@ fn cursor_steps_in_batches() {
     ok(|e| unsafe { deadbolt_rollback(tx, e) });
     close(db);
 }
+
+/// What a batch callback gets: the key to write, and where to leave its handle.
+struct BatchJob {
+    key: Vec<u8>,
+    fail: bool,
+    seen_tx: std::sync::atomic::AtomicU64,
+}
+
+unsafe extern "C" fn batch_put(user: *mut std::ffi::c_void, tx: u64) -> i32 {
+    // SAFETY: `user` is the BatchJob the test passed, alive for the whole deadbolt_batch call.
+    let job = unsafe { &*(user as *const BatchJob) };
+    job.seen_tx.store(tx, std::sync::atomic::Ordering::Relaxed);
+    let mut b = 0u64;
+    let name = b"b";
+    let mut e = e0();
+    // SAFETY: valid buffers; the record is cleared below.
+    unsafe {
+        if deadbolt_bucket(
+            tx,
+            DEADBOLT_ROOT,
+            name.as_ptr(),
+            1,
+            DEADBOLT_BUCKET_CREATE_IF_MISSING,
+            &mut b,
+            &mut e,
+        ) != 0
+            || deadbolt_put(
+                tx,
+                b,
+                job.key.as_ptr(),
+                job.key.len(),
+                b"v".as_ptr(),
+                1,
+                &mut e,
+            ) != 0
+        {
+            deadbolt_error_clear(&mut e);
+            return 2;
+        }
+        // The batch commits, not the callback.
+        if deadbolt_commit(tx, &mut e) != DEADBOLT_ERR_INVALID_ARGUMENT {
+            return 3;
+        }
+        deadbolt_error_clear(&mut e);
+    }
+    i32::from(job.fail)
+}
+
+#[test]
+fn batch_commits_concurrent_callers_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_at(&dir.path().join("batch.db"), None);
+    let threads: Vec<_> = (0..8u32)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let job = BatchJob {
+                    key: format!("k{i}").into_bytes(),
+                    fail: i == 3,
+                    seen_tx: 0.into(),
+                };
+                let user = &job as *const BatchJob as *mut std::ffi::c_void;
+                let mut e = e0();
+                // SAFETY: `job` outlives the call; the callback is thread-safe.
+                let rc = unsafe { deadbolt_batch(db, Some(batch_put), user, &mut e) };
+                let m = msg(&mut e);
+                // The handle the callback got is dead once it returned.
+                let h = job.seen_tx.load(std::sync::atomic::Ordering::Relaxed);
+                assert_ne!(h, 0);
+                let mut info = DeadboltTxInfo {
+                    id: 0,
+                    writable: 0,
+                    size: 0,
+                    page_size: 0,
+                };
+                // SAFETY: valid out-pointers.
+                expect(DEADBOLT_ERR_BAD_HANDLE, |e| unsafe {
+                    deadbolt_tx_info(h, &mut info, e)
+                });
+                (i, rc, m)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, rc, m) = t.join().unwrap();
+        if i == 3 {
+            assert_eq!(rc, DEADBOLT_ERR_CALLBACK, "{m}");
+        } else {
+            assert_eq!(rc, DEADBOLT_OK, "{m}");
+        }
+    }
+    let tx = begin(db, false);
+    let b = bucket(tx, DEADBOLT_ROOT, b"b", DEADBOLT_BUCKET_OPEN);
+    for i in 0..8u32 {
+        let want = (i != 3).then(|| b"v".to_vec());
+        assert_eq!(get(tx, b, format!("k{i}").as_bytes()), want, "k{i}");
+    }
+    commit(tx);
+    expect(DEADBOLT_ERR_NULL_POINTER, |e| unsafe {
+        deadbolt_batch(db, None, null_mut(), e)
+    });
+    expect(DEADBOLT_ERR_BAD_HANDLE, |e| unsafe {
+        deadbolt_batch(12345, Some(batch_put), null_mut(), e)
+    });
+    close(db);
+}
