@@ -1174,10 +1174,8 @@ struct BatchCall {
 }
 
 // SAFETY: `deadbolt_batch`'s contract makes the callback and `user` safe to use from another
-// thread (the batch's leader runs it); the rest is Send and Sync.
+// thread (the batch's leader runs it); the rest (two Arcs of Sync values) is Send.
 unsafe impl Send for BatchCall {}
-// SAFETY: as above; the engine calls the closure from one thread at a time.
-unsafe impl Sync for BatchCall {}
 
 /// Run `cb` in a write transaction shared with other concurrent callers of `deadbolt_batch`
 /// (group commit, bbolt's `DB.Batch`): all commit with one sync. The callback may run more than
