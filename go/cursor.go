@@ -39,6 +39,8 @@ type Cursor struct {
 	// to seek to put it back (a view of the mapping, or a copy).
 	ahead bool
 	at    []byte
+	// pending is the error of the move after buf[n-1] (the entries before it were delivered).
+	pending error
 }
 
 // Bucket is the cursor's bucket.
@@ -89,9 +91,13 @@ func (c *Cursor) fetch(op C.int32_t, seek []byte, max int) (key, value []byte, e
 	var ended C.uint8_t
 	rc := C.deadbolt_cursor_step(t.h, c.h, op, ptr(seek), C.size_t(len(seek)), C.size_t(max), &buf[0], &n, &ended, &t.f.err)
 	runtime.KeepAlive(seek)
-	c.n, c.i, c.ended, c.sawEnd, c.ahead, c.at = 0, 0, false, false, false, nil
+	c.n, c.i, c.ended, c.sawEnd, c.ahead, c.at, c.pending = 0, 0, false, false, false, nil, nil
 	if rc != C.DEADBOLT_OK {
-		return nil, nil, take(t.f, rc, ErrTxNotWritable)
+		err := take(t.f, rc, ErrTxNotWritable)
+		if n == 0 || n > stepMax {
+			return nil, nil, err
+		}
+		c.pending = err // served after the entries read before it
 	}
 	c.n, c.ended = int(n), ended != 0
 	c.back = op == C.DEADBOLT_CURSOR_LAST || op == C.DEADBOLT_CURSOR_PREV
@@ -114,6 +120,9 @@ func (c *Cursor) batched(op C.int32_t, seek []byte) (key, value []byte, err erro
 			key, value = entryOf(&t.fetchBuf()[c.i])
 			c.i++
 			return key, value, nil
+		}
+		if c.pending != nil {
+			return nil, nil, c.pending
 		}
 		if c.ended {
 			c.sawEnd = true

@@ -631,7 +631,8 @@ int32_t deadbolt_cursor_move(uint64_t tx,
  * entry returned (or past the end). Every returned entry stays valid as `deadbolt_cursor_move`
  * says, except that entries other than the last are never of the unstable kind, and that the
  * keys a root cursor returns stay valid until the cursor is closed. `*out_ended` is 1 when the
- * cursor passed an end.
+ * cursor passed an end. When a move fails (damage), the error is returned and `*out_n` still
+ * counts the entries written before it, so a walk delivers every entry it could read.
  *
  * # Safety
  * `key` is readable for `key_len` bytes (seek only); `out_entries` is writable for `max`

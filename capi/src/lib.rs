@@ -1063,7 +1063,8 @@ pub const DEADBOLT_MAX_STEP: usize = 4096;
 /// entry returned (or past the end). Every returned entry stays valid as `deadbolt_cursor_move`
 /// says, except that entries other than the last are never of the unstable kind, and that the
 /// keys a root cursor returns stay valid until the cursor is closed. `*out_ended` is 1 when the
-/// cursor passed an end.
+/// cursor passed an end. When a move fails (damage), the error is returned and `*out_n` still
+/// counts the entries written before it, so a walk delivers every entry it could read.
 ///
 /// # Safety
 /// `key` is readable for `key_len` bytes (seek only); `out_entries` is writable for `max`
@@ -1106,7 +1107,15 @@ pub unsafe extern "C" fn deadbolt_cursor_step(
             let (mut n, mut ended) = (0usize, false);
             let mut o = op;
             while n < max {
-                let (e, kept) = step(slot, o, seek)?;
+                let (e, kept) = match step(slot, o, seek) {
+                    Ok(r) => r,
+                    Err(f) => {
+                        // The entries before the failing move are still the caller's.
+                        // SAFETY: checked non-null above, writable by contract.
+                        unsafe { out(out_n, "out_n", n)? };
+                        return Err(f);
+                    }
+                };
                 if e.found == 0 {
                     ended = true;
                     break;

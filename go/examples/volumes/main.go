@@ -259,12 +259,14 @@ func main() {
 		fail("open salvaged: %v", err)
 	}
 	recovered := 0
+	have := make([]bool, volumes)
 	if err := db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("volumes")).ForEach(func(k, v []byte) error {
 			i, err := strconv.Atoi(strings.TrimPrefix(string(k), "vol-"))
-			if err != nil || !bytes.Equal(v, value(i)) {
+			if err != nil || i < 0 || i >= volumes || !bytes.Equal(v, value(i)) {
 				return fmt.Errorf("volume %q does not match what was written", k)
 			}
+			have[i] = true
 			recovered++
 			return nil
 		})
@@ -277,6 +279,14 @@ func main() {
 	// One branch element leads to one leaf of volumes (about 25 here): everything else is back.
 	if lost < 1 || lost > 200 {
 		fail("lost %d volumes", lost)
+	}
+	// The start-up walk loaded every volume before the damage, in order, then stopped.
+	first := 0
+	for first < volumes && have[first] {
+		first++
+	}
+	if n != first {
+		fail("the start-up walk loaded %d volumes; %d precede the damage", n, first)
 	}
 	fmt.Println("ok")
 }
