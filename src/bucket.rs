@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 
-use crate::cursor::{Cursor, Entry};
+use crate::cursor::{Budget, Cursor, Entry, Meter, Usage};
 use crate::error::{Error, Result};
 use crate::format::page::{BucketHeader, BucketRoot, BucketValue};
 use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
@@ -348,6 +348,25 @@ pub struct Iter<'tx> {
     done: bool,
 }
 
+impl<'tx> Iter<'tx> {
+    /// Limit the work of this iteration (both ends together) to `budget`: once it is spent
+    /// the iterator yields one [`Error::BudgetExhausted`], whose `resume` is the bound to
+    /// start a new range from (in this transaction or a later one) to get the entries it did
+    /// not yield from that end, and then ends.
+    pub fn budget(mut self, budget: Budget) -> Iter<'tx> {
+        let m = Meter::new(budget);
+        // Neither cursor has moved: setting a meter cannot fail.
+        let _ = self.front.set_meter(Some(m.clone()));
+        let _ = self.back.set_meter(Some(m));
+        self
+    }
+
+    /// What the iteration has used of its budget (zeros without one).
+    pub fn usage(&self) -> Usage {
+        self.front.usage()
+    }
+}
+
 type Pair<'tx> = (Cow<'tx, [u8]>, Cow<'tx, [u8]>);
 
 impl<'tx> Iter<'tx> {
@@ -424,6 +443,19 @@ impl<'tx> Iter<'tx> {
                 self.step_back()
             };
             match step {
+                Err(Error::BudgetExhausted { .. }) => {
+                    self.done = true;
+                    let (last, bound) = if front {
+                        (&self.last_front, &self.lo)
+                    } else {
+                        (&self.last_back, &self.hi)
+                    };
+                    let resume = match last {
+                        Some(k) => Bound::Excluded(k.to_vec()),
+                        None => bound.clone(),
+                    };
+                    return Some(Err(Error::BudgetExhausted { resume }));
+                }
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -587,8 +619,28 @@ impl<'tx> Cursor<'tx> {
         match item {
             Some((k, v, true)) if k.as_ref() == key => parent.child(key, v),
             Some((k, _, false)) if k.as_ref() == key => Err(Error::IncompatibleValue),
-            // A write transaction, or a key other than the position's: look it up.
-            _ => parent.bucket(key)?.ok_or(Error::BucketNotFound),
+            // A write transaction, or a key other than the position's: look it up, and
+            // charge a budget for the pages the lookup loaded.
+            _ => {
+                let before = tx.pages_loaded();
+                let found = parent.bucket(key);
+                if let Some(m) = self.meter() {
+                    if !m.charge(tx.pages_loaded() - before) {
+                        return Err(Error::BudgetExhausted {
+                            resume: Bound::Included(key.to_vec()),
+                        });
+                    }
+                }
+                found?.ok_or(Error::BucketNotFound)
+            }
         }
+    }
+
+    /// A cursor over the nested bucket `key` (opened as by [`Cursor::open_bucket`]) that
+    /// shares this cursor's budget: a walk down a tree of buckets spends one [`crate::Budget`].
+    pub fn nested(&self, key: &[u8]) -> Result<Cursor<'tx>> {
+        let mut c = self.open_bucket(key)?.cursor();
+        c.set_meter(self.meter())?;
+        Ok(c)
     }
 }

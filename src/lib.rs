@@ -40,7 +40,7 @@ mod tx;
 
 pub use batch::BatchOptions;
 pub use bucket::{Bucket, BucketNames, BucketStats, Iter};
-pub use cursor::{Cursor, Entry};
+pub use cursor::{Budget, Cursor, Entry, Usage};
 pub use db::{Db, Stats};
 pub use error::{Error, Result};
 pub use limits::{DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};

@@ -50,6 +50,9 @@ pub struct Tx<'db> {
     pub(crate) write: Option<RefCell<WriteState>>,
     pub(crate) guard: Option<WriterGuard<'db>>,
     pub(crate) closed: Cell<bool>,
+    /// Pages (and spans) this transaction has loaded from its snapshot: see
+    /// [`Tx::pages_loaded`].
+    loads: Cell<u64>,
     /// Registered in the readers table (deregistered on drop).
     reader: bool,
 }
@@ -63,6 +66,7 @@ impl<'db> Tx<'db> {
             write: None,
             guard: None,
             closed: Cell::new(false),
+            loads: Cell::new(0),
             reader: true,
         }
     }
@@ -107,6 +111,7 @@ impl<'db> Tx<'db> {
             write: Some(RefCell::new(ws)),
             guard: Some(guard),
             closed: Cell::new(false),
+            loads: Cell::new(0),
             reader: false,
         })
     }
@@ -151,7 +156,17 @@ impl<'db> Tx<'db> {
 
     #[inline]
     pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
+        self.loads.set(self.loads.get() + 1);
         self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
+    }
+
+    /// How many pages (a multi-page span counts once) this transaction has loaded from its
+    /// snapshot so far, by every read path: lookups, cursors, iterators, bucket opens. It
+    /// counts loads, not distinct pages (a page read twice counts twice), and not the pages
+    /// of a write transaction's own changed nodes, which are in memory. A measure of the
+    /// work done, e.g. to check a [`crate::Budget`] or compare two access patterns.
+    pub fn pages_loaded(&self) -> u64 {
+        self.loads.get()
     }
 
     pub(crate) fn write_state(&self) -> Result<std::cell::RefMut<'_, WriteState>> {
