@@ -47,6 +47,7 @@ pub use limits::{DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_KEY_SIZE, MAX
 pub use ops::check::{CheckReport, Problem};
 pub use ops::maintenance::{CompactStep, PageInfo};
 pub use ops::salvage::{salvage, salvage_storage, LostRange, SalvageReport};
+pub use ops::scan::{Scan, ScanLimits, Slice};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
 pub use store::{Options, Recovery, RolledBack};
 pub use tx::Tx;
