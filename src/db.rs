@@ -9,6 +9,7 @@ use crate::limits::FORMAT_VERSION;
 use crate::storage::{FileOptions, FileStorage, MemStorage, Storage};
 use crate::store::confirm::Confirmer;
 use crate::store::mvcc::Arc;
+use crate::store::watch::ReaderInfo;
 use crate::store::{Options, Recovery, Store};
 use crate::tx::Tx;
 
@@ -45,6 +46,9 @@ pub struct Stats {
     pub confirmed_txid: u64,
     /// Confirmation writes since open (each one page and one sync, off the commit path).
     pub confirmations: u64,
+    /// The oldest open read transaction (in this process: the readers table is not in the
+    /// file), its age, and the pages it keeps from being reused.
+    pub oldest_reader: Option<ReaderInfo>,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
@@ -94,6 +98,18 @@ impl Db {
     /// not a deadbolt database is [`Error::InvalidFile`] and is never written.
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
         let (mut inner, recovery) = Store::open(storage, opts.clone())?;
+        if let Some(rb) = &recovery.rolled_back {
+            log::warn!(
+                target: "deadbolt",
+                "opened at commit {}: rolled back unconfirmed commit {} ({})",
+                recovery.txid,
+                rb.txid,
+                rb.reason
+            );
+        }
+        if let Some(why) = &recovery.damaged_meta {
+            log::warn!(target: "deadbolt", "a meta slot did not decode (normal after a crash during a meta write): {why}");
+        }
         let delay = opts.confirm_after.filter(|_| !opts.read_only);
         if delay.is_some() {
             inner.confirm_signal = Some(Default::default());
@@ -192,7 +208,7 @@ impl Db {
             }) {
             Ok(d) => d,
             Err(e) => {
-                w.poisoned = Some(format!("shrinking the file failed: {e}"));
+                w.poison(format!("shrinking the file failed: {e}"));
                 return Err(e);
             }
         };
@@ -254,7 +270,10 @@ impl Db {
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
         let (snap, _) = i.shared.current();
+        // Before the depth's own read transaction below registers.
         let readers = i.shared.readers();
+        let oldest_reader = i.oldest_reader_info().map(|(_, info)| info);
+        i.watch_readers();
         // Never blocks on the writer: these are published at the end of each commit.
         let c = &i.counters;
         let (free, pending, chain, file_len) = (
@@ -285,6 +304,7 @@ impl Db {
             format_version: FORMAT_VERSION,
             confirmed_txid: c.confirmed.load(Ordering::Relaxed),
             confirmations: c.confirmations.load(Ordering::Relaxed),
+            oldest_reader,
         }
     }
 }

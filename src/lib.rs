@@ -49,5 +49,7 @@ pub use ops::maintenance::{CompactStep, PageInfo};
 pub use ops::salvage::{salvage, salvage_storage, LostRange, SalvageReport};
 pub use ops::scan::{Scan, ScanLimits, Slice};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
-pub use store::{Options, Recovery, RolledBack};
+pub use store::{
+    Options, ReaderAlert, ReaderCallback, ReaderInfo, ReaderLimits, Recovery, RolledBack,
+};
 pub use tx::Tx;

@@ -285,6 +285,7 @@ fn failed_sync_poisons_the_handle() {
         inner: MemStorage::new(),
         fail: AtomicBool::new(false),
     });
+    common::logs::capture();
     let db = Db::open_storage(s.clone(), Options::default()).unwrap();
     db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
     s.fail.store(true, Ordering::Relaxed);
@@ -297,6 +298,9 @@ fn failed_sync_poisons_the_handle() {
     );
     // Readers still work on the last good snapshot.
     assert!(db.view(|tx| tx.bucket(b"b").map(|b| b.is_some())).unwrap());
+    // The operator sees it in the daemon's log, with the cause.
+    let logged = common::logs::matching(log::Level::Error, "poisoned");
+    assert!(logged.iter().any(|m| m.contains("EIO")), "{logged:?}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::format::page::max_overflow;
 use crate::storage::{Storage, View};
 use crate::store::free::FreeState;
 use crate::store::mvcc::{Arc, Registry};
+use crate::store::watch::{Alerted, ReaderLimits};
 
 /// Options for [`crate::Db::open_with`].
 #[derive(Clone, Debug)]
@@ -37,6 +38,10 @@ pub struct Options {
     /// [`crate::Db::sync`], a clean close and the next commit confirm (the fault-injection harness
     /// uses that, to keep every I/O in its deterministic order).
     pub confirm_after: Option<Duration>,
+    /// Limits on the oldest open read transaction (its age, the pages it pins): passing one
+    /// logs a warning and calls the callback, if any (see [`crate::ReaderLimits`]). No limits
+    /// by default.
+    pub reader_limits: ReaderLimits,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             lock_timeout: None,
             verify_every_access: false,
             confirm_after: Some(Duration::from_millis(50)),
+            reader_limits: ReaderLimits::default(),
         }
     }
 }
@@ -69,6 +75,15 @@ pub(crate) struct Writer {
     pub unsynced: bool,
 }
 
+impl Writer {
+    /// Refuse writes until the file is reopened (an I/O error left the file and the memory
+    /// state possibly apart), and say so in the daemon's log.
+    pub(crate) fn poison(&mut self, why: String) {
+        log::error!(target: "deadbolt", "database handle poisoned, writes refused until reopened: {why}");
+        self.poisoned = Some(why);
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
     /// Free-space facts as of the last commit (readable without the writer lock).
@@ -84,6 +99,9 @@ pub(crate) struct Counters {
     pub confirmations: AtomicU64,
     /// [`Writer::confirmed`], readable without the writer lock.
     pub confirmed: AtomicU64,
+    /// Pages freed by each commit still pending reuse, by the txid of the commit that freed
+    /// them, as of the last commit: what a reader of an older snapshot pins.
+    pub pending_by_commit: Mutex<Vec<(u64, u64)>>,
 }
 
 /// Pages verified since open: one bit per page id, in lazily allocated chunks, so that
@@ -146,6 +164,8 @@ pub(crate) struct Store {
     pub writer_owner: AtomicU64,
     /// Wakes the confirmer thread after durable commits (when it runs).
     pub confirm_signal: Option<std::sync::Arc<Signal>>,
+    /// Which limits of [`Options::reader_limits`] the oldest reader was reported for.
+    pub alerted: Mutex<Alerted>,
 }
 
 /// What commits tell the confirmer thread.
@@ -225,6 +245,14 @@ impl Counters {
         self.chain_len
             .store(w.free.chain.len() as u64, Ordering::Relaxed);
         self.file_len.store(w.file_len, Ordering::Relaxed);
+        let mut p = self.pending_by_commit.lock();
+        p.clear();
+        p.extend(
+            w.free
+                .pending
+                .iter()
+                .map(|(&t, runs)| (t, runs.iter().map(|&(_, l)| l).sum())),
+        );
     }
 }
 
@@ -284,6 +312,7 @@ impl Store {
             max_overflow: max_overflow(page_size),
             writer_owner: AtomicU64::new(0),
             confirm_signal: None,
+            alerted: Mutex::new(Alerted::default()),
         }
     }
 
@@ -323,8 +352,23 @@ impl Store {
             }
         });
         if shrunk {
+            log_resize(wr.file_len, target);
             wr.file_len = target;
         }
         result.map(|_| shrunk)
+    }
+}
+
+/// A commit that grows the file, or a shrink, by at least this many bytes is logged (info,
+/// target `deadbolt`): an operator sees the file jump, but not the small steps of everyday
+/// commits.
+pub(crate) const LOG_RESIZE_BYTES: u64 = 16 << 20;
+
+/// Log a change of the file's length from `from` to `to` bytes when it is large.
+pub(crate) fn log_resize(from: u64, to: u64) {
+    if from.abs_diff(to) >= LOG_RESIZE_BYTES {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let what = if to > from { "grew" } else { "shrank" };
+        log::info!(target: "deadbolt", "file {what} from {:.1} MiB to {:.1} MiB", mib(from), mib(to));
     }
 }

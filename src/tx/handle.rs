@@ -53,13 +53,13 @@ pub struct Tx<'db> {
     /// Pages (and spans) this transaction has loaded from its snapshot: see
     /// [`Tx::pages_loaded`].
     loads: Cell<u64>,
-    /// Registered in the readers table (deregistered on drop).
-    reader: bool,
+    /// Registration number in the readers table (deregistered on drop).
+    reader: Option<u64>,
 }
 
 impl<'db> Tx<'db> {
     pub(crate) fn new_read(inner: &'db Store) -> Tx<'db> {
-        let (snap, _) = inner.shared.begin_read();
+        let (snap, _, id) = inner.shared.begin_read();
         Tx {
             db: inner,
             snap,
@@ -67,7 +67,7 @@ impl<'db> Tx<'db> {
             guard: None,
             closed: Cell::new(false),
             loads: Cell::new(0),
-            reader: true,
+            reader: Some(id),
         }
     }
 
@@ -112,7 +112,7 @@ impl<'db> Tx<'db> {
             guard: Some(guard),
             closed: Cell::new(false),
             loads: Cell::new(0),
-            reader: false,
+            reader: None,
         })
     }
 
@@ -188,9 +188,8 @@ impl<'db> Tx<'db> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
-        if self.reader {
-            self.reader = false;
-            self.db.shared.end_read(self.snap.meta.txid);
+        if let Some(id) = self.reader.take() {
+            self.db.shared.end_read(self.snap.meta.txid, id);
         }
         self.closed.set(true);
     }
