@@ -59,6 +59,8 @@ pub struct Db {
     recovery: Recovery,
     batcher: Batcher,
     confirmer: Option<Confirmer>,
+    /// Where the last [`Db::compact_step`] stopped (a key path; see `ops::maintenance`).
+    pub(crate) compact_from: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 impl Db {
@@ -124,6 +126,7 @@ impl Db {
             recovery,
             batcher: Batcher::default(),
             confirmer,
+            compact_from: parking_lot::Mutex::new(None),
         })
     }
 
