@@ -518,7 +518,6 @@ fn a_run_of_compaction_steps_goes_on_where_the_last_stopped() {
         Ok::<_, Error>(())
     })
     .unwrap();
-    let depth = db.stats().depth;
     let mut visits = Vec::new();
     loop {
         let s = db.compact_step(8).unwrap();
@@ -528,9 +527,7 @@ fn a_run_of_compaction_steps_goes_on_where_the_last_stopped() {
         }
     }
     let steps = visits.len() as u64;
-    let live = db
-        .view(|tx| Ok::<_, Error>(tx.bucket(b"b")?.unwrap().stats()?))
-        .unwrap();
+    let live = db.view(|tx| tx.bucket(b"b")?.unwrap().stats()).unwrap();
     let pages = live.leaf_pages + live.branch_pages;
     let total: u64 = visits.iter().sum();
     println!("{steps} steps over {pages} live pages: {total} page visits");
