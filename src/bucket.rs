@@ -12,12 +12,18 @@ use crate::tx::{BucketRef, Loc, Tx};
 /// Per-bucket statistics (nested buckets included).
 #[derive(Clone, Debug, Default)]
 pub struct BucketStats {
+    /// Key/value pairs.
     pub keys: u64,
+    /// Buckets, this one included.
     pub buckets: u64,
+    /// Branch pages (spans count once).
     pub branch_pages: u64,
+    /// Leaf pages (spans count once).
     pub leaf_pages: u64,
     /// Extra pages of multi-page spans.
     pub overflow_pages: u64,
+    /// Height of the tallest tree among this bucket's and its nested buckets' (each from its
+    /// own root; 1 for a single leaf).
     pub depth: u64,
     /// Bytes of keys and values stored.
     pub bytes_used: u64,
@@ -29,6 +35,29 @@ pub struct BucketStats {
 }
 
 /// A bucket inside a transaction.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     // bbolt: b, err := tx.CreateBucketIfNotExists([]byte("users"))
+///     let users = tx.create_bucket_if_not_exists(b"users")?;
+///     // bbolt: id, _ := b.NextSequence()
+///     let id = users.next_sequence()?;
+///     // bbolt: b.Put(k, v)
+///     users.put(&id.to_be_bytes(), b"alice")?;
+///     // bbolt: b.CreateBucket([]byte("sessions")): buckets nest
+///     users.create_bucket(b"sessions")?.put(b"s1", b"token")?;
+///     // bbolt: b.Get(k) (nil when absent)
+///     assert_eq!(users.get(&id.to_be_bytes())?.as_deref(), Some(&b"alice"[..]));
+///     // bbolt: b.Delete(k)
+///     users.delete(&id.to_be_bytes())?;
+///     assert!(users.get(&id.to_be_bytes())?.is_none());
+///     Ok::<_, Error>(())
+/// })
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Bucket<'tx> {
     tx: &'tx Tx<'tx>,
@@ -336,6 +365,37 @@ impl<'tx> Bucket<'tx> {
 }
 
 /// Double-ended iterator over key/value pairs in a key range (nested buckets skipped).
+///
+/// Each item is a `Result`: any read can find damage, and the iterator ends after an error.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     let b = tx.create_bucket(b"metrics")?;
+///     for day in ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"] {
+///         b.put(day.as_bytes(), b"1")?;
+///     }
+///     Ok::<_, Error>(())
+/// })?;
+/// db.view(|tx| {
+///     let b = tx.bucket(b"metrics")?.ok_or(Error::BucketNotFound)?;
+///     // bbolt: b.ForEach(func(k, v []byte) error { ... })
+///     assert_eq!(b.iter().count(), 4);
+///     // bbolt: c.Seek(min); k != nil && bytes.Compare(k, max) < 0; c.Next()
+///     let november: Vec<_> = b
+///         .range(b"2026-11".as_slice()..b"2026-12".as_slice())
+///         .map(|kv| kv.map(|(k, _)| k.into_owned()))
+///         .collect::<Result<_, _>>()?;
+///     assert_eq!(november.len(), 2);
+///     // bbolt: c.Last(); c.Prev(): the newest first
+///     let (newest, _) = b.iter().next_back().expect("not empty")?;
+///     assert_eq!(&*newest, b"2026-12-02");
+///     Ok::<_, Error>(())
+/// })
+/// # }
+/// ```
 pub struct Iter<'tx> {
     front: Cursor<'tx>,
     back: Cursor<'tx>,

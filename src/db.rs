@@ -18,9 +18,11 @@ use crate::tx::Tx;
 pub struct Stats {
     /// Txid of the newest commit.
     pub txid: u64,
+    /// The file's page size.
     pub page_size: usize,
     /// Pages `[0, high_water)` are in use (reachable, free or pending).
     pub high_water: u64,
+    /// Bytes in the file (it grows ahead of the high-water mark, and shrinks).
     pub file_size: u64,
     /// Free pages reusable now.
     pub free_pages: u64,
@@ -31,10 +33,13 @@ pub struct Stats {
     /// `sync_data` calls since open: one per durable commit, plus those of confirmations and of
     /// a writable open (one, and one more for each meta slot it writes).
     pub syncs: u64,
+    /// Pages written by commits since open.
     pub pages_written: u64,
+    /// Bytes written by commits since open.
     pub bytes_written: u64,
     /// Pages whose checksum and structure were verified, since open.
     pub pages_verified: u64,
+    /// Read transactions open now (in this process).
     pub open_read_txs: u64,
     /// Records in the persisted free-space chain.
     pub freelist_chain: u64,
@@ -54,6 +59,29 @@ pub struct Stats {
 /// A database: one file, one writer at a time, any number of concurrent readers.
 ///
 /// `Db` is `Send + Sync`; share it across threads by reference or in an `Arc`.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.db");
+/// use deadbolt::{Db, Error};
+/// // bbolt: db, err := bolt.Open("app.db", 0600, nil)
+/// let db = Db::open(&path)?;
+/// // bbolt: db.Update(func(tx *bolt.Tx) error { ... })
+/// db.update(|tx| {
+///     tx.create_bucket_if_not_exists(b"volumes")?.put(b"vol-1", b"{}")?;
+///     Ok::<_, Error>(())
+/// })?;
+/// // bbolt: db.View(func(tx *bolt.Tx) error { ... })
+/// let v = db.view(|tx| {
+///     let b = tx.bucket(b"volumes")?.ok_or(Error::BucketNotFound)?;
+///     Ok::<_, Error>(b.get(b"vol-1")?.map(|v| v.to_vec()))
+/// })?;
+/// assert_eq!(v.as_deref(), Some(&b"{}"[..]));
+/// // bbolt: db.Close()
+/// db.close()?;
+/// # Ok(()) }
+/// ```
 pub struct Db {
     pub(crate) inner: std::sync::Arc<Store>,
     recovery: Recovery,
@@ -234,6 +262,34 @@ impl Db {
     ///
     /// Batching pays off with many concurrent writers; a lone caller waits 200 µs (at most
     /// [`BatchOptions::max_delay`]) for company (see [`Db::set_batch_options`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// use std::sync::Arc;
+    /// use deadbolt::{Db, Error};
+    /// let db = Arc::new(Db::in_memory()?);
+    /// db.update(|tx| tx.create_bucket(b"events").map(|_| ()))?;
+    /// // bbolt: go db.Batch(func(tx *bolt.Tx) error { ... }) from many goroutines
+    /// let writers: Vec<_> = (0..4u32)
+    ///     .map(|t| {
+    ///         let db = db.clone();
+    ///         std::thread::spawn(move || {
+    ///             db.batch(move |tx| {
+    ///                 let b = tx.bucket(b"events")?.ok_or(Error::BucketNotFound)?;
+    ///                 b.put(&t.to_be_bytes(), b"seen")
+    ///             })
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for w in writers {
+    ///     w.join().unwrap()?; // Ok only once the commit holding this write is synced
+    /// }
+    /// db.view(|tx| {
+    ///     assert_eq!(tx.bucket(b"events")?.unwrap().iter().count(), 4);
+    ///     Ok::<_, Error>(())
+    /// })
+    /// # }
+    /// ```
     pub fn batch<F>(&self, f: F) -> Result<()>
     where
         F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,

@@ -4,6 +4,25 @@ use std::fmt;
 use std::io;
 
 /// Every failure deadbolt reports. Reads return `Result` because any read can find corruption.
+///
+/// Where bbolt panics, loops or returns wrong data on a damaged file, deadbolt returns
+/// [`Error::Corruption`] naming the page; a daemon can keep running, report it, and salvage.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// let r = db.update(|tx| tx.create_bucket(b"")?.put(b"k", b"v"));
+/// assert!(matches!(r, Err(Error::InvalidBucketName))); // bbolt: ErrBucketNameRequired
+/// match db.view(|tx| tx.bucket(b"volumes")?.ok_or(Error::BucketNotFound).map(|_| ())) {
+///     Err(Error::BucketNotFound) => {}              // bbolt: tx.Bucket() returns nil
+///     Err(e @ Error::Corruption { .. }) => {       // bbolt: a panic, a hang, or garbage
+///         eprintln!("damaged: {e}; run `deadbolt salvage`");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// The storage layer failed (read, write, set_len, sync, open, lock).
@@ -35,11 +54,17 @@ pub enum Error {
     /// A name used as a bucket was read or written as a value, or the other way round.
     IncompatibleValue,
     /// A key longer than [`crate::MAX_KEY_SIZE`].
-    KeyTooLarge { len: usize },
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+    },
     /// A key of length zero.
     KeyEmpty,
     /// A value longer than [`crate::MAX_VALUE_SIZE`].
-    ValueTooLarge { len: usize },
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+    },
     /// A bucket name that is empty or longer than [`crate::MAX_KEY_SIZE`].
     InvalidBucketName,
     /// A write operation on a read-only transaction or a database opened read-only.

@@ -20,6 +20,7 @@
 //! | `ops` | day two: check, page inspection, backup, compaction, salvage |
 //! | [`bolt`] | the hardened bbolt reader and importer, on the public API only |
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bolt;
 pub mod error;

@@ -18,11 +18,15 @@ use crate::store::Options;
 /// Raw facts about one page, for inspection tools.
 #[derive(Clone, Debug)]
 pub struct PageInfo {
+    /// The page id.
     pub id: u64,
     /// "meta", "branch", "leaf", "freelist", "free" (listed as free) or "unknown".
     pub kind: String,
+    /// Elements on the page.
     pub count: u64,
+    /// Continuation pages after it.
     pub overflow: u64,
+    /// The commit that wrote it.
     pub txid: u64,
     /// The stored checksum matches the page's bytes.
     pub checksum_ok: bool,
@@ -60,6 +64,18 @@ fn create_new(path: &Path) -> Result<FileStorage> {
 
 impl Db {
     /// Full integrity check of the newest snapshot (see [`crate::Tx::check`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// use deadbolt::Db;
+    /// let db = Db::in_memory()?;
+    /// db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"v"))?;
+    /// // bbolt: for err := range tx.Check() { ... }
+    /// let report = db.check()?;
+    /// assert!(report.is_ok(), "{report}");
+    /// assert_eq!(report.keys, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn check(&self) -> Result<CheckReport> {
         self.begin_read()?.check()
     }
@@ -140,6 +156,21 @@ impl Db {
 
     /// Hot backup: a consistent copy of the newest snapshot, taken from a read transaction
     /// while writers go on, written and synced to a new file at `path`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use deadbolt::{Db, Error};
+    /// let db = Db::in_memory()?;
+    /// db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"v"))?;
+    /// // bbolt: db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0600) })
+    /// let path = dir.path().join("backup.db");
+    /// let bytes = db.backup(&path)?;
+    /// assert!(bytes > 0);
+    /// let copy = Db::open(&path)?;
+    /// assert!(copy.check()?.is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn backup(&self, path: impl AsRef<Path>) -> Result<u64> {
         let dst = create_new(path.as_ref())?;
         let tx = self.begin_read()?;

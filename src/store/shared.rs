@@ -19,6 +19,26 @@ use crate::store::mvcc::{Arc, Registry};
 use crate::store::watch::{Alerted, ReaderLimits};
 
 /// Options for [`crate::Db::open_with`].
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.db");
+/// use std::time::Duration;
+/// use deadbolt::{Db, Options};
+/// # drop(Db::open(&path)?);
+/// // bbolt: bolt.Open(path, 0600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+/// let db = Db::open_with(
+///     &path,
+///     Options {
+///         lock_timeout: Some(Duration::from_secs(1)),
+///         read_only: true,
+///         ..Options::default()
+///     },
+/// )?;
+/// assert!(db.begin_write().is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Page size for a new file: a power of two from 1024 to 65536. Ignored for existing files.

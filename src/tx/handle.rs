@@ -44,6 +44,25 @@ pub(crate) struct WriteState {
 /// Dropping a write transaction without [`Tx::commit`] rolls it back. Values read through a
 /// read transaction borrow from the mapped file (zero-copy); values a write transaction has
 /// changed are returned as owned copies.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::Db;
+/// let db = Db::in_memory()?;
+/// // bbolt: tx, err := db.Begin(true)
+/// let tx = db.begin_write()?;
+/// tx.create_bucket(b"jobs")?.put(b"job-1", b"queued")?;
+/// // bbolt: tx.Commit()
+/// tx.commit()?;
+/// let tx = db.begin_write()?;
+/// tx.bucket(b"jobs")?.unwrap().delete(b"job-1")?;
+/// // bbolt: tx.Rollback() (or just drop it)
+/// tx.rollback();
+/// // bbolt: db.Begin(false): a read transaction sees one snapshot until it ends
+/// let tx = db.begin_read()?;
+/// assert!(tx.bucket(b"jobs")?.unwrap().get(b"job-1")?.is_some());
+/// # Ok(()) }
+/// ```
 pub struct Tx<'db> {
     pub(crate) db: &'db Store,
     pub(crate) snap: Arc<Snapshot>,
