@@ -300,3 +300,44 @@ fn a_walk_down_nested_buckets_spends_one_budget() {
     assert!(inner > 0 && inner < 50 * 200, "{inner}");
     assert!(tx.pages_loaded() - before <= 41);
 }
+
+/// In a write transaction the budget counts the snapshot's pages (not the transaction's own
+/// changed nodes, which are in memory), and a walk resumed after each exhaustion still returns
+/// the transaction's view exactly, deletes through the cursor included.
+#[test]
+fn a_budgeted_cursor_in_a_write_transaction_sees_its_own_changes_once_each() {
+    let db = build(11, 3000);
+    let tx = db.begin_write().unwrap();
+    let b = tx.bucket(b"b").unwrap().unwrap();
+    for i in 0..300u32 {
+        b.put(format!("k5{i:07}").as_bytes(), b"new").unwrap();
+    }
+    let want: Vec<Vec<u8>> = all(&tx).into_iter().map(|(k, _)| k).collect();
+    let mut c = b.cursor();
+    c.set_budget(Budget::pages(7)).unwrap();
+    let (mut got, mut refills, mut deleted) = (Vec::new(), 0, 0);
+    let mut e = c.first();
+    for _ in 0..100_000 {
+        match e {
+            Ok(Some(x)) => {
+                got.push(x.key.to_vec());
+                // Delete every tenth plain value through the cursor, as a cleanup walk would.
+                if got.len() % 10 == 0 && x.value.is_some() {
+                    c.delete().unwrap();
+                    deleted += 1;
+                }
+                e = c.next();
+            }
+            Ok(None) => break,
+            Err(Error::BudgetExhausted { .. }) => {
+                refills += 1;
+                c.set_budget(Budget::pages(7)).unwrap();
+                e = c.next();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got, want);
+    assert!(refills > 3, "{refills} refills");
+    assert_eq!(all(&tx).len(), want.len() - deleted);
+}

@@ -15,8 +15,9 @@ use crate::format::meta::Meta;
 use crate::format::page::max_overflow;
 use crate::storage::{Storage, View};
 use crate::store::free::FreeState;
+use crate::store::mvcc::Reader;
 use crate::store::mvcc::{Arc, Registry};
-use crate::store::watch::{Alerted, ReaderLimits};
+use crate::store::watch::{self, Alerted, ReaderInfo, ReaderLimits};
 
 /// Options for [`crate::Db::open_with`].
 ///
@@ -277,6 +278,25 @@ impl Counters {
 }
 
 impl Store {
+    /// The oldest open reader and what it pins, from the pending frees the last commit
+    /// published.
+    pub(crate) fn oldest_reader_info(&self) -> Option<(Reader, ReaderInfo)> {
+        let r = self.shared.oldest()?;
+        let info = watch::reader_info(&r, &self.counters.pending_by_commit.lock());
+        Some((r, info))
+    }
+
+    /// Check the oldest reader against [`Options::reader_limits`] (see [`watch::check`]).
+    /// Call with no lock of deadbolt's held.
+    pub(crate) fn watch_readers(&self) {
+        if !watch::enabled(&self.opts.reader_limits) {
+            return;
+        }
+        if let Some((r, info)) = self.oldest_reader_info() {
+            watch::check(&self.opts.reader_limits, &self.alerted, &r, info);
+        }
+    }
+
     /// True when the calling thread holds the writer lock.
     pub(crate) fn holds_writer(&self) -> bool {
         self.writer_owner.load(Ordering::Acquire) == thread_token()

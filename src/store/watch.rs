@@ -11,8 +11,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use crate::store::mvcc::Reader;
-use crate::store::shared::Store;
 
 /// The oldest open read transaction, as [`crate::Db::stats`] reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,72 +75,62 @@ pub(crate) struct Alerted {
     pins_too_many: bool,
 }
 
-impl Store {
-    /// The oldest open reader and what it pins, from the pending frees the last commit
-    /// published.
-    pub(crate) fn oldest_reader_info(&self) -> Option<(Reader, ReaderInfo)> {
-        let r = self.shared.oldest()?;
-        let pinned = self
-            .counters
-            .pending_by_commit
-            .lock()
+/// What the oldest reader `r` pins, given the pages pending reuse by the commit that freed
+/// them (`pending`: (txid, pages)).
+pub(crate) fn reader_info(r: &Reader, pending: &[(u64, u64)]) -> ReaderInfo {
+    ReaderInfo {
+        txid: r.txid,
+        age: r.since.elapsed(),
+        pinned_pages: pending
             .iter()
             .filter(|&&(freed_by, _)| freed_by > r.txid)
             .map(|&(_, pages)| pages)
-            .sum();
-        let info = ReaderInfo {
-            txid: r.txid,
-            age: r.since.elapsed(),
-            pinned_pages: pinned,
-        };
-        Some((r, info))
+            .sum(),
     }
+}
 
-    /// Check the oldest reader against [`ReaderLimits`]; log and call back once per reader
-    /// and limit. Call with no lock of deadbolt's held.
-    pub(crate) fn watch_readers(&self) {
-        let lim = &self.opts.reader_limits;
-        if lim.max_age.is_none() && lim.max_pinned_pages.is_none() {
-            return;
+/// True when `lim` sets a limit at all (without one, nothing is looked at).
+pub(crate) fn enabled(lim: &ReaderLimits) -> bool {
+    lim.max_age.is_some() || lim.max_pinned_pages.is_some()
+}
+
+/// Check the oldest reader `r` against `lim`; log and call back once per reader and limit
+/// (`alerted` remembers which). Call with no lock of deadbolt's held.
+pub(crate) fn check(lim: &ReaderLimits, alerted: &Mutex<Alerted>, r: &Reader, info: ReaderInfo) {
+    let too_old = lim.max_age.is_some_and(|a| info.age > a);
+    let pins_too_many = lim.max_pinned_pages.is_some_and(|p| info.pinned_pages > p);
+    let alert = {
+        let mut a = alerted.lock();
+        if a.reader != Some(r.id) {
+            *a = Alerted {
+                reader: Some(r.id),
+                ..Alerted::default()
+            };
         }
-        let Some((r, info)) = self.oldest_reader_info() else {
-            return;
-        };
-        let too_old = lim.max_age.is_some_and(|a| info.age > a);
-        let pins_too_many = lim.max_pinned_pages.is_some_and(|p| info.pinned_pages > p);
-        let alert = {
-            let mut a = self.alerted.lock();
-            if a.reader != Some(r.id) {
-                *a = Alerted {
-                    reader: Some(r.id),
-                    ..Alerted::default()
-                };
-            }
-            let new_old = too_old && !a.too_old;
-            let new_pins = pins_too_many && !a.pins_too_many;
-            a.too_old |= too_old;
-            a.pins_too_many |= pins_too_many;
-            (new_old || new_pins).then_some(ReaderAlert {
-                reader: info,
-                too_old: new_old,
-                pins_too_many: new_pins,
-            })
-        };
-        let Some(alert) = alert else {
-            return;
-        };
-        log::warn!(
-            target: "deadbolt",
-            "read transaction on snapshot {} open for {:.1?} pins {} pages freed since \
-             (limits: age {:?}, pages {:?}); the file grows while it stays open",
-            info.txid,
-            info.age,
-            info.pinned_pages,
-            lim.max_age,
-            lim.max_pinned_pages
-        );
-        if let Some(f) = &lim.on_alert {
-            f(&alert);
-        }
+        let new_old = too_old && !a.too_old;
+        let new_pins = pins_too_many && !a.pins_too_many;
+        a.too_old |= too_old;
+        a.pins_too_many |= pins_too_many;
+        (new_old || new_pins).then_some(ReaderAlert {
+            reader: info,
+            too_old: new_old,
+            pins_too_many: new_pins,
+        })
+    };
+    let Some(alert) = alert else {
+        return;
+    };
+    log::warn!(
+        target: "deadbolt",
+        "read transaction on snapshot {} open for {:.1?} pins {} pages freed since \
+         (limits: age {:?}, pages {:?}); the file grows while it stays open",
+        info.txid,
+        info.age,
+        info.pinned_pages,
+        lim.max_age,
+        lim.max_pinned_pages
+    );
+    if let Some(f) = &lim.on_alert {
+        f(&alert);
     }
 }
