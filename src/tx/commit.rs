@@ -347,6 +347,13 @@ impl Commit<'_, '_> {
         } else {
             self.wr.unsynced = true;
         }
+        // The pages this commit wrote hold bytes it encoded and its parents' checksums were
+        // computed over (the same trust as a page verified on its first read): readers of the
+        // new snapshot need not re-verify them. A file deadbolt did not just write is verified
+        // when read, as before; `verify_every_access` still checks every access.
+        for &(pgid, _) in &self.written {
+            self.db().verified.set(pgid);
+        }
         Ok(meta)
     }
 
