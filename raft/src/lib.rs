@@ -17,6 +17,7 @@
 //! queue of our own.
 
 pub mod net;
+pub mod node;
 pub mod store;
 
 use serde::{Deserialize, Serialize};

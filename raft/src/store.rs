@@ -26,7 +26,7 @@ use std::fs;
 use std::io::{self, SeekFrom};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -137,6 +137,13 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
+    /// The committed log id saved by `save_committed` and not yet written: it is written in
+    /// the next write transaction of the log (an append, a vote, a truncate or a purge), so
+    /// that advancing it costs no fdatasync of its own. Persisting it is optional in openraft
+    /// (a restart with an older committed id re-learns it from the leader), so a crash that
+    /// loses the newest one is safe; it is never ahead of the log on disk, since an entry is
+    /// committed only after it was appended.
+    pending_committed: Arc<Mutex<Option<Option<LogId<NodeId>>>>>,
 }
 
 impl LogStore {
@@ -148,7 +155,10 @@ impl LogStore {
             tx.create_bucket_if_not_exists(META)?;
             Ok::<_, deadbolt::Error>(())
         })?;
-        Ok(LogStore { db: Arc::new(db) })
+        Ok(LogStore {
+            db: Arc::new(db),
+            pending_committed: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// The deadbolt database (for its counters).
@@ -174,9 +184,31 @@ impl LogStore {
         v: T,
     ) -> impl std::future::Future<Output = StorageResult<()>> + Send + 'static {
         let db = self.db.clone();
+        let committed = self.take_committed();
         blocking(subject, ErrorVerb::Write, move || {
-            db.update(|tx| put_json(&bucket(tx, META)?, key, &v))
+            db.update(|tx| {
+                write_committed(tx, committed)?;
+                put_json(&bucket(tx, META)?, key, &v)
+            })
         })
+    }
+
+    fn take_committed(&self) -> Option<Option<LogId<NodeId>>> {
+        self.pending_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// Write a pending committed log id (see [`LogStore`]) in this transaction.
+fn write_committed(
+    tx: &deadbolt::Tx<'_>,
+    committed: Option<Option<LogId<NodeId>>>,
+) -> Result<(), Fail> {
+    match committed {
+        Some(c) => put_json(&bucket(tx, META)?, K_COMMITTED, &c),
+        None => Ok(()),
     }
 }
 
@@ -284,15 +316,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
-        self.write_meta(ErrorSubject::Store, K_COMMITTED, committed)
-            .await
+        *self
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<NodeId>>> {
-        Ok(self
-            .read_meta::<Option<LogId<NodeId>>>(K_COMMITTED)
-            .await?
-            .flatten())
+        let pending = *self
+            .pending_committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match pending {
+            Some(c) => Ok(c),
+            None => Ok(self
+                .read_meta::<Option<LogId<NodeId>>>(K_COMMITTED)
+                .await?
+                .flatten()),
+        }
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StorageResult<()>
@@ -301,12 +343,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
+        if entries.is_empty() {
+            // Every earlier append returned after its own fdatasync: nothing is left to flush.
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         let db = self.db.clone();
+        let committed = self.take_committed();
         // One write transaction per call: openraft gives one `append` everything it has ready,
         // so a burst of client writes already arrives here as one batch, and the commit (and
         // its fdatasync) is shared by all of them.
         let r = blocking(ErrorSubject::Logs, ErrorVerb::Write, move || {
             db.update(|tx| {
+                write_committed(tx, committed)?;
                 let b = bucket(tx, LOG)?;
                 for e in &entries {
                     b.put(&e.log_id.index.to_be_bytes(), &serde_json::to_vec(e)?)?;
@@ -325,8 +374,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let db = self.db.clone();
+        let committed = self.take_committed();
         blocking(ErrorSubject::Logs, ErrorVerb::Delete, move || {
             db.update(|tx| {
+                write_committed(tx, committed)?;
                 let b = bucket(tx, LOG)?;
                 delete_range(
                     &b,
@@ -342,8 +393,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let db = self.db.clone();
+        let committed = self.take_committed();
         blocking(ErrorSubject::Logs, ErrorVerb::Delete, move || {
             db.update(|tx| {
+                write_committed(tx, committed)?;
                 put_json(&bucket(tx, META)?, K_PURGED, &Some(log_id))?;
                 let b = bucket(tx, LOG)?;
                 delete_range(
@@ -398,6 +451,8 @@ struct SmShared {
     snap_lock: Mutex<()>,
     /// Test hook: stop an install after this many of its steps (0: never).
     stop_install_after: AtomicU32,
+    /// Snapshots installed since open.
+    installed: AtomicU64,
 }
 
 impl SmShared {
@@ -425,7 +480,10 @@ pub struct SnapshotBuilder {
     inner: Arc<SmShared>,
 }
 
-fn read_sm_meta(db: &Db) -> Result<(Option<LogId<NodeId>>, Membership, Option<String>), Fail> {
+/// Applied log id, membership and (in a snapshot file) snapshot id.
+type SmMeta = (Option<LogId<NodeId>>, Membership, Option<String>);
+
+fn read_sm_meta(db: &Db) -> Result<SmMeta, Fail> {
     let tx = db.begin_read()?;
     let b = bucket(&tx, SM_META)?;
     let applied = get_json(&b, K_APPLIED)?;
@@ -503,6 +561,7 @@ impl StateMachine {
                 }),
                 snap_lock: Mutex::new(()),
                 stop_install_after: AtomicU32::new(0),
+                installed: AtomicU64::new(0),
             }),
         })
     }
@@ -537,6 +596,11 @@ impl StateMachine {
     /// The deadbolt database currently holding the state machine (for its counters).
     pub fn db(&self) -> Arc<Db> {
         self.inner.db()
+    }
+
+    /// Snapshots installed from the leader since this state machine was opened.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.inner.installed.load(Ordering::Relaxed)
     }
 
     /// Test hook: make the next installs stop (returning an error, as a crash would stop them)
@@ -766,6 +830,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             fs::rename(&snap_installing, dir.join(SNAP_FILE))?;
             sync_dir(dir)?;
             inner.state().snapshot = Some(meta);
+            inner.installed.fetch_add(1, Ordering::Relaxed);
             stopped(5)?;
             Ok(())
         })
