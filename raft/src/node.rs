@@ -12,7 +12,7 @@ use tokio::io::{BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::net::{read_frame, write_frame, ClientReply, ClientRequest, Message, Network, Status};
-use crate::store::{open_node_storage, LogStore, StateMachine};
+use crate::store::{open_node_storage, open_node_storage_in_memory, LogStore, StateMachine};
 use crate::{NodeId, Raft, Request};
 
 /// How to run a node.
@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub init: bool,
     /// deadbolt's `no_sync` (for measuring what the syncs cost; not durable).
     pub no_sync: bool,
+    /// Log and state machine in memory (for measuring what the file costs; not durable).
+    pub in_memory: bool,
     /// Build a snapshot after this many new log entries.
     pub snapshot_logs: u64,
     /// Keep this many entries below the snapshot when purging.
@@ -54,9 +56,16 @@ pub async fn run(cfg: NodeConfig) -> Result<(), String> {
     };
     let dir = cfg.dir.clone();
     // Opening verifies and may repair files: blocking work, off the runtime's workers.
-    let (log, sm) = tokio::task::spawn_blocking(move || open_node_storage(&dir, opts))
-        .await
-        .map_err(|e| e.to_string())??;
+    let in_memory = cfg.in_memory;
+    let (log, sm) = tokio::task::spawn_blocking(move || {
+        if in_memory {
+            open_node_storage_in_memory(&dir)
+        } else {
+            open_node_storage(&dir, opts)
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())??;
     let config = Config {
         cluster_name: "deadbolt-kv".into(),
         heartbeat_interval: 100,

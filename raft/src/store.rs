@@ -149,7 +149,12 @@ pub struct LogStore {
 impl LogStore {
     /// Open (or create) the log file at `path`.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> deadbolt::Result<LogStore> {
-        let db = Db::open_with(path, opts)?;
+        Self::from_db(Db::open_with(path, opts)?)
+    }
+
+    /// The log in an already open database (e.g. [`Db::in_memory`], for measuring what the
+    /// file costs).
+    pub fn from_db(db: Db) -> deadbolt::Result<LogStore> {
         db.update(|tx| {
             tx.create_bucket_if_not_exists(LOG)?;
             tx.create_bucket_if_not_exists(META)?;
@@ -515,10 +520,19 @@ impl StateMachine {
     /// build or install left behind.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<StateMachine, String> {
         let dir = dir.as_ref().to_path_buf();
-        Self::open_inner(dir, opts).map_err(|e| e.0)
+        Self::open_inner(dir, opts, None).map_err(|e| e.0)
     }
 
-    fn open_inner(dir: PathBuf, opts: Options) -> Result<StateMachine, Fail> {
+    /// The state machine in [`Db::in_memory`] (for measuring what the file costs: nothing
+    /// survives a restart). Snapshots are still files in `dir`, and an installed snapshot
+    /// becomes `dir/sm.db`.
+    pub fn open_in_memory(dir: impl AsRef<Path>) -> Result<StateMachine, String> {
+        let dir = dir.as_ref().to_path_buf();
+        let db = Db::in_memory().map_err(|e| e.to_string())?;
+        Self::open_inner(dir, Options::default(), Some(db)).map_err(|e| e.0)
+    }
+
+    fn open_inner(dir: PathBuf, opts: Options, db: Option<Db>) -> Result<StateMachine, Fail> {
         fs::create_dir_all(&dir)?;
         let mut removed = false;
         for leftover in [SM_INSTALLING, SNAP_INSTALLING, SNAP_BUILDING] {
@@ -531,7 +545,17 @@ impl StateMachine {
         if removed {
             sync_dir(&dir)?;
         }
-        let db = open_sm(&dir.join(SM_FILE), opts.clone())?;
+        let db = match db {
+            Some(db) => {
+                db.update(|tx| {
+                    tx.create_bucket_if_not_exists(DATA)?;
+                    tx.create_bucket_if_not_exists(SM_META)?;
+                    Ok::<_, deadbolt::Error>(())
+                })?;
+                db
+            }
+            None => open_sm(&dir.join(SM_FILE), opts.clone())?,
+        };
         let snap_path = dir.join(SNAP_FILE);
         let snapshot = if snap_path.exists() {
             let s = Db::open_with(
@@ -878,5 +902,19 @@ pub fn open_node_storage(
     fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let log = LogStore::open(dir.join("log.db"), opts.clone()).map_err(|e| e.to_string())?;
     let sm = StateMachine::open(dir, opts)?;
+    Ok((log, sm))
+}
+
+/// A node's log and state machine in memory ([`Db::in_memory`]): the same code without the
+/// file, to measure what the storage costs. Not durable.
+pub fn open_node_storage_in_memory(
+    dir: impl AsRef<Path>,
+) -> Result<(LogStore, StateMachine), String> {
+    let dir = dir.as_ref();
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let log = Db::in_memory()
+        .and_then(LogStore::from_db)
+        .map_err(|e| e.to_string())?;
+    let sm = StateMachine::open_in_memory(dir)?;
     Ok((log, sm))
 }

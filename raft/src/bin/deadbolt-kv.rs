@@ -49,6 +49,10 @@ enum Cmd {
         /// Do not fdatasync commits (to measure what syncs cost; not durable).
         #[arg(long)]
         no_sync: bool,
+        /// Keep the log and state machine in memory (to measure what the files cost; nothing
+        /// survives a restart).
+        #[arg(long)]
+        in_memory: bool,
         /// Build a snapshot after this many log entries.
         #[arg(long, default_value_t = 5000)]
         snapshot_logs: u64,
@@ -154,6 +158,7 @@ async fn real_main(cli: Cli) -> Result<(), String> {
             peers,
             init,
             no_sync,
+            in_memory,
             snapshot_logs,
             keep_logs,
         } => {
@@ -163,6 +168,7 @@ async fn real_main(cli: Cli) -> Result<(), String> {
                 peers: peers.peers,
                 init,
                 no_sync,
+                in_memory,
                 snapshot_logs,
                 keep_logs,
             })
