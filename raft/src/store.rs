@@ -21,6 +21,12 @@
 //!
 //! Every deadbolt call blocks, so it runs under `tokio::task::spawn_blocking` (see the crate
 //! docs for why not a dedicated thread).
+//!
+//! Bounds: a received snapshot of more than [`MAX_SNAPSHOT_BYTES`] is refused when it is
+//! installed (openraft's chunked receiver writes the chunks before that); one replication read
+//! returns at most [`MAX_ENTRIES_PER_READ`] entries or about [`MAX_BYTES_PER_READ`] bytes;
+//! `try_get_log_entries`, `truncate` and `purge` visit the index range openraft names, which is
+//! bounded by what the log holds.
 
 use std::fs;
 use std::io::{self, SeekFrom};
@@ -755,7 +761,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // nothing is left behind if the transfer is abandoned or the process dies.
         let dir = self.inner.dir.clone();
         blocking(ErrorSubject::Snapshot(None), ErrorVerb::Write, move || {
-            let path = dir.join(format!("snapshot.recv.{}", std::process::id()));
+            static RECEIVING: AtomicU64 = AtomicU64::new(0);
+            let n = RECEIVING.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("snapshot.recv.{}.{n}", std::process::id()));
             let f = fs::OpenOptions::new()
                 .read(true)
                 .write(true)
