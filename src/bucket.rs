@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 
-use crate::cursor::{Cursor, Entry};
+use crate::cursor::{Budget, Cursor, Entry, Meter, Usage};
 use crate::error::{Error, Result};
 use crate::format::page::{BucketHeader, BucketRoot, BucketValue};
 use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
@@ -12,12 +12,18 @@ use crate::tx::{BucketRef, Loc, Tx};
 /// Per-bucket statistics (nested buckets included).
 #[derive(Clone, Debug, Default)]
 pub struct BucketStats {
+    /// Key/value pairs.
     pub keys: u64,
+    /// Buckets, this one included.
     pub buckets: u64,
+    /// Branch pages (spans count once).
     pub branch_pages: u64,
+    /// Leaf pages (spans count once).
     pub leaf_pages: u64,
     /// Extra pages of multi-page spans.
     pub overflow_pages: u64,
+    /// Height of the tallest tree among this bucket's and its nested buckets' (each from its
+    /// own root; 1 for a single leaf).
     pub depth: u64,
     /// Bytes of keys and values stored.
     pub bytes_used: u64,
@@ -29,6 +35,29 @@ pub struct BucketStats {
 }
 
 /// A bucket inside a transaction.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     // bbolt: b, err := tx.CreateBucketIfNotExists([]byte("users"))
+///     let users = tx.create_bucket_if_not_exists(b"users")?;
+///     // bbolt: id, _ := b.NextSequence()
+///     let id = users.next_sequence()?;
+///     // bbolt: b.Put(k, v)
+///     users.put(&id.to_be_bytes(), b"alice")?;
+///     // bbolt: b.CreateBucket([]byte("sessions")): buckets nest
+///     users.create_bucket(b"sessions")?.put(b"s1", b"token")?;
+///     // bbolt: b.Get(k) (nil when absent)
+///     assert_eq!(users.get(&id.to_be_bytes())?.as_deref(), Some(&b"alice"[..]));
+///     // bbolt: b.Delete(k)
+///     users.delete(&id.to_be_bytes())?;
+///     assert!(users.get(&id.to_be_bytes())?.is_none());
+///     Ok::<_, Error>(())
+/// })
+/// # }
+/// ```
 #[derive(Clone, Copy)]
 pub struct Bucket<'tx> {
     tx: &'tx Tx<'tx>,
@@ -336,6 +365,37 @@ impl<'tx> Bucket<'tx> {
 }
 
 /// Double-ended iterator over key/value pairs in a key range (nested buckets skipped).
+///
+/// Each item is a `Result`: any read can find damage, and the iterator ends after an error.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     let b = tx.create_bucket(b"metrics")?;
+///     for day in ["2026-11-29", "2026-11-30", "2026-12-01", "2026-12-02"] {
+///         b.put(day.as_bytes(), b"1")?;
+///     }
+///     Ok::<_, Error>(())
+/// })?;
+/// db.view(|tx| {
+///     let b = tx.bucket(b"metrics")?.ok_or(Error::BucketNotFound)?;
+///     // bbolt: b.ForEach(func(k, v []byte) error { ... })
+///     assert_eq!(b.iter().count(), 4);
+///     // bbolt: c.Seek(min); k != nil && bytes.Compare(k, max) < 0; c.Next()
+///     let november: Vec<_> = b
+///         .range(b"2026-11".as_slice()..b"2026-12".as_slice())
+///         .map(|kv| kv.map(|(k, _)| k.into_owned()))
+///         .collect::<Result<_, _>>()?;
+///     assert_eq!(november.len(), 2);
+///     // bbolt: c.Last(); c.Prev(): the newest first
+///     let (newest, _) = b.iter().next_back().expect("not empty")?;
+///     assert_eq!(&*newest, b"2026-12-02");
+///     Ok::<_, Error>(())
+/// })
+/// # }
+/// ```
 pub struct Iter<'tx> {
     front: Cursor<'tx>,
     back: Cursor<'tx>,
@@ -346,6 +406,25 @@ pub struct Iter<'tx> {
     last_front: Option<Cow<'tx, [u8]>>,
     last_back: Option<Cow<'tx, [u8]>>,
     done: bool,
+}
+
+impl<'tx> Iter<'tx> {
+    /// Limit the work of this iteration (both ends together) to `budget`: once it is spent
+    /// the iterator yields one [`Error::BudgetExhausted`], whose `resume` is the bound to
+    /// start a new range from (in this transaction or a later one) to get the entries it did
+    /// not yield from that end, and then ends.
+    pub fn budget(mut self, budget: Budget) -> Iter<'tx> {
+        let m = Meter::new(budget);
+        // Neither cursor has moved: setting a meter cannot fail.
+        let _ = self.front.set_meter(Some(m.clone()));
+        let _ = self.back.set_meter(Some(m));
+        self
+    }
+
+    /// What the iteration has used of its budget (zeros without one).
+    pub fn usage(&self) -> Usage {
+        self.front.usage()
+    }
 }
 
 type Pair<'tx> = (Cow<'tx, [u8]>, Cow<'tx, [u8]>);
@@ -424,6 +503,19 @@ impl<'tx> Iter<'tx> {
                 self.step_back()
             };
             match step {
+                Err(Error::BudgetExhausted { .. }) => {
+                    self.done = true;
+                    let (last, bound) = if front {
+                        (&self.last_front, &self.lo)
+                    } else {
+                        (&self.last_back, &self.hi)
+                    };
+                    let resume = match last {
+                        Some(k) => Bound::Excluded(k.to_vec()),
+                        None => bound.clone(),
+                    };
+                    return Some(Err(Error::BudgetExhausted { resume }));
+                }
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -587,8 +679,28 @@ impl<'tx> Cursor<'tx> {
         match item {
             Some((k, v, true)) if k.as_ref() == key => parent.child(key, v),
             Some((k, _, false)) if k.as_ref() == key => Err(Error::IncompatibleValue),
-            // A write transaction, or a key other than the position's: look it up.
-            _ => parent.bucket(key)?.ok_or(Error::BucketNotFound),
+            // A write transaction, or a key other than the position's: look it up, and
+            // charge a budget for the pages the lookup loaded.
+            _ => {
+                let before = tx.pages_loaded();
+                let found = parent.bucket(key);
+                if let Some(m) = self.meter() {
+                    if !m.charge(tx.pages_loaded() - before) {
+                        return Err(Error::BudgetExhausted {
+                            resume: Bound::Included(key.to_vec()),
+                        });
+                    }
+                }
+                found?.ok_or(Error::BucketNotFound)
+            }
         }
+    }
+
+    /// A cursor over the nested bucket `key` (opened as by [`Cursor::open_bucket`]) that
+    /// shares this cursor's budget: a walk down a tree of buckets spends one [`crate::Budget`].
+    pub fn nested(&self, key: &[u8]) -> Result<Cursor<'tx>> {
+        let mut c = self.open_bucket(key)?.cursor();
+        c.set_meter(self.meter())?;
+        Ok(c)
     }
 }

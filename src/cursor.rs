@@ -6,6 +6,10 @@
 //! bytes on disk can make it grow without bound or loop forever.
 
 use std::borrow::Cow;
+use std::cell::Cell;
+use std::ops::Bound;
+use std::rc::Rc;
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::limits::MAX_DEPTH;
@@ -14,10 +18,160 @@ use crate::tx::access::LeafItem;
 use crate::tx::BucketRef;
 use crate::tx::{Loc, Tx};
 
+/// A limit on the work of a cursor or iterator, set with [`Cursor::set_budget`] or
+/// [`crate::Iter::budget`]: how many pages it may load, how many bytes of keys and values it
+/// may return, and until when it may run. What is not set is not limited.
+///
+/// The budget is counted from the moment it is set, over every call, the same way on every
+/// path: each page the walk loads (seek, first, last, next, prev, the ends of a range, the
+/// root of a nested bucket opened with [`Cursor::nested`]) costs one, whatever its size; each
+/// entry returned costs its key's and value's bytes. A call that would go past the budget
+/// returns [`Error::BudgetExhausted`] with the position to resume from, having loaded at most
+/// one page beyond the budget; a call that starts with the byte budget spent or the deadline
+/// passed loads nothing. (The bytes are checked before an entry is read, so the entry that
+/// crosses the byte budget is still returned.)
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Budget, Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     let b = tx.create_bucket(b"logs")?;
+///     for i in 0..1000u32 {
+///         b.put(&i.to_be_bytes(), &[0u8; 100])?;
+///     }
+///     Ok::<_, Error>(())
+/// })?;
+/// let tx = db.begin_read()?;
+/// let b = tx.bucket(b"logs")?.expect("created above");
+/// let mut seen = 0;
+/// let before = tx.pages_loaded();
+/// // At most 10 pages of work: the walk stops with the position to go on from.
+/// for kv in b.iter().budget(Budget::pages(10)) {
+///     match kv {
+///         Ok(_) => seen += 1,
+///         Err(Error::BudgetExhausted { resume }) => {
+///             println!("stopped after {seen} entries; resume from {resume:?}");
+///             break;
+///         }
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// assert!(seen > 0 && seen < 1000);
+/// assert!(tx.pages_loaded() - before <= 11); // the budget, and the one page that found it out
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Pages the walk may load (`None`: any number).
+    pub pages: Option<u64>,
+    /// Bytes of keys and values it may return (`None`: any number).
+    pub bytes: Option<u64>,
+    /// When it must stop (`None`: never). Checked at each page and at the start of each call.
+    pub deadline: Option<Instant>,
+}
+
+impl Budget {
+    /// No limit at all.
+    pub fn unlimited() -> Budget {
+        Budget::default()
+    }
+    /// At most `n` pages loaded.
+    pub fn pages(n: u64) -> Budget {
+        Budget {
+            pages: Some(n),
+            ..Budget::default()
+        }
+    }
+    /// This budget, also limited to `n` bytes of keys and values returned.
+    pub fn with_bytes(self, n: u64) -> Budget {
+        Budget {
+            bytes: Some(n),
+            ..self
+        }
+    }
+    /// This budget, also limited to run until `t`.
+    pub fn with_deadline(self, t: Instant) -> Budget {
+        Budget {
+            deadline: Some(t),
+            ..self
+        }
+    }
+}
+
+/// What a budgeted cursor or iterator has used of its [`Budget`] so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Pages loaded.
+    pub pages: u64,
+    /// Bytes of keys and values returned.
+    pub bytes: u64,
+}
+
+/// A budget and what has been spent of it, shared by the cursors of one walk (an iterator's
+/// two ends, a nested bucket's cursor).
+#[derive(Debug)]
+pub(crate) struct Meter {
+    budget: Budget,
+    pages: Cell<u64>,
+    bytes: Cell<u64>,
+}
+
+impl Meter {
+    pub(crate) fn new(budget: Budget) -> Rc<Meter> {
+        Rc::new(Meter {
+            budget,
+            pages: Cell::new(0),
+            bytes: Cell::new(0),
+        })
+    }
+
+    fn late(&self) -> bool {
+        self.budget.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// May a call start (bytes left, deadline not passed, not already a page over)? A call
+    /// that starts with the page budget exactly spent may still load the one page more that
+    /// finds it out.
+    fn may_start(&self) -> bool {
+        self.budget.bytes.is_none_or(|b| self.bytes.get() < b)
+            && self.budget.pages.is_none_or(|p| self.pages.get() <= p)
+            && !self.late()
+    }
+
+    /// Count a loaded page; false once the budget is past.
+    fn page(&self) -> bool {
+        let n = self.pages.get() + 1;
+        self.pages.set(n);
+        self.budget.pages.is_none_or(|p| n <= p) && !self.late()
+    }
+
+    /// Count `n` pages loaded outside a cursor's own descent (a lookup); false once the
+    /// budget is past.
+    pub(crate) fn charge(&self, n: u64) -> bool {
+        let total = self.pages.get().saturating_add(n);
+        self.pages.set(total);
+        self.budget.pages.is_none_or(|p| total <= p) && !self.late()
+    }
+
+    fn returned(&self, n: usize) {
+        self.bytes.set(self.bytes.get().saturating_add(n as u64));
+    }
+
+    pub(crate) fn usage(&self) -> Usage {
+        Usage {
+            pages: self.pages.get(),
+            bytes: self.bytes.get(),
+        }
+    }
+}
+
 /// One position of a cursor: a key and its value, or `None` for a nested bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<'tx> {
+    /// The key (borrowed from the mapped file in a read transaction).
     pub key: Cow<'tx, [u8]>,
+    /// The value, or `None` when the key names a nested bucket.
     pub value: Option<Cow<'tx, [u8]>>,
 }
 
@@ -31,6 +185,35 @@ enum State {
 
 /// A bounded cursor over one bucket (keys and nested buckets, in key order).
 ///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// db.update(|tx| {
+///     let b = tx.create_bucket(b"containers")?;
+///     b.put(b"c1", b"running")?;
+///     b.put(b"c2", b"exited")?;
+///     b.create_bucket(b"c3")?.put(b"label", b"db")?; // a nested bucket
+///     Ok::<_, Error>(())
+/// })?;
+/// let tx = db.begin_read()?;
+/// let b = tx.bucket(b"containers")?.ok_or(Error::BucketNotFound)?;
+/// // bbolt: c := b.Cursor(); for k, v := c.Seek(p); k != nil; k, v = c.Next() { ... }
+/// let mut c = b.cursor();
+/// let mut e = c.seek(b"c")?;
+/// let mut seen = Vec::new();
+/// while let Some(entry) = e {
+///     match entry.value {
+///         Some(v) => seen.push((entry.key.into_owned(), v.into_owned())),
+///         // bbolt: v == nil for a nested bucket; b.Bucket(k) opens it
+///         None => assert!(c.open_bucket(&entry.key)?.get(b"label")?.is_some()),
+///     }
+///     e = c.next()?;
+/// }
+/// assert_eq!(seen.len(), 2);
+/// # Ok(()) }
+/// ```
+///
 /// In a write transaction the cursor survives changes to the bucket: it remembers its key and
 /// re-seeks when the tree changed under it. After [`Cursor::delete`], `next` returns the entry
 /// that followed the deleted one.
@@ -40,7 +223,13 @@ pub struct Cursor<'tx> {
     stack: Vec<(Loc<'tx>, usize)>,
     state: State,
     epoch: u64,
+    /// The key at the position: kept in write transactions (to re-seek after a change) and
+    /// under a budget (to resume after [`Error::BudgetExhausted`]).
     cur_key: Vec<u8>,
+    meter: Option<Rc<Meter>>,
+    /// Re-seek to `cur_key` before the next move: a budgeted call ran out and left the stack
+    /// half-moved.
+    reseek: bool,
 }
 
 impl<'tx> Cursor<'tx> {
@@ -55,6 +244,81 @@ impl<'tx> Cursor<'tx> {
             state: State::Unset,
             epoch: 0,
             cur_key: Vec::new(),
+            meter: None,
+            reseek: false,
+        }
+    }
+
+    /// Limit the work of this cursor's calls from now on (see [`Budget`]), replacing (and
+    /// refilling) any budget set before. A cursor that ran out goes on from where it was.
+    pub fn set_budget(&mut self, budget: Budget) -> Result<()> {
+        self.set_meter(Some(Meter::new(budget)))
+    }
+
+    /// Remove the budget: calls are bounded only by the file's size, as without one.
+    pub fn clear_budget(&mut self) {
+        self.meter = None;
+    }
+
+    /// What this cursor has used of its budget (zeros without one).
+    pub fn usage(&self) -> Usage {
+        self.meter.as_ref().map_or(Usage::default(), |m| m.usage())
+    }
+
+    pub(crate) fn set_meter(&mut self, m: Option<Rc<Meter>>) -> Result<()> {
+        // A read cursor keeps its key only under a budget: remember the position's now.
+        if m.is_some() && self.state == State::At && !self.reseek && self.tx.write.is_none() {
+            if let Some(&(loc, idx)) = self.stack.last() {
+                let (k, _, _) = self.tx.loc_item(loc, idx)?;
+                self.cur_key.clear();
+                self.cur_key.extend_from_slice(&k);
+            }
+        }
+        self.meter = m;
+        Ok(())
+    }
+
+    pub(crate) fn meter(&self) -> Option<Rc<Meter>> {
+        self.meter.clone()
+    }
+
+    /// Run one public move under the budget. `resume` is where the walk stands if the move
+    /// runs out: the cursor is then left where it was before the move.
+    #[inline]
+    fn metered(
+        &mut self,
+        resume: impl FnOnce(&Self) -> Bound<Vec<u8>>,
+        f: impl FnOnce(&mut Self) -> Result<Option<Entry<'tx>>>,
+    ) -> Result<Option<Entry<'tx>>> {
+        let Some(m) = self.meter.clone() else {
+            return f(self);
+        };
+        let before = self.state;
+        let out = if m.may_start() {
+            f(self)
+        } else {
+            Err(Error::exhausted())
+        };
+        match out {
+            Err(Error::BudgetExhausted { .. }) => {
+                self.stack.clear();
+                self.state = before;
+                self.reseek = before == State::At;
+                Err(Error::BudgetExhausted {
+                    resume: resume(self),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The position a forward or backward step from here has passed: after the current key
+    /// (nothing returned yet: the start).
+    fn resume_here(&self) -> Bound<Vec<u8>> {
+        if self.state == State::At {
+            Bound::Excluded(self.cur_key.clone())
+        } else {
+            Bound::Unbounded
         }
     }
 
@@ -76,6 +340,11 @@ impl<'tx> Cursor<'tx> {
     }
 
     fn push(&mut self, loc: Loc<'tx>, idx: usize) -> Result<()> {
+        if let (Some(m), Loc::Page(_)) = (&self.meter, loc) {
+            if !m.page() {
+                return Err(Error::exhausted());
+            }
+        }
         if let Some(id) = Tx::loc_page_id(loc) {
             if self.stack.len() >= MAX_DEPTH && !planted::UNBOUNDED_DESCENT {
                 return Err(Error::too_deep(id));
@@ -188,10 +457,13 @@ impl<'tx> Cursor<'tx> {
         };
         let (k, v, bucket) = self.tx.loc_item(loc, idx)?;
         self.state = State::At;
-        if self.tx.write.is_some() {
+        if self.tx.write.is_some() || self.meter.is_some() {
             self.cur_key.clear();
             self.cur_key.extend_from_slice(&k);
             self.epoch = self.epoch_now();
+        }
+        if let Some(m) = &self.meter {
+            m.returned(k.len() + if bucket { 0 } else { v.len() });
         }
         Ok(Some(Entry {
             key: k,
@@ -227,6 +499,10 @@ impl<'tx> Cursor<'tx> {
 
     /// Move to the first entry.
     pub fn first(&mut self) -> Result<Option<Entry<'tx>>> {
+        self.metered(|_| Bound::Unbounded, |c| c.first_raw())
+    }
+
+    fn first_raw(&mut self) -> Result<Option<Entry<'tx>>> {
         let Some(root) = self.start()? else {
             return self.finish(false, State::AfterEnd);
         };
@@ -237,6 +513,10 @@ impl<'tx> Cursor<'tx> {
 
     /// Move to the last entry.
     pub fn last(&mut self) -> Result<Option<Entry<'tx>>> {
+        self.metered(|_| Bound::Unbounded, |c| c.last_raw())
+    }
+
+    fn last_raw(&mut self) -> Result<Option<Entry<'tx>>> {
         let Some(root) = self.start()? else {
             return self.finish(false, State::BeforeStart);
         };
@@ -272,16 +552,22 @@ impl<'tx> Cursor<'tx> {
 
     /// Move to the first entry whose key is `>= key`.
     pub fn seek(&mut self, key: &[u8]) -> Result<Option<Entry<'tx>>> {
-        let found = self.seek_raw(key)? && self.settle_forward()?;
-        self.finish(found, State::AfterEnd)
+        self.metered(
+            |_| Bound::Included(key.to_vec()),
+            |c| {
+                let found = c.seek_raw(key)? && c.settle_forward()?;
+                c.finish(found, State::AfterEnd)
+            },
+        )
     }
 
     /// If the tree changed since the cursor was positioned (write transactions only),
     /// re-seek to the remembered key. Returns whether the exact key is still there.
     fn refresh(&mut self) -> Result<Option<bool>> {
-        if self.tx.write.is_none() || self.epoch == self.epoch_now() {
+        if !self.reseek && (self.tx.write.is_none() || self.epoch == self.epoch_now()) {
             return Ok(None);
         }
+        self.reseek = false;
         let key = std::mem::take(&mut self.cur_key);
         let r = self.seek_raw(&key);
         self.cur_key = key;
@@ -304,8 +590,12 @@ impl<'tx> Cursor<'tx> {
     /// Move to the next entry.
     #[allow(clippy::should_implement_trait)] // bbolt's name; fallible, so not an Iterator
     pub fn next(&mut self) -> Result<Option<Entry<'tx>>> {
+        self.metered(Self::resume_here, |c| c.next_raw())
+    }
+
+    fn next_raw(&mut self) -> Result<Option<Entry<'tx>>> {
         match self.state {
-            State::Unset | State::BeforeStart => return self.first(),
+            State::Unset | State::BeforeStart => return self.first_raw(),
             State::AfterEnd => return Ok(None),
             State::At => {}
         }
@@ -333,13 +623,17 @@ impl<'tx> Cursor<'tx> {
 
     /// Move to the previous entry.
     pub fn prev(&mut self) -> Result<Option<Entry<'tx>>> {
+        self.metered(Self::resume_here, |c| c.prev_raw())
+    }
+
+    fn prev_raw(&mut self) -> Result<Option<Entry<'tx>>> {
         match self.state {
-            State::Unset | State::AfterEnd => return self.last(),
+            State::Unset | State::AfterEnd => return self.last_raw(),
             State::BeforeStart => return Ok(None),
             State::At => {}
         }
         if self.refresh()? == Some(false) && self.state == State::AfterEnd {
-            return self.last();
+            return self.last_raw();
         }
         loop {
             match self.stack.last_mut() {

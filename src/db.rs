@@ -9,6 +9,7 @@ use crate::limits::FORMAT_VERSION;
 use crate::storage::{FileOptions, FileStorage, MemStorage, Storage};
 use crate::store::confirm::Confirmer;
 use crate::store::mvcc::Arc;
+use crate::store::watch::ReaderInfo;
 use crate::store::{Options, Recovery, Store};
 use crate::tx::Tx;
 
@@ -17,9 +18,11 @@ use crate::tx::Tx;
 pub struct Stats {
     /// Txid of the newest commit.
     pub txid: u64,
+    /// The file's page size.
     pub page_size: usize,
     /// Pages `[0, high_water)` are in use (reachable, free or pending).
     pub high_water: u64,
+    /// Bytes in the file (it grows ahead of the high-water mark, and shrinks).
     pub file_size: u64,
     /// Free pages reusable now.
     pub free_pages: u64,
@@ -30,10 +33,13 @@ pub struct Stats {
     /// `sync_data` calls since open: one per durable commit, plus those of confirmations and of
     /// a writable open (one, and one more for each meta slot it writes).
     pub syncs: u64,
+    /// Pages written by commits since open.
     pub pages_written: u64,
+    /// Bytes written by commits since open.
     pub bytes_written: u64,
     /// Pages whose checksum and structure were verified, since open.
     pub pages_verified: u64,
+    /// Read transactions open now (in this process).
     pub open_read_txs: u64,
     /// Records in the persisted free-space chain.
     pub freelist_chain: u64,
@@ -45,16 +51,44 @@ pub struct Stats {
     pub confirmed_txid: u64,
     /// Confirmation writes since open (each one page and one sync, off the commit path).
     pub confirmations: u64,
+    /// The oldest open read transaction (in this process: the readers table is not in the
+    /// file), its age, and the pages it keeps from being reused.
+    pub oldest_reader: Option<ReaderInfo>,
 }
 
 /// A database: one file, one writer at a time, any number of concurrent readers.
 ///
 /// `Db` is `Send + Sync`; share it across threads by reference or in an `Arc`.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.db");
+/// use deadbolt::{Db, Error};
+/// // bbolt: db, err := bolt.Open("app.db", 0600, nil)
+/// let db = Db::open(&path)?;
+/// // bbolt: db.Update(func(tx *bolt.Tx) error { ... })
+/// db.update(|tx| {
+///     tx.create_bucket_if_not_exists(b"volumes")?.put(b"vol-1", b"{}")?;
+///     Ok::<_, Error>(())
+/// })?;
+/// // bbolt: db.View(func(tx *bolt.Tx) error { ... })
+/// let v = db.view(|tx| {
+///     let b = tx.bucket(b"volumes")?.ok_or(Error::BucketNotFound)?;
+///     Ok::<_, Error>(b.get(b"vol-1")?.map(|v| v.to_vec()))
+/// })?;
+/// assert_eq!(v.as_deref(), Some(&b"{}"[..]));
+/// // bbolt: db.Close()
+/// db.close()?;
+/// # Ok(()) }
+/// ```
 pub struct Db {
     pub(crate) inner: std::sync::Arc<Store>,
     recovery: Recovery,
     batcher: Batcher,
     confirmer: Option<Confirmer>,
+    /// Where the last [`Db::compact_step`] stopped (a key path; see `ops::maintenance`).
+    pub(crate) compact_from: parking_lot::Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 impl Db {
@@ -94,6 +128,18 @@ impl Db {
     /// not a deadbolt database is [`Error::InvalidFile`] and is never written.
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Db> {
         let (mut inner, recovery) = Store::open(storage, opts.clone())?;
+        if let Some(rb) = &recovery.rolled_back {
+            log::warn!(
+                target: "deadbolt",
+                "opened at commit {}: rolled back unconfirmed commit {} ({})",
+                recovery.txid,
+                rb.txid,
+                rb.reason
+            );
+        }
+        if let Some(why) = &recovery.damaged_meta {
+            log::warn!(target: "deadbolt", "a meta slot did not decode (normal after a crash during a meta write): {why}");
+        }
         let delay = opts.confirm_after.filter(|_| !opts.read_only);
         if delay.is_some() {
             inner.confirm_signal = Some(Default::default());
@@ -108,6 +154,7 @@ impl Db {
             recovery,
             batcher: Batcher::default(),
             confirmer,
+            compact_from: parking_lot::Mutex::new(None),
         })
     }
 
@@ -192,7 +239,7 @@ impl Db {
             }) {
             Ok(d) => d,
             Err(e) => {
-                w.poisoned = Some(format!("shrinking the file failed: {e}"));
+                w.poison(format!("shrinking the file failed: {e}"));
                 return Err(e);
             }
         };
@@ -215,6 +262,34 @@ impl Db {
     ///
     /// Batching pays off with many concurrent writers; a lone caller waits 200 µs (at most
     /// [`BatchOptions::max_delay`]) for company (see [`Db::set_batch_options`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// use std::sync::Arc;
+    /// use deadbolt::{Db, Error};
+    /// let db = Arc::new(Db::in_memory()?);
+    /// db.update(|tx| tx.create_bucket(b"events").map(|_| ()))?;
+    /// // bbolt: go db.Batch(func(tx *bolt.Tx) error { ... }) from many goroutines
+    /// let writers: Vec<_> = (0..4u32)
+    ///     .map(|t| {
+    ///         let db = db.clone();
+    ///         std::thread::spawn(move || {
+    ///             db.batch(move |tx| {
+    ///                 let b = tx.bucket(b"events")?.ok_or(Error::BucketNotFound)?;
+    ///                 b.put(&t.to_be_bytes(), b"seen")
+    ///             })
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for w in writers {
+    ///     w.join().unwrap()?; // Ok only once the commit holding this write is synced
+    /// }
+    /// db.view(|tx| {
+    ///     assert_eq!(tx.bucket(b"events")?.unwrap().iter().count(), 4);
+    ///     Ok::<_, Error>(())
+    /// })
+    /// # }
+    /// ```
     pub fn batch<F>(&self, f: F) -> Result<()>
     where
         F: Fn(&Tx<'_>) -> Result<()> + Send + 'static,
@@ -254,7 +329,10 @@ impl Db {
     pub fn stats(&self) -> Stats {
         let i = &self.inner;
         let (snap, _) = i.shared.current();
+        // Before the depth's own read transaction below registers.
         let readers = i.shared.readers();
+        let oldest_reader = i.oldest_reader_info().map(|(_, info)| info);
+        i.watch_readers();
         // Never blocks on the writer: these are published at the end of each commit.
         let c = &i.counters;
         let (free, pending, chain, file_len) = (
@@ -285,6 +363,7 @@ impl Db {
             format_version: FORMAT_VERSION,
             confirmed_txid: c.confirmed.load(Ordering::Relaxed),
             confirmations: c.confirmations.load(Ordering::Relaxed),
+            oldest_reader,
         }
     }
 }

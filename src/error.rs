@@ -4,6 +4,25 @@ use std::fmt;
 use std::io;
 
 /// Every failure deadbolt reports. Reads return `Result` because any read can find corruption.
+///
+/// Where bbolt panics, loops or returns wrong data on a damaged file, deadbolt returns
+/// [`Error::Corruption`] naming the page; a daemon can keep running, report it, and salvage.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::{Db, Error};
+/// let db = Db::in_memory()?;
+/// let r = db.update(|tx| tx.create_bucket(b"")?.put(b"k", b"v"));
+/// assert!(matches!(r, Err(Error::InvalidBucketName))); // bbolt: ErrBucketNameRequired
+/// match db.view(|tx| tx.bucket(b"volumes")?.ok_or(Error::BucketNotFound).map(|_| ())) {
+///     Err(Error::BucketNotFound) => {}              // bbolt: tx.Bucket() returns nil
+///     Err(e @ Error::Corruption { .. }) => {       // bbolt: a panic, a hang, or garbage
+///         eprintln!("damaged: {e}; run `deadbolt salvage`");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// The storage layer failed (read, write, set_len, sync, open, lock).
@@ -35,11 +54,17 @@ pub enum Error {
     /// A name used as a bucket was read or written as a value, or the other way round.
     IncompatibleValue,
     /// A key longer than [`crate::MAX_KEY_SIZE`].
-    KeyTooLarge { len: usize },
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+    },
     /// A key of length zero.
     KeyEmpty,
     /// A value longer than [`crate::MAX_VALUE_SIZE`].
-    ValueTooLarge { len: usize },
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+    },
     /// A bucket name that is empty or longer than [`crate::MAX_KEY_SIZE`].
     InvalidBucketName,
     /// A write operation on a read-only transaction or a database opened read-only.
@@ -57,6 +82,17 @@ pub enum Error {
     /// please report it. The operation was refused; after a failed commit the handle refuses
     /// writes until reopened, as after an I/O error.
     Bug(String),
+    /// A budgeted cursor, iterator or scan ran out of its [`crate::Budget`] (pages, bytes or
+    /// deadline) before it could finish the call. Nothing was returned by the call that failed;
+    /// `resume` is where the walk got to, in its direction: the entries it has not yet returned
+    /// lie strictly beyond an `Excluded` key, at or beyond an `Included` key, and anywhere for
+    /// `Unbounded` (it had not returned one yet). A cursor stays where it was and goes on
+    /// from there once given a new budget; any walk goes on from `resume`, in this
+    /// transaction or a later one.
+    BudgetExhausted {
+        /// Where to go on from (see above).
+        resume: std::ops::Bound<Vec<u8>>,
+    },
 }
 
 impl Error {
@@ -86,6 +122,13 @@ impl Error {
     /// A cursor or accessor used a position its transaction has since changed.
     pub(crate) fn stale_position() -> Error {
         Error::InvalidArgument("stale cursor position".into())
+    }
+
+    /// The budget ran out; the caller fills in `resume` (see [`Error::BudgetExhausted`]).
+    pub(crate) fn exhausted() -> Error {
+        Error::BudgetExhausted {
+            resume: std::ops::Bound::Unbounded,
+        }
     }
 
     pub(crate) fn corrupt(page: u64, detail: impl Into<String>) -> Error {
@@ -124,6 +167,9 @@ impl Error {
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::TxClosed => Error::TxClosed,
             Error::Bug(s) => Error::Bug(s.clone()),
+            Error::BudgetExhausted { resume } => Error::BudgetExhausted {
+                resume: resume.clone(),
+            },
         }
     }
 
@@ -180,6 +226,14 @@ impl fmt::Display for Error {
             Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
             Error::TxClosed => write!(f, "transaction already closed"),
             Error::Bug(s) => write!(f, "internal error, a bug in deadbolt (please report it): {s}"),
+            Error::BudgetExhausted { resume } => {
+                let at = |k: &Vec<u8>| String::from_utf8_lossy(k).into_owned();
+                match resume {
+                    std::ops::Bound::Unbounded => write!(f, "budget exhausted before the first entry"),
+                    std::ops::Bound::Included(k) => write!(f, "budget exhausted; resume at {:?}", at(k)),
+                    std::ops::Bound::Excluded(k) => write!(f, "budget exhausted; resume after {:?}", at(k)),
+                }
+            }
         }
     }
 }

@@ -20,6 +20,7 @@
 //! | `ops` | day two: check, page inspection, backup, compaction, salvage |
 //! | [`bolt`] | the hardened bbolt reader and importer, on the public API only |
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod bolt;
 pub mod error;
@@ -40,13 +41,16 @@ mod tx;
 
 pub use batch::BatchOptions;
 pub use bucket::{Bucket, BucketNames, BucketStats, Iter};
-pub use cursor::{Cursor, Entry};
+pub use cursor::{Budget, Cursor, Entry, Usage};
 pub use db::{Db, Stats};
 pub use error::{Error, Result};
 pub use limits::{DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 pub use ops::check::{CheckReport, Problem};
 pub use ops::maintenance::{CompactStep, PageInfo};
 pub use ops::salvage::{salvage, salvage_storage, LostRange, SalvageReport};
+pub use ops::scan::{Scan, ScanLimits, Slice};
 pub use storage::{FileOptions, FileStorage, MemStorage, Storage, View};
-pub use store::{Options, Recovery, RolledBack};
+pub use store::{
+    Options, ReaderAlert, ReaderCallback, ReaderInfo, ReaderLimits, Recovery, RolledBack,
+};
 pub use tx::Tx;

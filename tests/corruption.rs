@@ -311,3 +311,103 @@ fn stale_page_is_detected() {
         other => panic!("stale data served: {other:?}"),
     }
 }
+
+/// Walk bucket "b" from a random end under random page budgets, refilling after each
+/// exhaustion, until the walk fails: every budget's work stays within one page of it, and the
+/// walk ends in the damage (`Corruption`), not in a quiet end or a loop.
+fn budgeted_walk_to_damage(db: &Db, seed: u64) -> u64 {
+    use deadbolt::Budget;
+    let mut rng = common::Rng::new(seed);
+    let tx = db.begin_read().unwrap();
+    let b = tx.bucket(b"b").unwrap().unwrap();
+    let mut c = b.cursor();
+    let forward = rng.chance(50);
+    // The tree has three levels: seven pages always make progress (a re-seek and a step).
+    let mut budget = 7 + rng.below(20);
+    c.set_budget(Budget::pages(budget)).unwrap();
+    let mut since = tx.pages_loaded();
+    let mut started = false;
+    for _ in 0..100_000 {
+        let r = match (started, forward) {
+            (false, true) => c.first(),
+            (false, false) => c.last(),
+            (true, true) => c.next(),
+            (true, false) => c.prev(),
+        };
+        let spent = tx.pages_loaded() - since;
+        assert!(
+            spent <= budget + 1,
+            "seed {seed}: {spent} pages on a budget of {budget}"
+        );
+        match r {
+            Ok(Some(_)) => started = true,
+            Ok(None) => panic!("seed {seed}: the walk ended without meeting the damage"),
+            Err(Error::BudgetExhausted { .. }) => {
+                budget = 7 + rng.below(20);
+                c.set_budget(Budget::pages(budget)).unwrap();
+                since = tx.pages_loaded();
+            }
+            Err(Error::Corruption { page, .. }) => return page,
+            Err(e) => panic!("seed {seed}: {e}"),
+        }
+    }
+    panic!("seed {seed}: no end after 100,000 calls");
+}
+
+#[test]
+fn budgeted_walks_of_damaged_files_stop_within_one_page_of_their_budget() {
+    // The seed bug (a branch element at the free-list page, checksums resealed), a flipped
+    // byte in a leaf, and a pointer past the end of the file.
+    let mut seed_bug = build();
+    let (m, hdr, leaf, root) = bucket_root(&seed_bug);
+    put_ref(&mut seed_bug, branch_elem(P, root.pgid, 1), m.freelist);
+    reseal_up(&mut seed_bug, P, root.pgid, hdr, leaf, m.slot);
+    let mut flipped = build();
+    let mid = ref_at(&flipped, branch_elem(P, root.pgid, 2));
+    let a_leaf = ref_at(&flipped, branch_elem(P, mid.pgid, 1));
+    assert_eq!(page_type(&flipped, P, a_leaf.pgid), 3, "a leaf");
+    flipped[a_leaf.pgid as usize * P + P / 2] ^= 0x40;
+    let mut past_end = build();
+    let r = Ref {
+        pgid: m.hwm + 1000,
+        txid: root.txid,
+        crc: 0,
+    };
+    put_ref(&mut past_end, branch_elem(P, root.pgid, 2), r);
+    reseal_up(&mut past_end, P, root.pgid, hdr, leaf, m.slot);
+    for seed in 0..24u64 {
+        for (name, img) in [
+            ("seed bug", &seed_bug),
+            ("flipped leaf", &flipped),
+            ("past the end", &past_end),
+        ] {
+            let db = open(img.clone()).unwrap();
+            let page = budgeted_walk_to_damage(&db, seed);
+            assert!(page >= 2, "{name}: page {page}");
+        }
+    }
+}
+
+/// The cycle of `branch_pointing_at_own_ancestor` (a file patched under a process that has
+/// already verified every page), walked under budgets.
+#[test]
+fn budgeted_walks_of_a_cyclic_tree_stop_within_one_page_of_their_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cycle.db");
+    std::fs::write(&path, build()).unwrap();
+    let db = Db::open(&path).unwrap();
+    assert_eq!(walk(&db).unwrap(), 3000);
+    let mut img = std::fs::read(&path).unwrap();
+    let (_, _, _, root) = bucket_root(&img);
+    let child = ref_at(&img, branch_elem(P, root.pgid, 0));
+    put_ref(&mut img, branch_elem(P, child.pgid, 0), root);
+    reseal(&mut img, P, child.pgid);
+    let at = child.pgid as usize * P;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &img[at..at + P], at as u64).unwrap();
+    drop(f);
+    for seed in 0..24u64 {
+        // Forward walks meet the cycle at the first leaf; backward walks at the end.
+        budgeted_walk_to_damage(&db, seed);
+    }
+}

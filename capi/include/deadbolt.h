@@ -199,6 +199,12 @@
 #define DEADBOLT_ERR_DAMAGED 27
 
 /**
+ * A walk's step budget or deadline ran out (the ABI sets none, so it does not return this
+ * today; the code exists so that every engine error has one).
+ */
+#define DEADBOLT_ERR_BUDGET_EXHAUSTED 28
+
+/**
  * Most live handles of one kind (databases, transactions), and most buckets or cursors one
  * transaction may open: a bound on the registries' memory.
  */

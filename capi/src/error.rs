@@ -58,6 +58,9 @@ pub const DEADBOLT_ERR_LIMIT: i32 = 25;
 pub const DEADBOLT_ERR_CALLBACK: i32 = 26;
 /// A check found problems (the message is the report).
 pub const DEADBOLT_ERR_DAMAGED: i32 = 27;
+/// A walk's step budget or deadline ran out (the ABI sets none, so it does not return this
+/// today; the code exists so that every engine error has one).
+pub const DEADBOLT_ERR_BUDGET_EXHAUSTED: i32 = 28;
 
 /// An error: a code and a message. The message is owned by the library, UTF-8, with a
 /// terminating NUL that `message_len` does not count; release it with `deadbolt_error_clear`.
@@ -109,6 +112,7 @@ pub(crate) fn code_of(e: &Error) -> i32 {
         Error::InvalidArgument(_) => DEADBOLT_ERR_INVALID_ARGUMENT,
         Error::TxClosed => DEADBOLT_ERR_TX_CLOSED,
         Error::Bug(_) => DEADBOLT_ERR_BUG,
+        Error::BudgetExhausted { .. } => DEADBOLT_ERR_BUDGET_EXHAUSTED,
     }
 }
 

@@ -1424,6 +1424,12 @@ mod tests {
             ),
             (E::TxClosed, DEADBOLT_ERR_TX_CLOSED),
             (E::Bug("x".into()), DEADBOLT_ERR_BUG),
+            (
+                E::BudgetExhausted {
+                    resume: std::ops::Bound::Unbounded,
+                },
+                DEADBOLT_ERR_BUDGET_EXHAUSTED,
+            ),
         ];
         let mut seen = std::collections::HashSet::new();
         for (e, want) in all {

@@ -71,6 +71,8 @@ enum Command {
     Backup(cmd::copy::BackupArgs),
     /// Write a new, densely packed copy of the database
     Compact(cmd::copy::CompactArgs),
+    /// Compact the file itself, a few pages per transaction (needs it not open elsewhere)
+    CompactInPlace(cmd::compact_step::Args),
     /// Run a quick write/read benchmark and print operations per second
     Bench(cmd::bench::Args),
     /// Diagnose a bbolt file without hanging; exit 0 healthy, 1 damaged, 2 could not run
@@ -95,6 +97,7 @@ impl Command {
             Command::Dump(a) => cmd::dump::run(a, ctx),
             Command::Backup(a) => cmd::copy::backup(a, ctx),
             Command::Compact(a) => cmd::copy::compact(a, ctx),
+            Command::CompactInPlace(a) => cmd::compact_step::run(a, ctx),
             Command::Bench(a) => cmd::bench::run(a, ctx),
             Command::CheckBolt(a) => cmd::bolt::check_bolt(a, ctx),
             Command::ImportBolt(a) => cmd::bolt::import_bolt(a, ctx),

@@ -712,6 +712,31 @@ fn compact_shrinks_and_keeps_the_data() {
     status(&o, 2);
 }
 
+#[test]
+fn compact_in_place_shrinks_the_file_and_keeps_the_data() {
+    let dir = TempDir::new().unwrap();
+    let path = big_fixture(&dir);
+    let dump = stdout(&run(&["dump", s(&path)]));
+    let before = std::fs::metadata(&path).unwrap().len();
+    let o = run(&["compact-in-place", "--pages", "4", s(&path)]);
+    status(&o, 0);
+    assert!(stdout(&o).contains("pages moved"), "{}", stdout(&o));
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after < before, "{after} < {before}");
+    status(&run(&["check", s(&path)]), 0);
+    assert_eq!(stdout(&run(&["dump", s(&path)])), dump);
+    // Open for writing elsewhere: it says why it cannot run, and changes nothing.
+    let db = Db::open(&path).unwrap();
+    let o = run(&["--lock-timeout", "100ms", "compact-in-place", s(&path)]);
+    status(&o, 2);
+    assert!(
+        stderr(&o).contains("in use by another process"),
+        "{}",
+        stderr(&o)
+    );
+    drop(db);
+}
+
 // ---------------------------------------------------------------------------------------------
 // bench
 

@@ -36,9 +36,13 @@ pub const CHECKS_NOT_POSSIBLE: &[&str] = &[
 /// Counts of pages below the high-water mark, by role (the corpus manifests' `pages`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageCensus {
+    /// Meta pages (always 2 in a file that has both).
     pub meta: u64,
+    /// First pages of the freelist.
     pub freelist: u64,
+    /// First pages of reachable branch pages.
     pub branch: u64,
+    /// First pages of reachable leaf pages.
     pub leaf: u64,
     /// Continuation pages of multi-page branch, leaf and freelist pages.
     pub overflow_continuation: u64,
@@ -46,6 +50,7 @@ pub struct PageCensus {
     pub free_listed: u64,
     /// Pages neither reachable nor listed (with no freelist stored: the free pages).
     pub unlisted_unreachable: u64,
+    /// The active meta's high-water mark (pages `[0, high_water_pgid)` are in use).
     pub high_water_pgid: u64,
 }
 
@@ -65,15 +70,21 @@ pub enum Verdict {
 /// The result of [`check_bytes`] / [`check_file`].
 #[derive(Clone, Debug)]
 pub struct BoltReport {
+    /// Bytes in the file.
     pub file_size: u64,
+    /// The page size the metas agree on (`None`: no usable meta).
     pub page_size: Option<u32>,
     /// Both metas as found.
     pub metas: Vec<MetaInfo>,
     /// The meta in use, if any.
     pub active_meta: Option<u8>,
+    /// The active meta's txid.
     pub txid: u64,
+    /// The active meta's high-water mark.
     pub high_water_pgid: u64,
+    /// The freelist as found.
     pub freelist: FreelistInfo,
+    /// Pages by role.
     pub census: PageCensus,
     /// Counters of the tree walk (buckets at every level, key/value pairs, pages...).
     pub walk: WalkStats,
@@ -102,6 +113,7 @@ impl BoltReport {
         self.active_meta.is_some() && self.problems.is_empty() && self.suppressed_problems == 0
     }
 
+    /// The overall verdict: unreadable, damaged, readable with warnings, or healthy.
     pub fn verdict(&self) -> Verdict {
         if self.active_meta.is_none() {
             Verdict::Unreadable

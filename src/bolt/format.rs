@@ -82,9 +82,13 @@ pub fn page_type_name(flags: u16) -> String {
 /// A page header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageHeader {
+    /// The page id the header claims.
     pub id: u64,
+    /// bbolt's page flags (branch 0x01, leaf 0x02, meta 0x04, freelist 0x10).
     pub flags: u16,
+    /// Elements on the page.
     pub count: u16,
+    /// Continuation pages after this one.
     pub overflow: u32,
 }
 
@@ -109,16 +113,27 @@ pub struct MetaInfo {
     pub offset: u64,
     /// The page header (None when the file is too short to hold it).
     pub header: Option<PageHeader>,
+    /// bbolt's magic number (0xED0CDAED in a valid meta).
     pub magic: u32,
+    /// bbolt's format version (2).
     pub version: u32,
+    /// The page size the meta records.
     pub page_size: u32,
+    /// The meta's flags field.
     pub flags: u32,
+    /// The root bucket's root page.
     pub root_pgid: u64,
+    /// The root bucket's sequence.
     pub root_sequence: u64,
+    /// The freelist page (`u64::MAX` with NoFreelistSync).
     pub freelist_pgid: u64,
+    /// Pages `[0, high_water_pgid)` are in use.
     pub high_water_pgid: u64,
+    /// The transaction that wrote this meta.
     pub txid: u64,
+    /// The FNV-1a checksum stored in the meta.
     pub checksum_stored: u64,
+    /// The FNV-1a checksum of the meta's bytes as found.
     pub checksum_computed: u64,
     /// Why bbolt would reject this meta (magic, version, checksum), `None` when it validates.
     pub problem: Option<String>,

@@ -11,10 +11,13 @@ use super::problem::{BoltProblem, ProblemList, Severity};
 /// The freelist as found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FreelistInfo {
+    /// A freelist is stored (false with NoFreelistSync).
     pub persisted: bool,
+    /// Its first page.
     pub pgid: u64,
     /// 1 + overflow.
     pub page_span: u64,
+    /// Page ids it lists.
     pub count: u64,
     /// The 0xFFFF escape was used.
     pub count_stored_in_first_element: bool,

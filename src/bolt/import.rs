@@ -41,9 +41,11 @@ impl Default for ImportOptions {
 /// What an import did.
 #[derive(Clone, Debug)]
 pub struct ImportReport {
+    /// The import ran in salvage mode (copying what verifies past damage).
     pub salvage: bool,
     /// The source meta used (0 or 1) and its txid.
     pub source_meta: u8,
+    /// The txid of that meta.
     pub source_txid: u64,
     /// True when salvage read through a meta whose checksum failed.
     pub meta_unverified: bool,

@@ -9,9 +9,13 @@ use crate::{Error, Result};
 /// The outcome of opening: the metas as found, the chosen geometry (if any) and the problems.
 #[derive(Clone, Debug)]
 pub struct OpenOutcome<'a> {
+    /// The file at its chosen meta, when one is usable.
     pub file: Option<BoltFile<'a>>,
+    /// Both metas as found.
     pub metas: Vec<MetaInfo>,
+    /// The page size chosen (`None`: no usable meta).
     pub page_size: Option<u32>,
+    /// What opening found wrong.
     pub problems: Vec<BoltProblem>,
 }
 

@@ -17,6 +17,7 @@ impl PageSet {
             len,
         }
     }
+    /// True when `id` is in the set (ids past its length never are).
     pub fn contains(&self, id: u64) -> bool {
         if id >= self.len {
             return false;

@@ -95,6 +95,7 @@ impl fmt::Display for LostRange {
 /// One problem found in a bbolt file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BoltProblem {
+    /// Damage, or a warning that loses nothing.
     pub severity: Severity,
     /// The page where it was found (0 or 1 for a meta page).
     pub page: u64,
@@ -128,6 +129,7 @@ impl fmt::Display for BoltProblem {
 /// [`MAX_PROBLEM_BYTES`] bytes; later ones are only counted.
 #[derive(Clone, Debug, Default)]
 pub struct ProblemList {
+    /// The problems kept, in the order found.
     pub items: Vec<BoltProblem>,
     /// Problems found beyond the limits, counted but not kept.
     pub suppressed: u64,
@@ -137,6 +139,7 @@ pub struct ProblemList {
 }
 
 impl ProblemList {
+    /// Keep `p`, or only count it once the list is at its bound.
     pub fn push(&mut self, p: BoltProblem) {
         let size = p.detail.len()
             + 64

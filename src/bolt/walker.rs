@@ -35,14 +35,22 @@ pub const MAX_BUCKET_NESTING: usize = 128;
 pub enum Event<'a> {
     /// A bucket starts (a child of the current one; top-level buckets are children of the root).
     EnterBucket {
+        /// The bucket's name (its key in the parent).
         name: &'a [u8],
+        /// The bucket's sequence counter.
         sequence: u64,
         /// The bucket header's root page id (0 for an inline bucket).
         root_pgid: u64,
+        /// Stored inline in the parent's leaf.
         inline: bool,
     },
     /// A key/value pair of the current bucket.
-    Kv { key: &'a [u8], value: &'a [u8] },
+    Kv {
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
     /// The current bucket ends.
     LeaveBucket,
     /// Salvage only, after the walk of the tree: the walk continues in an already visited

@@ -30,15 +30,21 @@ pub struct Problem {
 /// The result of an integrity check.
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
+    /// Everything found wrong (empty: the database is healthy).
     pub problems: Vec<Problem>,
     /// Pages below the high-water mark.
     pub pages_total: u64,
+    /// Pages some tree or the free-space chain reaches.
     pub pages_reachable: u64,
+    /// Pages recorded free.
     pub pages_free: u64,
+    /// Pages freed by recent commits, not yet reusable.
     pub pages_pending: u64,
+    /// Buckets, at every level.
     pub buckets: u64,
     /// Buckets stored inline in their parent's leaf (counted in `buckets` too).
     pub inline_buckets: u64,
+    /// Key/value pairs, in every bucket.
     pub keys: u64,
 }
 

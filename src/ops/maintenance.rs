@@ -1,6 +1,7 @@
 //! Day-two operations on a whole database: check, page inspection, hot backup, compaction.
 
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::db::Db;
@@ -17,11 +18,15 @@ use crate::store::Options;
 /// Raw facts about one page, for inspection tools.
 #[derive(Clone, Debug)]
 pub struct PageInfo {
+    /// The page id.
     pub id: u64,
     /// "meta", "branch", "leaf", "freelist", "free" (listed as free) or "unknown".
     pub kind: String,
+    /// Elements on the page.
     pub count: u64,
+    /// Continuation pages after it.
     pub overflow: u64,
+    /// The commit that wrote it.
     pub txid: u64,
     /// The stored checksum matches the page's bytes.
     pub checksum_ok: bool,
@@ -59,6 +64,18 @@ fn create_new(path: &Path) -> Result<FileStorage> {
 
 impl Db {
     /// Full integrity check of the newest snapshot (see [`crate::Tx::check`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// use deadbolt::Db;
+    /// let db = Db::in_memory()?;
+    /// db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"v"))?;
+    /// // bbolt: for err := range tx.Check() { ... }
+    /// let report = db.check()?;
+    /// assert!(report.is_ok(), "{report}");
+    /// assert_eq!(report.keys, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn check(&self) -> Result<CheckReport> {
         self.begin_read()?.check()
     }
@@ -139,6 +156,21 @@ impl Db {
 
     /// Hot backup: a consistent copy of the newest snapshot, taken from a read transaction
     /// while writers go on, written and synced to a new file at `path`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), deadbolt::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use deadbolt::{Db, Error};
+    /// let db = Db::in_memory()?;
+    /// db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"v"))?;
+    /// // bbolt: db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0600) })
+    /// let path = dir.path().join("backup.db");
+    /// let bytes = db.backup(&path)?;
+    /// assert!(bytes > 0);
+    /// let copy = Db::open(&path)?;
+    /// assert!(copy.check()?.is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn backup(&self, path: impl AsRef<Path>) -> Result<u64> {
         let dst = create_new(path.as_ref())?;
         let tx = self.begin_read()?;
@@ -197,6 +229,24 @@ pub struct CompactStep {
     pub target_pages: u64,
     /// The high-water mark after the step's commit.
     pub high_water: u64,
+    /// Pages the step looked at on its way (from where the previous step stopped).
+    pub visited: u64,
+}
+
+/// Where [`Db::compact_step`] stopped: the key path (bucket names from the top, then a key in
+/// the innermost) of the first page it did not get to. Keys, not pages: every step's commit
+/// moves pages, so page ids do not survive from one step to the next.
+pub(crate) type CompactPosition = Option<Vec<Vec<u8>>>;
+
+/// A subtree still to visit, in key order.
+struct Visit {
+    /// The bucket (write-transaction id) and its path of names.
+    bid: usize,
+    path: Rc<Vec<Vec<u8>>>,
+    r: ChildRef,
+    /// The rest of the saved position inside this subtree: `from[0]` is a key of this
+    /// bucket; everything before it was visited by an earlier step. `None`: the whole subtree.
+    from: Option<Rc<[Vec<u8>]>>,
 }
 
 impl Db {
@@ -205,56 +255,132 @@ impl Db {
     /// earlier in the file, in one write transaction. Once readers of older snapshots are gone
     /// and the commit is durable, the freed tail is given back by later commits. Call it
     /// repeatedly (e.g. from a maintenance timer) until `moved` is 0.
+    ///
+    /// Each step goes on from where the previous one stopped (the walk is in key order, and
+    /// the position is a key path, kept in the `Db`), so a run of steps visits each page about
+    /// once instead of walking the tree from its start every time. A step that reaches the
+    /// end starts again from the beginning, once, so `moved == 0` means a whole pass found
+    /// nothing to move.
     pub fn compact_step(&self, max_pages: u64) -> Result<CompactStep> {
         let tx = self.begin_write()?;
         let meta = tx.snap.meta;
         let (free, pending) = tx.free_counts();
         let target = meta.hwm.saturating_sub(free + pending);
         let bytes = tx.bytes();
-        let mut moved = 0u64;
-        // Walk the snapshot's pages (never the arena), buckets included, each page once.
-        let mut stack: Vec<(usize, ChildRef)> = Vec::new();
-        if !meta.root.is_empty() {
-            stack.push((0, meta.root));
-        }
-        let mut visited = 0u64;
-        while let Some((bid, r)) = stack.pop() {
-            if moved >= max_pages {
-                break;
+        let from = self.compact_from.lock().take();
+        let passes = if from.is_some() { 2 } else { 1 };
+        let mut step = CompactStep {
+            target_pages: target,
+            ..CompactStep::default()
+        };
+        let mut stop: CompactPosition = None;
+        // One pass from the saved position to the end, then (if it stopped nowhere and did not
+        // start at the beginning) one from the beginning.
+        for pass_from in [from, None].into_iter().take(passes) {
+            let mut todo = Vec::new();
+            if !meta.root.is_empty() {
+                todo.push(Visit {
+                    bid: 0,
+                    path: Rc::new(Vec::new()),
+                    r: meta.root,
+                    from: pass_from.map(|f| f.into()),
+                });
             }
-            visited += 1;
-            if visited > meta.hwm {
-                return Err(Error::corrupt(
-                    r.pgid,
-                    "more pages reachable than the file holds",
-                ));
-            }
-            let page = self.inner.load_page(bytes, meta.hwm, &r)?;
-            if r.pgid >= target {
-                moved += tx.touch(bid, page.key(0)?)? as u64;
-            }
-            for i in 0..page.count {
-                if page.leaf {
-                    let e = page.leaf_item(i)?;
-                    if e.bucket {
-                        let h = BucketValue::decode(e.value, r.pgid, self.inner.page_size)?;
-                        // An inline bucket has no page of its own to move.
-                        if let BucketRoot::Tree(root) = h.root {
-                            if !root.is_empty() {
-                                stack.push((tx.open_child(bid, e.key, h)?, root));
-                            }
-                        }
-                    }
-                } else {
-                    stack.push((bid, page.child(i)?));
+            // Each page once per pass: more means a cycle the page checks did not see.
+            let mut visited = 0u64;
+            while let Some(v) = todo.pop() {
+                visited += 1;
+                if visited > meta.hwm {
+                    let d = "more pages reachable than the file holds";
+                    return Err(Error::corrupt(v.r.pgid, d));
                 }
+                let page = self.inner.load_page(bytes, meta.hwm, &v.r)?;
+                if step.moved >= max_pages {
+                    let mut at = (*v.path).clone();
+                    if page.count > 0 {
+                        at.push(page.key(0)?.to_vec());
+                    }
+                    stop = Some(at);
+                    break;
+                }
+                if v.r.pgid >= target && page.count > 0 {
+                    step.moved += tx.touch(v.bid, page.key(0)?)? as u64;
+                }
+                self.plan_children(&tx, &page, v, &mut todo)?;
+            }
+            step.visited += visited;
+            if stop.is_some() {
+                break;
             }
         }
         tx.commit()?;
-        Ok(CompactStep {
-            moved,
-            target_pages: target,
-            high_water: self.stats().high_water,
-        })
+        *self.compact_from.lock() = stop;
+        step.high_water = self.stats().high_water;
+        Ok(step)
+    }
+
+    /// Push the children of `page` still to visit, in reverse key order (so they pop in key
+    /// order): subtrees wholly before the saved position are skipped, the one holding it
+    /// carries the rest of it, and a nested bucket's root starts its own level.
+    fn plan_children(
+        &self,
+        tx: &crate::tx::Tx<'_>,
+        page: &Page<'_>,
+        v: Visit,
+        todo: &mut Vec<Visit>,
+    ) -> Result<()> {
+        let first = todo.len();
+        let here = v
+            .from
+            .as_ref()
+            .and_then(|f| f.first().map(|k| k.as_slice()));
+        if page.leaf {
+            for i in 0..page.count {
+                let e = page.leaf_item(i)?;
+                if !e.bucket || here.is_some_and(|k| e.key < k) {
+                    continue;
+                }
+                let h = BucketValue::decode(e.value, page.id, self.inner.page_size)?;
+                // An inline bucket has no page of its own to move.
+                let BucketRoot::Tree(root) = h.root else {
+                    continue;
+                };
+                if root.is_empty() {
+                    continue;
+                }
+                let inner = match &v.from {
+                    Some(f) if f.len() > 1 && f[0].as_slice() == e.key => Some(f[1..].into()),
+                    _ => None,
+                };
+                let mut path = (*v.path).clone();
+                path.push(e.key.to_vec());
+                todo.push(Visit {
+                    bid: tx.open_child(v.bid, e.key, h)?,
+                    path: Rc::new(path),
+                    r: root,
+                    from: inner,
+                });
+            }
+        } else {
+            for i in 0..page.count {
+                // Child i holds the keys from its separator to the next one: skip it when the
+                // next separator is at or before the position.
+                if let (Some(k), true) = (here, i + 1 < page.count) {
+                    if page.key(i + 1)? <= k {
+                        continue;
+                    }
+                }
+                // The first child not skipped holds the position; the ones after it do not.
+                let holds = here.is_some() && todo.len() == first;
+                todo.push(Visit {
+                    bid: v.bid,
+                    path: v.path.clone(),
+                    r: page.child(i)?,
+                    from: if holds { v.from.clone() } else { None },
+                });
+            }
+        }
+        todo[first..].reverse();
+        Ok(())
     }
 }

@@ -70,9 +70,13 @@ pub struct SalvageReport {
     pub txid: u64,
     /// Notes about the meta pages (a newer commit that could not be used, a damaged slot).
     pub notes: Vec<String>,
+    /// Buckets copied.
     pub buckets: u64,
+    /// Key/value pairs copied.
     pub keys: u64,
+    /// What could not be copied, and why.
     pub lost: Vec<LostRange>,
+    /// Write transactions the copy took.
     pub transactions: u64,
 }
 

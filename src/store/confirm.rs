@@ -118,7 +118,7 @@ pub(crate) fn write_meta(inner: &Store, w: &mut Writer, meta: &Meta, what: &str)
         .write_at(meta.slot() * inner.page_size as u64, &meta.encode())
         .and_then(|_| inner.storage.sync_data());
     if let Err(e) = r {
-        w.poisoned = Some(format!("{what} commit {} failed: {e}", meta.txid));
+        w.poison(format!("{what} commit {} failed: {e}", meta.txid));
         return Err(e.into());
     }
     inner.counters.syncs.fetch_add(1, Relaxed);
@@ -134,7 +134,7 @@ impl Store {
         let (snap, txid) = self.shared.current();
         if w.unsynced || w.last_synced < txid {
             if let Err(e) = self.storage.sync_data() {
-                w.poisoned = Some(format!("sync failed: {e}"));
+                w.poison(format!("sync failed: {e}"));
                 return Err(e.into());
             }
             self.counters.syncs.fetch_add(1, Relaxed);

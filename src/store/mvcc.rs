@@ -3,6 +3,7 @@
 //! that decides when pages freed by a commit may be reused.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 // `Arc` stays std's under loom too: the crate also uses it for `Arc<dyn Storage>` and
 // `Arc<dyn View>`, which need unsized coercion (loom's `Arc` has none, so aliasing it made the
@@ -26,8 +27,20 @@ fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
 struct Inner<S> {
     current: Arc<S>,
     txid: u64,
-    /// Live read transactions by snapshot txid.
-    readers: BTreeMap<u64, usize>,
+    /// Live read transactions by (snapshot txid, registration number), with when each
+    /// began: the first is the oldest snapshot held, and its oldest reader.
+    readers: BTreeMap<(u64, u64), Instant>,
+    /// The registration number of the next reader.
+    next_reader: u64,
+}
+
+/// A live reader, as the registry knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reader {
+    pub txid: u64,
+    /// Registration number: unique for the life of the registry.
+    pub id: u64,
+    pub since: Instant,
 }
 
 /// The published snapshot and the table of live readers, under one lock so that "which
@@ -43,27 +56,34 @@ impl<S> Registry<S> {
                 current: Arc::new(s),
                 txid,
                 readers: BTreeMap::new(),
+                next_reader: 0,
             }),
         }
     }
 
-    /// Take the newest snapshot and register a reader on it.
-    pub(crate) fn begin_read(&self) -> (Arc<S>, u64) {
+    /// Take the newest snapshot and register a reader on it; returns the snapshot, its txid
+    /// and the reader's registration number (for [`Registry::end_read`]).
+    pub(crate) fn begin_read(&self) -> (Arc<S>, u64, u64) {
+        let now = Instant::now();
         let mut g = lock(&self.inner);
-        let t = g.txid;
-        *g.readers.entry(t).or_insert(0) += 1;
-        (g.current.clone(), t)
+        let (t, id) = (g.txid, g.next_reader);
+        g.next_reader += 1;
+        g.readers.insert((t, id), now);
+        (g.current.clone(), t, id)
     }
 
     /// End a reader registered by [`Registry::begin_read`].
-    pub(crate) fn end_read(&self, txid: u64) {
-        let mut g = lock(&self.inner);
-        if let Some(n) = g.readers.get_mut(&txid) {
-            *n -= 1;
-            if *n == 0 {
-                g.readers.remove(&txid);
-            }
-        }
+    pub(crate) fn end_read(&self, txid: u64, id: u64) {
+        lock(&self.inner).readers.remove(&(txid, id));
+    }
+
+    /// The reader of the oldest snapshot held (the earliest registered among its readers).
+    pub(crate) fn oldest(&self) -> Option<Reader> {
+        let g = lock(&self.inner);
+        g.readers
+            .iter()
+            .next()
+            .map(|(&(txid, id), &since)| Reader { txid, id, since })
     }
 
     /// The newest snapshot, without registering (the writer's view).
@@ -74,12 +94,12 @@ impl<S> Registry<S> {
 
     /// The oldest snapshot a live reader holds.
     pub(crate) fn oldest_reader(&self) -> Option<u64> {
-        lock(&self.inner).readers.keys().next().copied()
+        lock(&self.inner).readers.keys().next().map(|k| k.0)
     }
 
     /// Number of live readers.
     pub(crate) fn readers(&self) -> u64 {
-        lock(&self.inner).readers.values().sum::<usize>() as u64
+        lock(&self.inner).readers.len() as u64
     }
 
     /// Make `s` (commit `txid`) the snapshot new readers get.
@@ -97,7 +117,7 @@ impl<S> Registry<S> {
         f: impl FnOnce() -> Option<S>,
     ) -> bool {
         let mut g = lock(&self.inner);
-        if g.readers.keys().next().is_some_and(|&t| t < txid) {
+        if g.readers.keys().next().is_some_and(|&(t, _)| t < txid) {
             return false;
         }
         match f() {
@@ -203,7 +223,7 @@ mod loom_models {
 
     /// One read transaction: register, read every page of the snapshot, end.
     fn read_tx(reg: &Registry<Snap>, disk: &Disk) -> u64 {
-        let (snap, t) = reg.begin_read();
+        let (snap, t, id) = reg.begin_read();
         assert_eq!(
             snap.txid, t,
             "registered under another txid than the snapshot's"
@@ -215,7 +235,7 @@ mod loom_models {
                 "page {p} of snapshot {t} was overwritten (by txid {now}) while a reader held it"
             );
         }
-        reg.end_read(t);
+        reg.end_read(t, id);
         t
     }
 

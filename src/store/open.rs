@@ -32,6 +32,7 @@ pub struct Recovery {
 /// confirmed durable (`txid` is above [`Recovery::confirmed`]).
 #[derive(Clone, Debug)]
 pub struct RolledBack {
+    /// The commit that was not used.
     pub txid: u64,
     /// Why it did not verify.
     pub reason: String,

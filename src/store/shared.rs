@@ -15,9 +15,31 @@ use crate::format::meta::Meta;
 use crate::format::page::max_overflow;
 use crate::storage::{Storage, View};
 use crate::store::free::FreeState;
+use crate::store::mvcc::Reader;
 use crate::store::mvcc::{Arc, Registry};
+use crate::store::watch::{self, Alerted, ReaderInfo, ReaderLimits};
 
 /// Options for [`crate::Db::open_with`].
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("app.db");
+/// use std::time::Duration;
+/// use deadbolt::{Db, Options};
+/// # drop(Db::open(&path)?);
+/// // bbolt: bolt.Open(path, 0600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+/// let db = Db::open_with(
+///     &path,
+///     Options {
+///         lock_timeout: Some(Duration::from_secs(1)),
+///         read_only: true,
+///         ..Options::default()
+///     },
+/// )?;
+/// assert!(db.begin_write().is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Page size for a new file: a power of two from 1024 to 65536. Ignored for existing files.
@@ -37,6 +59,10 @@ pub struct Options {
     /// [`crate::Db::sync`], a clean close and the next commit confirm (the fault-injection harness
     /// uses that, to keep every I/O in its deterministic order).
     pub confirm_after: Option<Duration>,
+    /// Limits on the oldest open read transaction (its age, the pages it pins): passing one
+    /// logs a warning and calls the callback, if any (see [`crate::ReaderLimits`]). No limits
+    /// by default.
+    pub reader_limits: ReaderLimits,
 }
 
 impl Default for Options {
@@ -48,6 +74,7 @@ impl Default for Options {
             lock_timeout: None,
             verify_every_access: false,
             confirm_after: Some(Duration::from_millis(50)),
+            reader_limits: ReaderLimits::default(),
         }
     }
 }
@@ -69,6 +96,15 @@ pub(crate) struct Writer {
     pub unsynced: bool,
 }
 
+impl Writer {
+    /// Refuse writes until the file is reopened (an I/O error left the file and the memory
+    /// state possibly apart), and say so in the daemon's log.
+    pub(crate) fn poison(&mut self, why: String) {
+        log::error!(target: "deadbolt", "database handle poisoned, writes refused until reopened: {why}");
+        self.poisoned = Some(why);
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Counters {
     /// Free-space facts as of the last commit (readable without the writer lock).
@@ -84,6 +120,9 @@ pub(crate) struct Counters {
     pub confirmations: AtomicU64,
     /// [`Writer::confirmed`], readable without the writer lock.
     pub confirmed: AtomicU64,
+    /// Pages freed by each commit still pending reuse, by the txid of the commit that freed
+    /// them, as of the last commit: what a reader of an older snapshot pins.
+    pub pending_by_commit: Mutex<Vec<(u64, u64)>>,
 }
 
 /// Pages verified since open: one bit per page id, in lazily allocated chunks, so that
@@ -146,6 +185,8 @@ pub(crate) struct Store {
     pub writer_owner: AtomicU64,
     /// Wakes the confirmer thread after durable commits (when it runs).
     pub confirm_signal: Option<std::sync::Arc<Signal>>,
+    /// Which limits of [`Options::reader_limits`] the oldest reader was reported for.
+    pub alerted: Mutex<Alerted>,
 }
 
 /// What commits tell the confirmer thread.
@@ -225,10 +266,37 @@ impl Counters {
         self.chain_len
             .store(w.free.chain.len() as u64, Ordering::Relaxed);
         self.file_len.store(w.file_len, Ordering::Relaxed);
+        let mut p = self.pending_by_commit.lock();
+        p.clear();
+        p.extend(
+            w.free
+                .pending
+                .iter()
+                .map(|(&t, runs)| (t, runs.iter().map(|&(_, l)| l).sum())),
+        );
     }
 }
 
 impl Store {
+    /// The oldest open reader and what it pins, from the pending frees the last commit
+    /// published.
+    pub(crate) fn oldest_reader_info(&self) -> Option<(Reader, ReaderInfo)> {
+        let r = self.shared.oldest()?;
+        let info = watch::reader_info(&r, &self.counters.pending_by_commit.lock());
+        Some((r, info))
+    }
+
+    /// Check the oldest reader against [`Options::reader_limits`] (see [`watch::check`]).
+    /// Call with no lock of deadbolt's held.
+    pub(crate) fn watch_readers(&self) {
+        if !watch::enabled(&self.opts.reader_limits) {
+            return;
+        }
+        if let Some((r, info)) = self.oldest_reader_info() {
+            watch::check(&self.opts.reader_limits, &self.alerted, &r, info);
+        }
+    }
+
     /// True when the calling thread holds the writer lock.
     pub(crate) fn holds_writer(&self) -> bool {
         self.writer_owner.load(Ordering::Acquire) == thread_token()
@@ -284,6 +352,7 @@ impl Store {
             max_overflow: max_overflow(page_size),
             writer_owner: AtomicU64::new(0),
             confirm_signal: None,
+            alerted: Mutex::new(Alerted::default()),
         }
     }
 
@@ -323,8 +392,23 @@ impl Store {
             }
         });
         if shrunk {
+            log_resize(wr.file_len, target);
             wr.file_len = target;
         }
         result.map(|_| shrunk)
+    }
+}
+
+/// A commit that grows the file, or a shrink, by at least this many bytes is logged (info,
+/// target `deadbolt`): an operator sees the file jump, but not the small steps of everyday
+/// commits.
+pub(crate) const LOG_RESIZE_BYTES: u64 = 16 << 20;
+
+/// Log a change of the file's length from `from` to `to` bytes when it is large.
+pub(crate) fn log_resize(from: u64, to: u64) {
+    if from.abs_diff(to) >= LOG_RESIZE_BYTES {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let what = if to > from { "grew" } else { "shrank" };
+        log::info!(target: "deadbolt", "file {what} from {:.1} MiB to {:.1} MiB", mib(from), mib(to));
     }
 }

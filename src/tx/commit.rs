@@ -11,6 +11,7 @@ use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::storage::Storage;
 use crate::store::mvcc::Arc;
+use crate::store::shared::log_resize;
 use crate::store::{Snapshot, Store, Writer};
 use crate::tx::handle::Tx;
 use crate::tx::node::{Child, Node};
@@ -32,6 +33,7 @@ impl Tx<'_> {
             return Ok(());
         }
         let db = self.db;
+        let len_before = guard.file_len;
         let mut c = Commit {
             tx: &self,
             wr: &mut guard,
@@ -50,8 +52,7 @@ impl Tx<'_> {
                 let view = match db.storage.view() {
                     Ok(v) => v,
                     Err(e) => {
-                        guard.poisoned =
-                            Some(format!("remapping after commit {} failed: {e}", meta.txid));
+                        guard.poison(format!("remapping after commit {} failed: {e}", meta.txid));
                         return Err(e.into());
                     }
                 };
@@ -63,15 +64,21 @@ impl Tx<'_> {
                         sig.committed();
                     }
                 }
+                // One commit's growth, in the steps above, as one event.
+                log_resize(len_before, guard.file_len);
                 let r = db.shrink(&mut guard, &meta);
                 db.counters.publish(&guard);
                 if let Err(e) = r {
-                    guard.poisoned = Some(format!(
+                    guard.poison(format!(
                         "shrinking the file after commit {} failed: {e}",
                         meta.txid
                     ));
                     return Err(e);
                 }
+                // Old readers are checked with the write lock released: the callback may do
+                // anything but begin a write on this thread.
+                drop(guard);
+                db.watch_readers();
                 Ok(())
             }
             Err(e) => {
@@ -79,8 +86,7 @@ impl Tx<'_> {
                 // in-memory state can no longer be trusted to match the file: refuse writes
                 // until the file is reopened.
                 if io || !matches!(e, Error::IncompatibleValue | Error::BucketNotFound) {
-                    guard.poisoned =
-                        Some(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
+                    guard.poison(format!("commit {} failed: {e}", self.snap.meta.txid + 1));
                 }
                 Err(e)
             }
@@ -340,6 +346,13 @@ impl Commit<'_, '_> {
             self.wr.confirmed = self.wr.confirmed.max(meta.durable_base);
         } else {
             self.wr.unsynced = true;
+        }
+        // The pages this commit wrote hold bytes it encoded and its parents' checksums were
+        // computed over (the same trust as a page verified on its first read): readers of the
+        // new snapshot need not re-verify them. A file deadbolt did not just write is verified
+        // when read, as before; `verify_every_access` still checks every access.
+        for &(pgid, _) in &self.written {
+            self.db().verified.set(pgid);
         }
         Ok(meta)
     }

@@ -44,26 +44,49 @@ pub(crate) struct WriteState {
 /// Dropping a write transaction without [`Tx::commit`] rolls it back. Values read through a
 /// read transaction borrow from the mapped file (zero-copy); values a write transaction has
 /// changed are returned as owned copies.
+///
+/// ```
+/// # fn main() -> Result<(), deadbolt::Error> {
+/// use deadbolt::Db;
+/// let db = Db::in_memory()?;
+/// // bbolt: tx, err := db.Begin(true)
+/// let tx = db.begin_write()?;
+/// tx.create_bucket(b"jobs")?.put(b"job-1", b"queued")?;
+/// // bbolt: tx.Commit()
+/// tx.commit()?;
+/// let tx = db.begin_write()?;
+/// tx.bucket(b"jobs")?.unwrap().delete(b"job-1")?;
+/// // bbolt: tx.Rollback() (or just drop it)
+/// tx.rollback();
+/// // bbolt: db.Begin(false): a read transaction sees one snapshot until it ends
+/// let tx = db.begin_read()?;
+/// assert!(tx.bucket(b"jobs")?.unwrap().get(b"job-1")?.is_some());
+/// # Ok(()) }
+/// ```
 pub struct Tx<'db> {
     pub(crate) db: &'db Store,
     pub(crate) snap: Arc<Snapshot>,
     pub(crate) write: Option<RefCell<WriteState>>,
     pub(crate) guard: Option<WriterGuard<'db>>,
     pub(crate) closed: Cell<bool>,
-    /// Registered in the readers table (deregistered on drop).
-    reader: bool,
+    /// Pages (and spans) this transaction has loaded from its snapshot: see
+    /// [`Tx::pages_loaded`].
+    loads: Cell<u64>,
+    /// Registration number in the readers table (deregistered on drop).
+    reader: Option<u64>,
 }
 
 impl<'db> Tx<'db> {
     pub(crate) fn new_read(inner: &'db Store) -> Tx<'db> {
-        let (snap, _) = inner.shared.begin_read();
+        let (snap, _, id) = inner.shared.begin_read();
         Tx {
             db: inner,
             snap,
             write: None,
             guard: None,
             closed: Cell::new(false),
-            reader: true,
+            loads: Cell::new(0),
+            reader: Some(id),
         }
     }
 
@@ -107,7 +130,8 @@ impl<'db> Tx<'db> {
             write: Some(RefCell::new(ws)),
             guard: Some(guard),
             closed: Cell::new(false),
-            reader: false,
+            loads: Cell::new(0),
+            reader: None,
         })
     }
 
@@ -151,7 +175,17 @@ impl<'db> Tx<'db> {
 
     #[inline]
     pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
+        self.loads.set(self.loads.get() + 1);
         self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
+    }
+
+    /// How many pages (a multi-page span counts once) this transaction has loaded from its
+    /// snapshot so far, by every read path: lookups, cursors, iterators, bucket opens. It
+    /// counts loads, not distinct pages (a page read twice counts twice), and not the pages
+    /// of a write transaction's own changed nodes, which are in memory. A measure of the
+    /// work done, e.g. to check a [`crate::Budget`] or compare two access patterns.
+    pub fn pages_loaded(&self) -> u64 {
+        self.loads.get()
     }
 
     pub(crate) fn write_state(&self) -> Result<std::cell::RefMut<'_, WriteState>> {
@@ -173,9 +207,8 @@ impl<'db> Tx<'db> {
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
-        if self.reader {
-            self.reader = false;
-            self.db.shared.end_read(self.snap.meta.txid);
+        if let Some(id) = self.reader.take() {
+            self.db.shared.end_read(self.snap.meta.txid, id);
         }
         self.closed.set(true);
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod alloc;
 pub mod format;
+pub mod logs;
 
 /// SplitMix64: small, fast, deterministic.
 #[derive(Clone)]

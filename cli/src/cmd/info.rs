@@ -1,5 +1,6 @@
 //! `deadbolt info FILE`: the database's vital numbers, and what open found: the newest commit
 //! the file confirms durable (never rolled back), and an unconfirmed commit it did roll back.
+//! Open read transactions are not in the file, so it says it cannot show another process's.
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -16,6 +17,11 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Why `info` cannot list another process's read transactions.
+const READERS: &str = "Open readers:     not visible from another process: each process keeps \
+its readers table in memory (a daemon reports its own with Db::stats().oldest_reader and \
+Options::reader_limits)";
 
 pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
     // Not `open_read_only`: its note about a rollback on stderr would repeat what info prints.
@@ -37,6 +43,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
             "freelist_chain": s.freelist_chain,
             "depth": s.depth,
             "rolled_back": rolled_back.as_ref().map(|r| json!({"txid": r.txid, "reason": r.reason})),
+            // The readers table is in the memory of each process that has the file open.
+            "open_readers": "not visible from another process",
         });
         writeln!(out, "{v}")?;
         return Ok(());
@@ -65,6 +73,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<(), CliError> {
         if s.freelist_chain == 1 { "" } else { "s" }
     )?;
     writeln!(out, "Tree depth:       {}", s.depth)?;
+    writeln!(out, "{READERS}")?;
     if let Some(r) = rolled_back {
         writeln!(
             out,

@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod bolt;
 pub mod check;
+pub mod compact_step;
 pub mod copy;
 pub mod dump;
 pub mod info;
