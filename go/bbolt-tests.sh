@@ -62,6 +62,10 @@ if ! grep -q '^\(ok\|FAIL\)[[:space:]]\+go.etcd.io/bbolt[[:space:]]\+[0-9.]\+s$'
   tail -30 "$log"; echo "go test did not finish (rc $rc)"; exit 1
 fi
 echo "bbolt 1.3.6 black-box tests against deadbolt: $pass passed, $nfail failed ($nknown of them known differences, go/bbolt-tests.differences), $skip skipped by the tests themselves, $nexcl excluded (go/bbolt-tests.exclude)"
+echo "excluded (bbolt's internal layout), with the reason for each:"
+(grep -v '^#' "$here/bbolt-tests.exclude" || true) | awk 'NF {printf "  %s\n", $0}'
+echo "known differences (run, reported as failing):"
+(grep -v '^#' "$here/bbolt-tests.differences" || true) | awk 'NF {printf "  %s\n", $0}'
 echo "full log: $log"
 status=0
 if [ -n "$unexpected" ]; then echo "FAILED (not a known difference):"; echo "$unexpected"; status=1; fi

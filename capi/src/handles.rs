@@ -28,7 +28,8 @@ struct Slot<T> {
 }
 
 /// A table of live objects addressed by `(generation << 32) | (index + 1)`; 0 is never a
-/// handle. A slot's generation changes when its object is removed, so old handles fail.
+/// handle. A slot's generation changes when its object is removed, so old handles fail (a
+/// 32-bit generation: a stale handle could only match again after 2^32 reuses of its slot).
 pub(crate) struct Registry<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
