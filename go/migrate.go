@@ -17,17 +17,30 @@ func takeBuf(b *C.DeadboltBuf) string {
 }
 
 // ImportBolt converts the bbolt file src into a new deadbolt file dst (which must not
-// exist), with deadbolt's hardened bbolt reader: src is opened read-only and never written.
-// A damaged src is refused (an *Error with errors.Is(err, ErrCorrupted)) and nothing is
-// written, unless salvage is true: then everything readable is imported and the report lists
-// what was lost. The report is the importer's text.
-func ImportBolt(src, dst string, salvage bool) (report string, err error) {
+// exist), with deadbolt's hardened bbolt reader: src is opened read-only and never written. A
+// damaged src is refused (an *Error with errors.Is(err, ErrCorrupted)) and nothing is written;
+// ImportBoltWith's Salvage imports what is readable instead.
+func ImportBolt(src, dst string) error {
+	_, err := ImportBoltWith(src, dst, ImportOptions{})
+	return err
+}
+
+// ImportOptions are the options of ImportBoltWith.
+type ImportOptions struct {
+	// Salvage imports everything readable from a damaged file (the report lists what was
+	// lost) instead of refusing it.
+	Salvage bool
+}
+
+// ImportBoltWith is ImportBolt with options; report is the importer's text (what was
+// imported, the problems met, what was lost).
+func ImportBoltWith(src, dst string, opts ImportOptions) (report string, err error) {
 	f := newFrame()
 	defer freeFrame(f)
 	s, d := []byte(src), []byte(dst)
 	var buf C.DeadboltBuf
 	sv := C.int32_t(0)
-	if salvage {
+	if opts.Salvage {
 		sv = 1
 	}
 	rc := C.deadbolt_import_bolt(ptr(s), C.size_t(len(s)), ptr(d), C.size_t(len(d)), sv, &buf, &f.err)

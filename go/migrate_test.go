@@ -47,21 +47,21 @@ func TestCheckAndImportBolt(t *testing.T) {
 
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "strict.db")
-	_, err = bolt.ImportBolt(corpus("corrupt_01_branch_to_freelist.db"), dst, false)
+	err = bolt.ImportBolt(corpus("corrupt_01_branch_to_freelist.db"), dst)
 	if !errors.Is(err, bolt.ErrCorrupted) {
 		t.Fatalf("a strict import of a damaged file must fail as corruption: %v", err)
 	}
 	if _, err := os.Stat(dst); !os.IsNotExist(err) {
 		t.Fatal("a refused import created its destination")
 	}
-	report, err = bolt.ImportBolt(corpus("corrupt_01_branch_to_freelist.db"), filepath.Join(dir, "salvaged.db"), true)
+	report, err = bolt.ImportBoltWith(corpus("corrupt_01_branch_to_freelist.db"), filepath.Join(dir, "salvaged.db"), bolt.ImportOptions{Salvage: true})
 	if err != nil || !strings.Contains(report, "lost") {
 		t.Fatalf("salvage import: %v\n%s", err, report)
 	}
 
 	// A healthy import opens with this package and holds buckets.
 	dst = filepath.Join(dir, "nested.db")
-	if _, err := bolt.ImportBolt(corpus("c_nested.db"), dst, false); err != nil {
+	if err := bolt.ImportBolt(corpus("c_nested.db"), dst); err != nil {
 		t.Fatal(err)
 	}
 	db, err := bolt.Open(dst, 0600, nil)
@@ -81,7 +81,7 @@ func TestCheckAndImportBolt(t *testing.T) {
 	}); err != nil || n == 0 {
 		t.Fatalf("%d buckets, %v", n, err)
 	}
-	if _, err := bolt.ImportBolt(corpus("c_nested.db"), dst, false); err == nil {
+	if err := bolt.ImportBolt(corpus("c_nested.db"), dst); err == nil {
 		t.Fatal("an import over an existing file must be refused")
 	}
 }
@@ -173,4 +173,43 @@ func TestDamageMetByGetIsReported(t *testing.T) {
 	if !errors.Is(err, bolt.ErrCorrupted) {
 		t.Fatalf("Commit after damage must fail with it: %v", err)
 	}
+}
+
+// A daemon migrating itself at start-up: its store is still a bbolt file, so Open refuses it
+// (untouched); the daemon diagnoses it, converts it next to the old one and opens the copy.
+func ExampleImportBolt() {
+	dir, _ := os.MkdirTemp("", "migrate")
+	defer os.RemoveAll(dir)
+	old := filepath.Join(dir, "metadata.db")
+	data, _ := os.ReadFile(corpus("c_nested.db"))
+	_ = os.WriteFile(old, data, 0600)
+
+	db, err := bolt.Open(old, 0600, nil)
+	if errors.Is(err, bolt.ErrBoltFormat) {
+		ok, _, _ := bolt.CheckBolt(old)
+		fmt.Println("bbolt file, healthy:", ok)
+		converted := old + ".deadbolt"
+		if err := bolt.ImportBolt(old, converted); err != nil {
+			fmt.Println("import:", err)
+			return
+		}
+		db, err = bolt.Open(converted, 0600, nil)
+	}
+	if err != nil {
+		fmt.Println("open:", err)
+		return
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			fmt.Printf("bucket %s\n", name)
+			return nil
+		})
+	})
+	// Output:
+	// bbolt file, healthy: true
+	// bucket alpha
+	// bucket empty
+	// bucket inline-top
+	// bucket zeta
 }
