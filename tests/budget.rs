@@ -6,6 +6,7 @@ mod common;
 
 use std::ops::Bound;
 
+use common::walk::{budgeted_walk, Seen};
 use common::{for_seeds, Rng};
 use deadbolt::{Budget, Db, Error, Options, Tx};
 
@@ -45,8 +46,6 @@ fn build(seed: u64, n: usize) -> Db {
     db
 }
 
-type Seen = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
 /// Every entry of "b", unbudgeted, in key order.
 fn all(tx: &Tx<'_>) -> Seen {
     let b = tx.bucket(b"b").unwrap().unwrap();
@@ -60,55 +59,15 @@ fn all(tx: &Tx<'_>) -> Seen {
     out
 }
 
-/// Walk "b" with a cursor under random budgets, refilling after each exhaustion; check the
-/// bound on every call and the resume position on every exhaustion.
-fn budgeted_walk(tx: &Tx<'_>, rng: &mut Rng, min: u64, forward: bool) -> (Seen, u64) {
+/// Walk "b" under random budgets of at least `min` pages (see `common::walk`).
+fn budgeted(tx: &Tx<'_>, rng: &mut Rng, min: u64, forward: bool) -> (Seen, u64) {
     let b = tx.bucket(b"b").unwrap().unwrap();
     let mut c = b.cursor();
-    let mut out: Seen = Vec::new();
-    let mut exhausted = 0u64;
-    let mut budget = min + rng.below(12);
-    c.set_budget(Budget::pages(budget)).unwrap();
-    let mut since = tx.pages_loaded();
-    let mut started = false;
-    for _ in 0..1_000_000 {
-        let r = match (started, forward) {
-            (false, true) => c.first(),
-            (false, false) => c.last(),
-            (true, true) => c.next(),
-            (true, false) => c.prev(),
-        };
-        let spent = tx.pages_loaded() - since;
-        assert!(
-            spent <= budget + 1,
-            "loaded {spent} pages on a budget of {budget}"
-        );
-        assert_eq!(
-            c.usage().pages,
-            spent,
-            "the cursor counts what the tx loaded"
-        );
-        match r {
-            Ok(Some(e)) => {
-                started = true;
-                out.push((e.key.to_vec(), e.value.map(|v| v.to_vec())));
-            }
-            Ok(None) => return (out, exhausted),
-            Err(Error::BudgetExhausted { resume }) => {
-                exhausted += 1;
-                let want = match out.last() {
-                    Some((k, _)) => Bound::Excluded(k.clone()),
-                    None => Bound::Unbounded,
-                };
-                assert_eq!(resume, want);
-                budget = min + rng.below(12);
-                c.set_budget(Budget::pages(budget)).unwrap();
-                since = tx.pages_loaded();
-            }
-            Err(e) => panic!("{e}"),
-        }
+    let w = budgeted_walk(tx, &mut c, forward, || min + rng.below(12));
+    if let Err(e) = w.end {
+        panic!("{e}");
     }
-    panic!("the walk made no progress");
+    (w.seen, w.exhausted)
 }
 
 #[test]
@@ -121,10 +80,10 @@ fn a_cursor_that_runs_out_goes_on_from_where_it_was_and_misses_nothing() {
         let mut rng = Rng::new(seed);
         // Twice the depth: a resumed step re-seeks (depth pages) and may cross to the next
         // leaf (at most depth more), so every refill makes progress.
-        let (fwd, n) = budgeted_walk(&tx, &mut rng, 2 * depth + 1, true);
+        let (fwd, n) = budgeted(&tx, &mut rng, 2 * depth + 1, true);
         assert_eq!(fwd, want, "seed {seed}");
         assert!(n > 10, "the budget ran out {n} times");
-        let (mut back, _) = budgeted_walk(&tx, &mut rng, 2 * depth + 1, false);
+        let (mut back, _) = budgeted(&tx, &mut rng, 2 * depth + 1, false);
         back.reverse();
         assert_eq!(back, want, "seed {seed}");
     });

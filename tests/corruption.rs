@@ -187,8 +187,9 @@ fn branch_pointing_at_own_ancestor() {
 }
 
 /// A pointer past the end of the file and past the high-water mark.
-#[test]
-fn branch_pointing_past_eof() {
+/// `build()` with a branch element of "b"'s root pointing past the end of the file and past
+/// the high-water mark, every checksum resealed.
+fn past_end_image() -> Vec<u8> {
     let mut img = build();
     let (m, hdr, leaf, root) = bucket_root(&img);
     let r = Ref {
@@ -198,9 +199,16 @@ fn branch_pointing_past_eof() {
     };
     put_ref(&mut img, branch_elem(P, root.pgid, 2), r);
     reseal_up(&mut img, P, root.pgid, hdr, leaf, m.slot);
+    img
+}
+
+#[test]
+fn branch_pointing_past_eof() {
+    let img = past_end_image();
+    let hwm = newest_meta(&img, P).hwm;
     let db = open(img).unwrap();
     let page = expect_corruption(walk(&db), "outside");
-    assert_eq!(page, m.hwm + 1000);
+    assert_eq!(page, hwm + 1000);
 }
 
 /// Garbage element counts and offsets on a leaf (checksums fixed): a precise error, no panic.
@@ -313,45 +321,22 @@ fn stale_page_is_detected() {
 }
 
 /// Walk bucket "b" from a random end under random page budgets, refilling after each
-/// exhaustion, until the walk fails: every budget's work stays within one page of it, and the
-/// walk ends in the damage (`Corruption`), not in a quiet end or a loop.
+/// exhaustion, until the walk fails: every budget's work stays within one page of it (checked
+/// by `common::walk`), and the walk ends in the damage (`Corruption`), not in a quiet end or a
+/// loop.
 fn budgeted_walk_to_damage(db: &Db, seed: u64) -> u64 {
-    use deadbolt::Budget;
     let mut rng = common::Rng::new(seed);
     let tx = db.begin_read().unwrap();
     let b = tx.bucket(b"b").unwrap().unwrap();
     let mut c = b.cursor();
     let forward = rng.chance(50);
     // The tree has three levels: seven pages always make progress (a re-seek and a step).
-    let mut budget = 7 + rng.below(20);
-    c.set_budget(Budget::pages(budget)).unwrap();
-    let mut since = tx.pages_loaded();
-    let mut started = false;
-    for _ in 0..100_000 {
-        let r = match (started, forward) {
-            (false, true) => c.first(),
-            (false, false) => c.last(),
-            (true, true) => c.next(),
-            (true, false) => c.prev(),
-        };
-        let spent = tx.pages_loaded() - since;
-        assert!(
-            spent <= budget + 1,
-            "seed {seed}: {spent} pages on a budget of {budget}"
-        );
-        match r {
-            Ok(Some(_)) => started = true,
-            Ok(None) => panic!("seed {seed}: the walk ended without meeting the damage"),
-            Err(Error::BudgetExhausted { .. }) => {
-                budget = 7 + rng.below(20);
-                c.set_budget(Budget::pages(budget)).unwrap();
-                since = tx.pages_loaded();
-            }
-            Err(Error::Corruption { page, .. }) => return page,
-            Err(e) => panic!("seed {seed}: {e}"),
-        }
+    let w = common::walk::budgeted_walk(&tx, &mut c, forward, || 7 + rng.below(20));
+    match w.end {
+        Err(Error::Corruption { page, .. }) => page,
+        Ok(()) => panic!("seed {seed}: the walk ended without meeting the damage"),
+        Err(e) => panic!("seed {seed}: {e}"),
     }
-    panic!("seed {seed}: no end after 100,000 calls");
 }
 
 #[test]
@@ -367,14 +352,7 @@ fn budgeted_walks_of_damaged_files_stop_within_one_page_of_their_budget() {
     let a_leaf = ref_at(&flipped, branch_elem(P, mid.pgid, 1));
     assert_eq!(page_type(&flipped, P, a_leaf.pgid), 3, "a leaf");
     flipped[a_leaf.pgid as usize * P + P / 2] ^= 0x40;
-    let mut past_end = build();
-    let r = Ref {
-        pgid: m.hwm + 1000,
-        txid: root.txid,
-        crc: 0,
-    };
-    put_ref(&mut past_end, branch_elem(P, root.pgid, 2), r);
-    reseal_up(&mut past_end, P, root.pgid, hdr, leaf, m.slot);
+    let past_end = past_end_image();
     for seed in 0..24u64 {
         for (name, img) in [
             ("seed bug", &seed_bug),

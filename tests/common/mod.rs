@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod format;
 pub mod logs;
+pub mod walk;
 
 /// SplitMix64: small, fast, deterministic.
 #[derive(Clone)]
