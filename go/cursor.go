@@ -7,6 +7,7 @@ package bbolt
 import "C"
 
 import (
+	"bytes"
 	"runtime"
 	"unsafe"
 )
@@ -159,7 +160,14 @@ func (c *Cursor) move(op C.int32_t, seek []byte) (key, value []byte, err error) 
 		return nil, nil, t.err
 	}
 	if op == C.DEADBOLT_CURSOR_SEEK && len(seek) > MaxKeySize {
-		seek = seek[:MaxKeySize]
+		// No key is longer than MaxKeySize, so the first key >= seek is the first key
+		// > seek[:MaxKeySize]: seek to that prefix and step over it if it is there.
+		prefix := seek[:MaxKeySize]
+		key, value, err = c.move(op, prefix)
+		if err == nil && bytes.Equal(key, prefix) {
+			return c.move(C.DEADBOLT_CURSOR_NEXT, nil)
+		}
+		return key, value, err
 	}
 	if !t.writable {
 		return c.batched(op, seek)

@@ -116,3 +116,42 @@ func TestCursorBatchingIsInvisible(t *testing.T) {
 		}
 	}
 }
+
+// A seek past the longest possible key lands on the first key above its first MaxKeySize
+// bytes, as if the engine took the whole key.
+func TestSeekLongerThanAnyKey(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "db"), 0600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	long := bytes.Repeat([]byte{'m'}, bolt.MaxKeySize)
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("b"))
+		if err != nil {
+			return err
+		}
+		for _, k := range [][]byte{[]byte("a"), long, []byte("n")} {
+			if err := b.Put(k, []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, writable := range []bool{false, true} {
+		tx, err := db.Begin(writable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := tx.Bucket([]byte("b")).Cursor()
+		if k, _ := c.Seek(append(append([]byte{}, long...), 'x')); string(k) != "n" {
+			t.Errorf("writable=%v: seek past the long key found %.10q", writable, k)
+		}
+		if k, _ := c.Seek(long); !bytes.Equal(k, long) {
+			t.Errorf("writable=%v: seek to the long key found %.10q", writable, k)
+		}
+		_ = tx.Rollback()
+	}
+}
