@@ -78,7 +78,8 @@ type Info struct {
 type DB struct {
 	// StrictMode runs Check after every commit and panics on a problem.
 	StrictMode bool
-	// NoSync is read at open (see the package documentation).
+	// NoSync is Options.NoSync; changing it after Open has no effect (see the package
+	// documentation).
 	NoSync bool
 	// Accepted and ignored (see the package documentation).
 	NoFreelistSync bool

@@ -22,9 +22,12 @@
 //   - Page-layout introspection (Tx.Page, Stats' page counts, Info().Data) reflects deadbolt's
 //     layout, not bbolt's; FreelistType, NoFreelistSync, NoGrowSync, MmapFlags,
 //     InitialMmapSize, Mlock and AllocSize are accepted and ignored (deadbolt persists free
-//     space as small delta records and grows the file by an eighth). DB.NoSync is read when
-//     the database is opened (Options.NoSync or the field set before the first write
-//     transaction has no effect afterwards: the engine fixes it at open).
+//     space as small delta records and grows the file by an eighth). Durability without
+//     sync comes from Options.NoSync at Open; setting the DB.NoSync field afterwards has no
+//     effect (the engine fixes it when the file is opened).
+//   - A write transaction locks its goroutine to its OS thread until Commit or Rollback (the
+//     engine's writer lock belongs to a thread): it must be finished by the goroutine that
+//     began it. A second Begin(true) in that goroutine is an error, not a deadlock.
 //   - Batch gathers concurrent callers into one transaction like bbolt's (same contract: the
 //     function may run more than once).
 //
