@@ -17,11 +17,11 @@
 //     that fails verification returns (or, where bbolt's signature has no error, as in Get and
 //     the cursor moves, records) an *Error whose errors.Is(err, ErrCorrupted) is true. Get and
 //     the cursor methods cannot return errors in bbolt's API: on damage they return nil (as if
-//     the key were absent) and the transaction remembers the error: Tx.Err reports it, View returns
-//     it, and Commit refuses to commit a transaction that met damage.
+//     the key were absent) and the transaction remembers the error: Tx.Err reports it,
+//     View returns it, and Commit refuses to commit a transaction that met damage.
 //   - Page-layout introspection is deadbolt's, not bbolt's: Tx.Page returns an error (there
-//     are no bbolt pages), Stats and BucketStats count deadbolt's pages, Info().Data is 0; FreelistType, NoFreelistSync, NoGrowSync, MmapFlags,
-//     InitialMmapSize, Mlock and AllocSize are accepted and ignored (deadbolt persists free
+//     are no bbolt pages), Stats and BucketStats count deadbolt's pages, Info().Data is 0.
+//     FreelistType, NoFreelistSync, NoGrowSync, MmapFlags, InitialMmapSize, Mlock and AllocSize are accepted and ignored (deadbolt persists free
 //     space as small delta records and grows the file by an eighth). Commits without a
 //     sync are chosen with Options.NoSync at Open; setting the DB.NoSync field afterwards
 //     has no effect (the engine fixes it when the file is opened).
