@@ -21,8 +21,9 @@
 //     View returns it, and Commit refuses to commit a transaction that met damage.
 //   - Page-layout introspection is deadbolt's, not bbolt's: Tx.Page returns an error (there
 //     are no bbolt pages), Stats and BucketStats count deadbolt's pages, Info().Data is 0.
-//     FreelistType, NoFreelistSync, NoGrowSync, MmapFlags, InitialMmapSize, Mlock and AllocSize are accepted and ignored (deadbolt persists free
-//     space as small delta records and grows the file by an eighth). Commits without a
+//     FreelistType, NoFreelistSync, NoGrowSync, MmapFlags, InitialMmapSize, Mlock and
+//     AllocSize are accepted and ignored (deadbolt persists free space as small delta
+//     records and grows the file by an eighth). Commits without a
 //     sync are chosen with Options.NoSync at Open; setting the DB.NoSync field afterwards
 //     has no effect (the engine fixes it when the file is opened).
 //   - A write transaction locks its goroutine to its OS thread until Commit or Rollback (the
