@@ -68,6 +68,19 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// FileTooSmallError is returned by Open for a file shorter than two pages that does not open:
+// its text is bbolt's ("file size too small"); Err is deadbolt's diagnosis (errors.Is(err,
+// ErrCorrupted) is true through it).
+type FileTooSmallError struct {
+	Size int64
+	Err  error
+}
+
+func (e *FileTooSmallError) Error() string { return "file size too small" }
+
+// Unwrap gives deadbolt's own error (which page, what was wrong).
+func (e *FileTooSmallError) Unwrap() error { return e.Err }
+
 // BoltFileError is returned by Open for a file in bbolt's format (not written): convert it
 // with ImportBolt.
 type BoltFileError struct {
