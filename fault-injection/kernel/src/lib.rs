@@ -49,6 +49,8 @@ pub const MAX_PENDING_OPS: usize = 1 << 20;
 pub const MAX_FILES: usize = 4096;
 /// Longest file name.
 pub const MAX_NAME: usize = 255;
+/// How long an unmount retries while the mount is still busy.
+pub const UNMOUNT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How much of the volatile layer survives a power cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -757,7 +759,7 @@ pub struct Mount {
 impl Mount {
     /// Mount `state` at `dir` (an empty directory). Fails, never skips, when /dev/fuse is
     /// missing or the kernel refuses the mount.
-    pub fn mount(dir: &Path, state: FsState) -> io::Result<Mount> {
+    pub fn start(dir: &Path, state: FsState) -> io::Result<Mount> {
         if !Path::new("/dev/fuse").exists() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -801,8 +803,32 @@ impl Mount {
     /// Unmount and wait for the server thread; returns the final state. The kernel's page
     /// cache of the mount goes with it.
     pub fn unmount(mut self) -> io::Result<FsState> {
+        lock(&self.state).held.clear();
         if let Some(s) = self.session.take() {
-            s.umount_and_join()?;
+            // The last close of a file on the mount can trail the close(2) or the exit that
+            // caused it by a moment (a thread of the closing process still ending): retry a
+            // busy unmount for a bounded time before giving up.
+            let path = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes())
+                .map_err(io::Error::other)?;
+            let deadline = std::time::Instant::now() + UNMOUNT_PATIENCE;
+            loop {
+                // SAFETY: `path` is a valid NUL-terminated string that outlives the call;
+                // umount2 only reads it.
+                let r = unsafe { libc::umount2(path.as_ptr(), 0) };
+                if r == 0 {
+                    break;
+                }
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EBUSY) || std::time::Instant::now() > deadline {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("unmounting {}: {e}", self.dir.display()),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Unmounted: wait for the server thread to see the end of the session.
+            s.join()?;
         }
         let mut st = lock(&self.state);
         // Replies held by a trap: the caller is gone; dropping them answers EIO.

@@ -111,6 +111,21 @@ struct Round {
     loss: Loss,
     /// While the child holds the database, this (another) process tries to open it.
     probe_lock: bool,
+    /// The child's `--shrink-every` (0: never) and `--reader`.
+    shrink_every: u64,
+    reader: bool,
+}
+
+impl Round {
+    fn new(kill: Kill, loss: Loss) -> Round {
+        Round {
+            kill,
+            loss,
+            probe_lock: false,
+            shrink_every: 0,
+            reader: false,
+        }
+    }
 }
 
 /// What one scenario saw.
@@ -140,7 +155,7 @@ struct Scenario {
 }
 
 fn mount_or_fail(dir: &Path, st: FsState) -> Mount {
-    Mount::mount(dir, st).unwrap_or_else(|e| {
+    Mount::start(dir, st).unwrap_or_else(|e| {
         panic!(
             "the real-kernel tier cannot run: {e}. It needs /dev/fuse and root (CI has both); \
              it does not skip"
@@ -187,7 +202,7 @@ impl Scenario {
         if let Kill::AtSync(t) = r.kill {
             self.mount.as_ref().unwrap().state().set_trap(t, trap_tx);
         }
-        let (mut child, lines) = self.spawn_child();
+        let (mut child, lines) = self.spawn_child(r);
         let (opened, mut acked, fired) = self.watch(&mut child, &lines, &trap_rx, r, &ctx);
         let status = child.kill_and_reap();
         // Acknowledgements written before the kill are still in the pipe.
@@ -211,6 +226,7 @@ impl Scenario {
 
         // Power cut: unmount (the page cache goes), drop the volatile layer, mount again.
         let before = self.mount.take().unwrap().unmount().expect("unmount");
+        let (lost_bytes, lost_dir) = (before.pending_bytes(), before.dir_pending());
         self.tally.lost_pending_bytes += before.pending_bytes() as u64;
         self.tally.lost_dir_ops += before.dir_pending() as u64;
         self.tally.counters.add(&before.counters);
@@ -271,20 +287,26 @@ impl Scenario {
         drop(db);
         println!(
             "{ctx}: child {status}, opened at {opened:?}, acked {acked}, power lost {} unsynced bytes and {} directory ops, recovered commit {recovered}: ok",
-            self.tally.lost_pending_bytes, self.tally.lost_dir_ops
+            lost_bytes, lost_dir
         );
     }
 
-    fn spawn_child(&self) -> (ChildGuard, Receiver<String>) {
+    fn spawn_child(&self, r: &Round) -> (ChildGuard, Receiver<String>) {
         let exe = env!("CARGO_BIN_EXE_deadbolt-kernel-tier");
-        let mut c = Command::new(exe)
-            .args([
-                "child",
-                "--path",
-                self.db.to_str().unwrap(),
-                "--seed",
-                &self.seed.to_string(),
-            ])
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "child",
+            "--path",
+            self.db.to_str().unwrap(),
+            "--seed",
+            &self.seed.to_string(),
+            "--shrink-every",
+            &r.shrink_every.to_string(),
+        ]);
+        if r.reader {
+            cmd.arg("--reader");
+        }
+        let mut c = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -429,9 +451,9 @@ fn sigkill_then_drop_all_unsynced() {
             let acks = sc.rng.range(1, 20);
             let delay_us = sc.rng.below(3000);
             sc.round(&Round {
-                kill: Kill::Random { acks, delay_us },
-                loss: Loss::DropAll,
                 probe_lock: i % 2 == 0,
+                reader: i % 2 == 1,
+                ..Round::new(Kill::Random { acks, delay_us }, Loss::DropAll)
             });
         }
         let t = sc.finish("drop-all");
@@ -463,15 +485,17 @@ fn sigkill_then_every_loss_mode() {
         let acks = sc.rng.range(1, 25);
         let delay_us = sc.rng.below(3000);
         sc.round(&Round {
-            kill: Kill::Random { acks, delay_us },
-            loss: Loss::ALL[i % 4],
             probe_lock: i % 3 == 0,
+            reader: i % 3 == 1,
+            shrink_every: if i % 2 == 1 { 3 } else { 0 },
+            ..Round::new(Kill::Random { acks, delay_us }, Loss::ALL[i % 4])
         });
     }
     let t = sc.finish("every loss mode");
     report("every loss mode after SIGKILL", &t, t0);
     assert!(t.acked > 0, "no commit was acknowledged");
     assert!(t.counters.grows > 0, "the file never grew");
+    assert!(t.counters.shrinks > 0, "the file never shrank");
 }
 
 /// Priority 2 and 3: power fails at each of the first syncs of a fresh file system (inside
@@ -488,20 +512,24 @@ fn power_fails_at_each_sync() {
             let mut sc = Scenario::new(seed);
             let loss = Loss::ALL[(at as usize + after as usize) % 4];
             sc.round(&Round {
-                kill: Kill::AtSync(SyncTrap { at, after }),
-                loss,
-                probe_lock: false,
+                shrink_every: if after { 2 } else { 0 },
+                ..Round::new(Kill::AtSync(SyncTrap { at, after }), loss)
             });
             let acks = sc.rng.range(1, 6);
             sc.round(&Round {
-                kill: Kill::Random { acks, delay_us: 0 },
-                loss: Loss::ALL[(at as usize) % 4],
-                probe_lock: false,
+                reader: true,
+                shrink_every: 2,
+                probe_lock: true,
+                ..Round::new(
+                    Kill::Random { acks, delay_us: 0 },
+                    Loss::ALL[at as usize % 4],
+                )
             });
             let t = sc.finish("at each sync");
             total.rounds += t.rounds;
             total.acked += t.acked;
             total.traps_fired += t.traps_fired;
+            total.lock_refusals += t.lock_refusals;
             total.lost_pending_bytes += t.lost_pending_bytes;
             total.lost_dir_ops += t.lost_dir_ops;
             total.counters.add(&t.counters);
