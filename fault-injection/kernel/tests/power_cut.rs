@@ -481,7 +481,7 @@ fn sigkill_then_every_loss_mode() {
     let t0 = Instant::now();
     let seed = base_seed() ^ 0x10;
     let mut sc = Scenario::new(seed);
-    for i in 0..12 {
+    for i in 0..24 {
         let acks = sc.rng.range(1, 25);
         let delay_us = sc.rng.below(3000);
         sc.round(&Round {
@@ -506,7 +506,7 @@ fn sigkill_then_every_loss_mode() {
 fn power_fails_at_each_sync() {
     let t0 = Instant::now();
     let mut total = Tally::default();
-    for at in 1..=10u64 {
+    for at in 1..=16u64 {
         for after in [false, true] {
             let seed = base_seed() ^ (at << 8) ^ (after as u64);
             let mut sc = Scenario::new(seed);
@@ -536,7 +536,7 @@ fn power_fails_at_each_sync() {
         }
     }
     report("power fails at each sync", &total, t0);
-    assert_eq!(total.traps_fired, 20, "every sync trap fired");
+    assert_eq!(total.traps_fired, 32, "every sync trap fired");
     assert!(
         total.lost_dir_ops > 0,
         "no power cut hit an unsynced directory entry"
