@@ -390,8 +390,10 @@ impl<'tx> Bucket<'tx> {
 ///         .collect::<Result<_, _>>()?;
 ///     assert_eq!(november.len(), 2);
 ///     // bbolt: c.Last(); c.Prev(): the newest first
-///     let (newest, _) = b.iter().next_back().expect("not empty")?;
-///     assert_eq!(&*newest, b"2026-12-02");
+///     if let Some(kv) = b.iter().next_back() {
+///         let (newest, _) = kv?;
+///         assert_eq!(&*newest, b"2026-12-02");
+///     }
 ///     Ok::<_, Error>(())
 /// })
 /// # }

@@ -43,7 +43,7 @@ use crate::tx::{Loc, Tx};
 ///     Ok::<_, Error>(())
 /// })?;
 /// let tx = db.begin_read()?;
-/// let b = tx.bucket(b"logs")?.expect("created above");
+/// let b = tx.bucket(b"logs")?.ok_or(Error::BucketNotFound)?;
 /// let mut seen = 0;
 /// let before = tx.pages_loaded();
 /// // At most 10 pages of work: the walk stops with the position to go on from.

@@ -62,7 +62,7 @@ pub struct Stats {
 ///
 /// ```
 /// # fn main() -> Result<(), deadbolt::Error> {
-/// # let dir = tempfile::tempdir().unwrap();
+/// # let dir = tempfile::tempdir().map_err(deadbolt::Error::Io)?;
 /// # let path = dir.path().join("app.db");
 /// use deadbolt::{Db, Error};
 /// // bbolt: db, err := bolt.Open("app.db", 0600, nil)
@@ -282,10 +282,15 @@ impl Db {
     ///     })
     ///     .collect();
     /// for w in writers {
-    ///     w.join().unwrap()?; // Ok only once the commit holding this write is synced
+    ///     // Ok only once the commit holding this write is synced.
+    ///     match w.join() {
+    ///         Ok(r) => r?,
+    ///         Err(panic) => std::panic::resume_unwind(panic),
+    ///     }
     /// }
     /// db.view(|tx| {
-    ///     assert_eq!(tx.bucket(b"events")?.unwrap().iter().count(), 4);
+    ///     let b = tx.bucket(b"events")?.ok_or(Error::BucketNotFound)?;
+    ///     assert_eq!(b.iter().count(), 4);
     ///     Ok::<_, Error>(())
     /// })
     /// # }

@@ -159,7 +159,7 @@ impl Db {
     ///
     /// ```
     /// # fn main() -> Result<(), deadbolt::Error> {
-    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let dir = tempfile::tempdir().map_err(deadbolt::Error::Io)?;
     /// use deadbolt::{Db, Error};
     /// let db = Db::in_memory()?;
     /// db.update(|tx| tx.create_bucket(b"b")?.put(b"k", b"v"))?;

@@ -23,7 +23,7 @@ use crate::store::watch::{self, Alerted, ReaderInfo, ReaderLimits};
 ///
 /// ```
 /// # fn main() -> Result<(), deadbolt::Error> {
-/// # let dir = tempfile::tempdir().unwrap();
+/// # let dir = tempfile::tempdir().map_err(deadbolt::Error::Io)?;
 /// # let path = dir.path().join("app.db");
 /// use std::time::Duration;
 /// use deadbolt::{Db, Options};

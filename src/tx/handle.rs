@@ -47,7 +47,7 @@ pub(crate) struct WriteState {
 ///
 /// ```
 /// # fn main() -> Result<(), deadbolt::Error> {
-/// use deadbolt::Db;
+/// use deadbolt::{Db, Error};
 /// let db = Db::in_memory()?;
 /// // bbolt: tx, err := db.Begin(true)
 /// let tx = db.begin_write()?;
@@ -55,12 +55,13 @@ pub(crate) struct WriteState {
 /// // bbolt: tx.Commit()
 /// tx.commit()?;
 /// let tx = db.begin_write()?;
-/// tx.bucket(b"jobs")?.unwrap().delete(b"job-1")?;
+/// tx.bucket(b"jobs")?.ok_or(Error::BucketNotFound)?.delete(b"job-1")?;
 /// // bbolt: tx.Rollback() (or just drop it)
 /// tx.rollback();
 /// // bbolt: db.Begin(false): a read transaction sees one snapshot until it ends
 /// let tx = db.begin_read()?;
-/// assert!(tx.bucket(b"jobs")?.unwrap().get(b"job-1")?.is_some());
+/// let jobs = tx.bucket(b"jobs")?.ok_or(Error::BucketNotFound)?;
+/// assert!(jobs.get(b"job-1")?.is_some());
 /// # Ok(()) }
 /// ```
 pub struct Tx<'db> {
