@@ -603,7 +603,8 @@ impl<'tx> Cursor<'tx> {
     /// Move to the next entry.
     #[allow(clippy::should_implement_trait)] // bbolt's name; fallible, so not an Iterator
     pub fn next(&mut self) -> Result<Option<Entry<'tx>>> {
-        // Without a budget, straight to the move (the metered path costs ~5% on walks).
+        // Without a budget, straight to the move (through the metered closure, walk_cost ran
+        // 0.8% more instructions).
         if self.meter.is_none() {
             return self.next_raw();
         }

@@ -150,11 +150,12 @@ impl Scan<'_> {
     fn slice(&mut self) -> Result<Option<Slice>> {
         let tx = self.db.begin_read()?;
         let b = tx.bucket_path(&self.path)?.ok_or(Error::BucketNotFound)?;
-        let budget = Budget {
-            pages: self.limits.pages,
-            ..Budget::default()
-        };
-        let mut it = b.range((self.from.clone(), self.to.clone())).budget(budget);
+        let mut it = b.range((self.from.clone(), self.to.clone()));
+        // A page limit meters the slice; without one the iterator runs unmetered (no key
+        // copy per entry for a resume position the slice keeps itself).
+        if let Some(pages) = self.limits.pages {
+            it = it.budget(Budget::pages(pages));
+        }
         let (most, most_bytes) = (self.limits.entries.max(1), self.limits.bytes);
         let mut entries = Vec::new();
         let mut bytes = 0usize;
