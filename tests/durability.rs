@@ -400,35 +400,42 @@ fn a_meta_of_another_format_version_is_unsupported_version_not_corruption() {
     }
 }
 
-/// Version 2 (before inline buckets) is read as it is: both slots of version 2, or one of each,
-/// open at the newest commit; the next commit's meta is version 3, and the file reads back.
+/// Versions 2 (before inline buckets) and 3 (metas placed by txid parity) are read as they
+/// are: both slots of the old version open at the newest commit; the next commit's meta is of
+/// this build's version, and the file reads back.
 #[test]
-fn a_version_2_file_opens_and_its_next_commit_writes_version_3() {
-    let s = Arc::new(MemStorage::new());
-    let db = Db::open_storage(s.clone(), opts(None)).unwrap();
-    commit(&db, 0);
-    drop(db);
-    let mut img = s.to_bytes();
-    for slot in 0..2 {
-        put_u32(&mut img, slot * P + 40, 2);
-        reseal(&mut img, P, slot as u64);
+fn a_version_2_or_3_file_opens_and_its_next_commit_writes_the_current_version() {
+    for v in [2u32, 3] {
+        let s = Arc::new(MemStorage::new());
+        let db = Db::open_storage(s.clone(), opts(None)).unwrap();
+        commit(&db, 0);
+        drop(db);
+        let mut img = s.to_bytes();
+        for slot in 0..2 {
+            put_u32(&mut img, slot * P + 40, v);
+            reseal(&mut img, P, slot as u64);
+        }
+        let s = Arc::new(MemStorage::from_bytes(img));
+        let db = Db::open_storage(s.clone(), opts(None)).unwrap();
+        let before = db.recovery().txid;
+        commit(&db, 1);
+        let txid = db.stats().txid;
+        assert!(txid > before);
+        drop(db);
+        let img = s.to_bytes();
+        let holds = |slot: usize| u64_at(&img, slot * P + 56) == txid && img[slot * P + 48] == 0;
+        let slot = (0..2)
+            .find(|&s| holds(s))
+            .expect("a slot holds the new commit");
+        assert_eq!(
+            u32::from_le_bytes(img[slot * P + 40..slot * P + 44].try_into().unwrap()),
+            deadbolt::FORMAT_VERSION,
+            "from version {v}"
+        );
+        let db = Db::open_storage(s, opts(None)).unwrap();
+        assert_eq!(db.recovery().txid, txid);
+        assert!(db.check().unwrap().is_ok());
     }
-    let s = Arc::new(MemStorage::from_bytes(img));
-    let db = Db::open_storage(s.clone(), opts(None)).unwrap();
-    let before = db.recovery().txid;
-    commit(&db, 1);
-    let txid = db.stats().txid;
-    assert!(txid > before);
-    drop(db);
-    let img = s.to_bytes();
-    let slot = (txid % 2) as usize;
-    assert_eq!(
-        u32::from_le_bytes(img[slot * P + 40..slot * P + 44].try_into().unwrap()),
-        3
-    );
-    let db = Db::open_storage(s, opts(None)).unwrap();
-    assert_eq!(db.recovery().txid, txid);
-    assert!(db.check().unwrap().is_ok());
 }
 
 // ---- order is verified, not assumed --------------------------------------------------------

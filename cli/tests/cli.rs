@@ -1269,7 +1269,7 @@ fn a_newer_format_version_is_exit_2_naming_both_versions_and_never_damaged() {
         b[0..4],
         "meta 0's checksum is CRC-32 of bytes [4, page_size)"
     );
-    let newer = deadbolt::FORMAT_VERSION + 1; // 3 today
+    let newer = deadbolt::FORMAT_VERSION + 1;
     b[40..44].copy_from_slice(&newer.to_le_bytes());
     let crc = crc32(&b[4..page_size]);
     b[0..4].copy_from_slice(&crc.to_le_bytes());

@@ -1,5 +1,8 @@
-//! The two meta pages (pages 0 and 1): the root of everything. Commit `txid` writes slot
-//! `txid % 2`, so the previous commit's meta is never overwritten by the next one.
+//! The two meta pages (pages 0 and 1): the root of everything. A commit writes its meta into
+//! the slot that does not hold the newest *synced* commit, so the state a power cut falls back
+//! to is never overwritten before a sync: durable commits alternate slots, and unsynced
+//! (`no_sync`) commits after a sync all reuse the one slot until the next sync
+//! (docs/FORMAT.md, section 7).
 
 use crate::error::{Error, Result};
 use crate::format::page::{
@@ -8,15 +11,16 @@ use crate::format::page::{
 use crate::limits::FORMAT_VERSION;
 
 /// The oldest format this build reads. Version 2 differs from 3 only in having no inline
-/// buckets, so a version-2 file reads as is; its next commit writes version-3 metas (and a
-/// build that reads only version 2 then refuses the file, as it must: it could not read an
-/// inline bucket).
+/// buckets, and 3 from 4 only in where a meta may stand (in version 3 always slot `txid % 2`,
+/// a placement version 4 still allows), so older files read as they are; their next commit
+/// writes version-4 metas (and an older build then refuses the file, as it must: it could not
+/// read an inline bucket, or would take a meta outside slot `txid % 2` for damage).
 pub(crate) const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// "DEADBOLT" read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"DEADBOLT");
 /// Meta flag: this page is the *confirmation* of commit `txid`, a copy of its meta written into
-/// the other slot, `(txid + 1) % 2`, after the commit was synced. It says the commit is durable,
+/// the other slot than its commit's, after the commit was synced. It says the commit is durable,
 /// so open never rolls it back (docs/FORMAT.md, section 7).
 pub(crate) const FLAG_CONFIRMATION: u32 = 1;
 /// Smallest and largest page sizes.
@@ -27,8 +31,11 @@ pub(crate) const MAX_PAGE: usize = 65536;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Meta {
     pub page_size: u32,
-    /// A confirmation copy ([`FLAG_CONFIRMATION`]), stored in slot `(txid + 1) % 2`.
+    /// A confirmation copy ([`FLAG_CONFIRMATION`]), stored in the slot other than its
+    /// commit's.
     pub confirmation: bool,
+    /// The slot (0 or 1) this meta is stored in, sealed into its page header.
+    pub slot: u64,
     pub txid: u64,
     /// Newest txid known durable when this commit began writing: pages with a larger txid
     /// were written in this commit (or in unsynced ones before it) and are verified at open.
@@ -49,6 +56,7 @@ impl Meta {
         Meta {
             page_size: page_size as u32,
             confirmation: false,
+            slot: txid % 2,
             txid,
             durable_base: 0,
             hwm: 2,
@@ -57,15 +65,16 @@ impl Meta {
         }
     }
 
-    /// The slot this meta is stored in: `txid % 2`, or the other one for a confirmation.
+    /// The slot this meta is stored in.
     pub(crate) fn slot(&self) -> u64 {
-        (self.txid + u64::from(self.confirmation)) % 2
+        self.slot
     }
 
-    /// The confirmation copy of this (plain) meta.
+    /// The confirmation copy of this (plain) meta, for the other slot.
     pub(crate) fn confirmation_copy(&self) -> Meta {
         Meta {
             confirmation: true,
+            slot: 1 - self.slot,
             ..*self
         }
     }
@@ -80,10 +89,14 @@ impl Meta {
         }
     }
 
-    /// The same commit without the confirmation flag (what a reader uses).
+    /// The same commit without the confirmation flag (what a reader uses), in its own slot.
     pub(crate) fn plain(&self) -> Meta {
+        if !self.confirmation {
+            return *self;
+        }
         Meta {
             confirmation: false,
+            slot: 1 - self.slot,
             ..*self
         }
     }
@@ -158,13 +171,17 @@ impl Meta {
         let m = Meta {
             page_size,
             confirmation: flags & FLAG_CONFIRMATION != 0,
+            slot,
             txid: rd_u64(b, 56).unwrap_or(0),
             durable_base: rd_u64(b, 64).unwrap_or(0),
             hwm: rd_u64(b, 72).unwrap_or(0),
             root: b.get(80..).and_then(ChildRef::decode).unwrap_or_default(),
             freelist: b.get(104..).and_then(ChildRef::decode).unwrap_or_default(),
         };
-        if m.txid != h.txid || m.slot() != slot {
+        // Version 3 and older placed every meta by its txid; version 4 by which slot held the
+        // newest synced commit, which the page header's slot (checked above) already pins.
+        let by_txid = (m.txid + u64::from(m.confirmation)) % 2 == slot;
+        if m.txid != h.txid || (version < 4 && !by_txid) {
             return Err(bad(format!(
                 "meta txid {} (confirmation: {}) does not belong in slot {slot}",
                 m.txid, m.confirmation

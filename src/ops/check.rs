@@ -349,7 +349,7 @@ impl Tx<'_> {
         let len = self.bytes().len();
         if hwm.saturating_mul(self.db.page_size as u64) > len as u64 {
             let d = format!("high-water mark {hwm} lies past the end of the file ({len} bytes)");
-            c.problem(meta.txid % 2, &[], d);
+            c.problem(meta.slot, &[], d);
             return Ok(c.report);
         }
         c.reach = Bits::new(hwm);

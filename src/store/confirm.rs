@@ -8,8 +8,8 @@
 //! newest is confirmed by its successor for free. The newest is confirmed off the commit path:
 //! after the database has been idle for [`crate::Options::confirm_after`] (by this module's
 //! background thread), by [`crate::Db::sync`], at a clean close, and at every writable open. A
-//! confirmation is a copy of commit `t`'s meta, flagged, written into the *other* slot
-//! (`(t + 1) % 2`, which holds the older commit `t - 1` that is no longer needed) and synced. Open
+//! confirmation is a copy of commit `t`'s meta, flagged, written into the *other* slot (which
+//! holds an older commit that is no longer needed) and synced. Open
 //! never rolls back a confirmed commit: damage to it is `Error::Corruption`. docs/FORMAT.md,
 //! section 7, has the argument why this is safe.
 
@@ -140,6 +140,9 @@ impl Store {
             self.counters.syncs.fetch_add(1, Relaxed);
             w.last_synced = txid;
             w.unsynced = false;
+            // The newest commit's slot holds the synced state now; the next commit (and the
+            // confirmation below) take the other one.
+            w.next_slot = 1 - snap.meta.slot;
             // The newest meta is durable now, and with it what it confirms.
             w.confirmed = w.confirmed.max(snap.meta.durable_base);
         }

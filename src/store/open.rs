@@ -72,6 +72,7 @@ impl Store {
         let w = store.writer.get_mut();
         w.free = chosen.free;
         w.last_synced = meta.txid;
+        w.next_slot = 1 - meta.slot;
         w.confirmed = chosen.confirmed;
         store
             .counters
@@ -107,8 +108,19 @@ impl Store {
         let mut rolled_back = None;
         let mut failures = Vec::new();
         for m in &candidates {
+            // Only what followed the last sync can be torn: the commits after the meta's
+            // durable base. A confirmed commit was synced whole, so of it open re-reads only the
+            // pages the commit itself wrote (damage to what was acknowledged last is found
+            // here; older pages are verified when first read). Without this a `no_sync`
+            // lifetime, whose durable base stays at the open that began it, made the next open
+            // read every page written since.
+            let base = if m.txid <= confirmed {
+                m.txid.saturating_sub(1).max(m.durable_base)
+            } else {
+                m.durable_base
+            };
             let r = self
-                .verify_commit(bytes, m)
+                .verify_commit(bytes, m, base)
                 .and_then(|_| self.load_freelist(bytes, m));
             match r {
                 Ok(free) => {
@@ -140,14 +152,15 @@ impl Store {
             }
         }
         Err(Error::corrupt(
-            candidates.first().map_or(0, |m| m.txid % 2),
+            candidates.first().map_or(0, |m| m.slot),
             format!("no commit verifies: {}", failures.join("; ")),
         ))
     }
 
     /// After a writable open at `meta`: make everything open verified durable (a process crash
     /// may have left it in the page cache only), then make sure both slots describe `meta`:
-    /// its own meta in slot `txid % 2` and its confirmation in the other. Each is written (and
+    /// its own meta in its slot (where open found it, or the other one than its confirmation)
+    /// and its confirmation in the other. Each is written (and
     /// synced) only if it is not there already, the own slot first, so that at every moment one
     /// slot names `meta`. Writing them also replaces whatever those slots held: an older commit
     /// (no longer needed once this one is confirmed), a newer one that was rolled back, or a

@@ -94,6 +94,11 @@ pub(crate) struct Writer {
     pub poisoned: Option<String>,
     pub file_len: u64,
     pub unsynced: bool,
+    /// The meta slot the next commit writes: the one *not* holding the newest synced commit's
+    /// meta. A synced commit flips it; an unsynced one leaves it, so every `no_sync` commit after
+    /// a sync overwrites the same slot and a power cut always finds the synced state in the
+    /// other (docs/FORMAT.md, section 7).
+    pub next_slot: u64,
 }
 
 impl Writer {
@@ -346,6 +351,7 @@ impl Store {
                 poisoned: None,
                 file_len,
                 unsynced: false,
+                next_slot: 0,
             }),
             verified: Verified::new(),
             counters: Counters::default(),

@@ -241,10 +241,12 @@ impl Store {
         Ok((chain, records))
     }
 
-    /// Verify the pages written by `meta`'s commit (and by unsynced commits before it): every
-    /// page reachable from the root whose txid is above `durable_base`, walking only those, so
-    /// the cost is proportional to the last commit, not to the database.
-    pub(crate) fn verify_commit(&self, bytes: &[u8], meta: &Meta) -> Result<()> {
+    /// Verify the pages written by the commits after `base` up to `meta`'s (`base` is its
+    /// `durable_base`, or for a confirmed commit `txid - 1`: its own pages only): every page
+    /// reachable from the root whose txid is above `base`, walking only those, so the cost is
+    /// proportional to the last commits, not to the database. The file length is checked
+    /// always.
+    pub(crate) fn verify_commit(&self, bytes: &[u8], meta: &Meta, base: u64) -> Result<()> {
         let p = self.page_size as u64;
         let need = meta
             .hwm
@@ -252,7 +254,7 @@ impl Store {
             .ok_or_else(|| Error::corrupt(meta.slot(), "high-water mark overflows"))?;
         if need > bytes.len() as u64 {
             return Err(Error::corrupt(
-                meta.txid % 2,
+                meta.slot,
                 format!(
                     "high-water mark {} lies past the end of the file ({} bytes)",
                     meta.hwm,
@@ -263,7 +265,6 @@ impl Store {
         if planted::SKIP_OPEN_VERIFY {
             return Ok(());
         }
-        let base = meta.durable_base;
         let mut stack: Vec<(ChildRef, usize)> = Vec::new();
         let mut seen: HashSet<u64> = HashSet::new();
         if !meta.root.is_empty() && meta.root.txid > base {

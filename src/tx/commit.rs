@@ -319,6 +319,7 @@ impl Commit<'_, '_> {
         let meta = Meta {
             page_size: self.db().page_size as u32,
             confirmation: false,
+            slot: self.wr.next_slot,
             txid: self.txid,
             durable_base: self.wr.last_synced,
             hwm: self.hwm,
@@ -331,7 +332,7 @@ impl Commit<'_, '_> {
         self.io_started = true;
         self.check_written_once()?;
         self.flush_run()?;
-        storage.write_at((self.txid % 2) * p, &meta.encode())?;
+        storage.write_at(meta.slot * p, &meta.encode())?;
         if planted::META_BEFORE_DATA {
             self.sync_once(&storage)?;
             for (off, buf) in std::mem::take(&mut self.deferred) {
@@ -342,9 +343,11 @@ impl Commit<'_, '_> {
             self.sync_once(&storage)?;
             self.wr.last_synced = self.txid;
             self.wr.unsynced = false;
+            self.wr.next_slot = 1 - meta.slot;
             // This meta is on disk now: what it records as durable is confirmed.
             self.wr.confirmed = self.wr.confirmed.max(meta.durable_base);
         } else {
+            // The other slot keeps the newest synced commit until the next sync.
             self.wr.unsynced = true;
         }
         // The pages this commit wrote hold bytes it encoded and its parents' checksums were

@@ -163,7 +163,7 @@ impl<'db> Tx<'db> {
             })?;
         let mut metas = vec![0u8; 2 * p];
         let enc = meta.encode();
-        let slot = (meta.txid % 2) as usize;
+        let slot = meta.slot as usize;
         metas[slot * p..slot * p + p].copy_from_slice(&enc);
         w.write_all(&metas)?;
         w.write_all(&bytes[2 * p..end])?;
