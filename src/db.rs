@@ -226,6 +226,12 @@ impl Db {
         if self.inner.opts.read_only {
             return Err(Error::ReadOnly);
         }
+        // Unsynced (`no_sync`) commits are made durable first: the file may then be cut to the
+        // newest commit's high-water mark, not only to the last synced one's.
+        let (_, txid) = self.inner.shared.current();
+        if w.unsynced || w.last_synced < txid {
+            self.inner.sync_locked(&mut w)?;
+        }
         let (snap, _) = self.inner.shared.current();
         let done = match self
             .inner

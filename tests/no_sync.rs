@@ -156,16 +156,24 @@ fn lifetime(seed: u64) -> (Vec<u8>, BTreeMap<u64, State>, u64) {
     let mut synced = db.recovery().txid;
     for _ in 0..2 + rng.below(12) {
         let n = 1 + rng.below(20);
-        let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..n)
+        // Now and then a commit deletes everything: the end of the file falls free, and the
+        // next commits shrink it (while the synced commit's high-water mark is higher).
+        let wipe = rng.below(6) == 0;
+        let big = rng.below(4) == 0;
+        let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..n)
             .map(|_| {
                 let k = format!("key-{:03}", rng.below(64)).into_bytes();
                 let v = (rng.below(4) != 0).then(|| {
-                    let len = rng.below(2 * P as u64) as usize;
+                    let most = if big { 16 * P } else { 2 * P };
+                    let len = rng.below(most as u64) as usize;
                     vec![b'a' + rng.below(26) as u8; len]
                 });
                 (k, v)
             })
             .collect();
+        if wipe {
+            ops = state.keys().map(|k| (k.clone(), None)).collect();
+        }
         db.update(|tx| {
             let b = tx.create_bucket_if_not_exists(b"b")?;
             for (k, v) in &ops {
@@ -204,10 +212,12 @@ fn lifetime(seed: u64) -> (Vec<u8>, BTreeMap<u64, State>, u64) {
 
 #[test]
 fn a_power_cut_after_db_sync_under_no_sync_recovers_the_synced_commit_or_a_later_one() {
-    // Before meta slots were chosen by where the synced commit stands, the second unsynced
-    // commit after a sync overwrote the synced commit's own meta slot: a power cut that tore it
-    // while the first unsynced commit's pages were lost left no meta that verified, and the
-    // database did not open at all.
+    // Two bugs. Before meta slots were chosen by where the synced commit stands, the second
+    // unsynced commit after a sync overwrote the synced commit's own meta slot: a power cut that
+    // tore it while the first unsynced commit's pages were lost left no meta that verifies, and
+    // the database did not open at all. And an unsynced commit whose high-water mark fell could
+    // cut the file below the synced commit's: a power cut that kept the new length but not the
+    // new meta left the synced commit past the end of the file (Corruption at open).
     for seed in seeds() {
         let (img, states, synced) = lifetime(seed);
         let db = Db::open_storage(

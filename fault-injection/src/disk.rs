@@ -96,6 +96,8 @@ struct Inner {
     dir_synced: bool,
     ops: u64,
     writes: u64,
+    /// Bytes passed to `write_at` (what the engine asked to write, whatever its fate).
+    bytes_written: u64,
     set_lens: u64,
     syncs: u64,
     views: u64,
@@ -152,6 +154,7 @@ impl SimDisk {
                 dir_synced,
                 ops: 0,
                 writes: 0,
+                bytes_written: 0,
                 set_lens: 0,
                 syncs: 0,
                 views: 0,
@@ -204,6 +207,12 @@ impl SimDisk {
     pub fn counts(&self) -> (u64, u64, u64) {
         let g = self.inner.lock().unwrap();
         (g.writes, g.set_lens, g.syncs)
+    }
+
+    /// Bytes the engine passed to `write_at` so far (the open-cost invariant's measure of what
+    /// a commit wrote).
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.lock().unwrap().bytes_written
     }
 
     /// `create` calls so far (refusals of a non-empty file not counted).
@@ -389,6 +398,7 @@ impl Storage for SimDisk {
             return Err(crashed_err());
         }
         g.writes += 1;
+        g.bytes_written += data.len() as u64;
         g.view_cache = None;
         let end = offset
             .checked_add(data.len() as u64)

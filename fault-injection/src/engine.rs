@@ -78,10 +78,26 @@ pub trait EngineDb {
     fn recovered_txid(&self) -> u64;
     /// Open fell back to an older commit and said so.
     fn rolled_back(&self) -> Option<String>;
+    /// Make every commit so far durable (`Db::sync`); `None` when the engine has no such call.
+    /// Under `no_sync`, once it returns Ok a power cut must recover that commit or a later one
+    /// without an error (docs/FORMAT.md, section 7).
+    fn sync(&self) -> Option<Result<(), EngErr>> {
+        None
+    }
+    /// Tree pages open verified (the open-cost invariant), when the engine reports it.
+    fn open_pages_verified(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The engine promises that under `no_sync` a power cut recovers the last synced commit or
+    /// a later one, without an error ([`EngineDb::sync`]); then such power cuts are checked
+    /// with full strictness (I1-I6), else only for detection (I7).
+    fn no_sync_keeps_the_last_sync(&self) -> bool {
+        false
+    }
     fn open(&self, storage: Arc<dyn Storage>, opts: &OpenOpts)
         -> Result<Box<dyn EngineDb>, EngErr>;
 }
@@ -212,6 +228,14 @@ impl EngineDb for DeadboltDb {
         self.0.recovery().txid
     }
 
+    fn sync(&self) -> Option<Result<(), EngErr>> {
+        Some(self.0.sync().map_err(EngErr::from))
+    }
+
+    fn open_pages_verified(&self) -> Option<u64> {
+        Some(self.0.recovery().pages_verified)
+    }
+
     fn rolled_back(&self) -> Option<String> {
         let r = self.0.recovery();
         // A rolled-back commit, or a meta slot that could not be decoded (which may have
@@ -228,6 +252,10 @@ impl EngineDb for DeadboltDb {
 }
 
 impl Engine for Deadbolt {
+    fn no_sync_keeps_the_last_sync(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "deadbolt"
     }

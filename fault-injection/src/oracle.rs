@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use crate::crash::{Fill, Mode, Window};
@@ -35,6 +36,9 @@ pub struct Entry {
     pub label: Label,
     /// The transaction id the commit had (when known).
     pub txid: Option<u64>,
+    /// Pages the commit wrote (bytes passed to `write_at` during it, in pages), when measured:
+    /// what the open-cost invariant (I12) bounds open's reads by.
+    pub pages: Option<u64>,
 }
 
 /// The chain of states since the database was created; a recovered database must equal one
@@ -61,6 +65,8 @@ impl History {
                 state: Arc::new(State::default()),
                 label: Label::Base,
                 txid: None,
+                // Creation writes the two meta pages only: no tree page to verify.
+                pages: Some(0),
             }],
         }
     }
@@ -70,11 +76,48 @@ impl History {
     }
 
     pub fn push(&mut self, state: State, label: Label, txid: Option<u64>) {
+        self.push_measured(state, label, txid, None);
+    }
+
+    /// [`History::push`] with the pages the commit wrote.
+    pub fn push_measured(
+        &mut self,
+        state: State,
+        label: Label,
+        txid: Option<u64>,
+        pages: Option<u64>,
+    ) {
+        // A commit that changed nothing wrote nothing and kept the previous commit's txid: it
+        // is that commit, whose pages an open verifies.
+        let prev = self
+            .entries
+            .last()
+            .filter(|p| txid.is_some() && p.txid == txid);
+        let pages = match (pages, prev) {
+            (Some(0), Some(p)) => p.pages,
+            _ => pages,
+        };
         self.entries.push(Entry {
             state: Arc::new(state),
             label,
             txid,
+            pages,
         });
+    }
+
+    /// Label the newest entry durable: a sync that covers it returned Ok.
+    pub fn mark_synced(&mut self) {
+        if let Some(e) = self.entries.last_mut() {
+            if e.label == Label::NoSyncAck {
+                e.label = Label::DurableAck;
+            }
+        }
+    }
+
+    /// I12's bound: the pages written by the last commit that must survive and every commit
+    /// after it (all an open may have to verify), when every one of them was measured.
+    pub fn open_cost_bound(&self) -> Option<u64> {
+        self.entries[self.lo()..].iter().map(|e| e.pages).sum()
     }
 
     /// Index of the last commit that must survive.
@@ -132,6 +175,29 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let r = std::panic::catch_unwind(AssertUnwindSafe(f));
     CATCHING.with(|c| *c.borrow_mut() = was);
     r.map_err(|_| LAST_PANIC.with(|l| l.borrow().replace('\n', " ")))
+}
+
+/// How many recoveries the open-cost invariant (I12) checked in this process.
+static OPEN_COST_CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// Recoveries whose open cost I12 checked so far in this process.
+pub fn open_cost_checks() -> u64 {
+    OPEN_COST_CHECKS.load(Ordering::Relaxed)
+}
+
+/// I12: recovery is O(last commits). The tree pages open verified are at most what the last
+/// durable commit and the commits after it wrote; an open that re-reads the file (a bookkeeping
+/// bug in what it takes as already durable) passes every correctness check but this one.
+fn open_cost(db: &dyn EngineDb, hist: &History) -> Option<String> {
+    let bound = hist.open_cost_bound()?;
+    let n = catch(|| db.open_pages_verified()).ok().flatten()?;
+    OPEN_COST_CHECKS.fetch_add(1, Ordering::Relaxed);
+    (n > bound).then(|| {
+        format!(
+            "I12: open verified {n} tree pages, more than the {bound} the commits since the last \
+             durable one wrote"
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -508,6 +574,11 @@ pub fn check_open(db: &dyn EngineDb, hist: &History, strict: Strictness) -> Verd
         Ok(j) => j,
         Err(v) => return v,
     };
+    if strict == Strictness::Full {
+        if let Some(v) = open_cost(db, hist) {
+            return Verdict::bad(v);
+        }
+    }
     // Damage reported without wrong data (Detect modes): a reported fall-back, or problems
     // found by the integrity check.
     let mut detected = false;

@@ -239,14 +239,15 @@ impl Fault {
     }
 
     /// How strictly an image of crash `mode` is checked.
-    fn strictness(&self, no_sync: bool, mode: Mode) -> Strictness {
+    fn strictness(&self, no_sync: bool, keeps_sync: bool, mode: Mode) -> Strictness {
         // no_sync promises survival of process crashes only; after a power cut the
         // engine must still detect damage and never return wrong data (I7).
-        // A failed sync under no_sync leaves unsynced overwrites of both meta slots
-        // half-persisted: that is a power cut's worth of damage even for F1.
-        if (self.at_rest && !self.bit_rot())
-            || (no_sync && (mode != Mode::Process || self.injected_error))
-        {
+        // A failed sync under no_sync may leave unsynced overwrites of both meta slots
+        // half-persisted: that is a power cut's worth of damage even for F1. An engine that
+        // keeps the last sync's commit whole under no_sync (deadbolt) is checked in full.
+        let lenient_no_sync =
+            no_sync && !keeps_sync && (mode != Mode::Process || self.injected_error);
+        if (self.at_rest && !self.bit_rot()) || lenient_no_sync {
             Strictness::DetectAnyCommit
         } else if self.outside_model {
             Strictness::Detect
@@ -353,7 +354,11 @@ impl CaseRun<'_> {
                 rot = bit_rot(&mut img, media.sector, rng);
             }
             self.dig.u64(hash_bytes(&img));
-            let strict = fault.strictness(opts.no_sync, mode);
+            let strict = fault.strictness(
+                opts.no_sync,
+                self.engine.no_sync_keeps_the_last_sync(),
+                mode,
+            );
             let v = verify(
                 self.engine,
                 img,

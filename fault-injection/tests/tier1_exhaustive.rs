@@ -52,6 +52,11 @@ fn tier1_every_crash_point_every_mode() {
         t.elapsed().as_secs_f64(),
     );
     assert!(rep.images >= 100_000, "only {} crash images", rep.images);
+    // I12 ran: recovery's page reads were bounded by what the last commits wrote (counted in
+    // this process, so the other tests of this binary add to it; it only has to be non-zero).
+    let cost = fault_injection::oracle::open_cost_checks();
+    println!("tier 1 exhaustive: open cost (I12) checked on {cost} recoveries");
+    assert!(cost > 0, "the open-cost invariant never ran");
     assert!(
         rep.violations.is_empty(),
         "{} violations",

@@ -143,6 +143,7 @@ impl Store {
             // The newest commit's slot holds the synced state now; the next commit (and the
             // confirmation below) take the other one.
             w.next_slot = 1 - snap.meta.slot;
+            w.synced_hwm = snap.meta.hwm;
             // The newest meta is durable now, and with it what it confirms.
             w.confirmed = w.confirmed.max(snap.meta.durable_base);
         }

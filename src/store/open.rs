@@ -26,6 +26,10 @@ pub struct Recovery {
     pub rolled_back: Option<RolledBack>,
     /// A meta slot that could not be decoded at all (normal after a crash during a meta write).
     pub damaged_meta: Option<String>,
+    /// Tree pages (spans) open verified, over every candidate it tried: the pages written since
+    /// the last sync (docs/FORMAT.md, section 8), so bounded by what the last commits wrote,
+    /// never by the size of the file. The free-list chain it loads is not counted.
+    pub pages_verified: u64,
 }
 
 /// A newer commit that open found incomplete or damaged and did not use. It was never
@@ -46,6 +50,8 @@ struct Chosen {
     confirmed: u64,
     /// The unconfirmed commit rolled back on the way, if any.
     rolled_back: Option<RolledBack>,
+    /// Tree pages verified over all candidates.
+    pages_verified: u64,
 }
 
 impl Store {
@@ -66,6 +72,7 @@ impl Store {
             txid: meta.txid,
             confirmed: chosen.confirmed,
             rolled_back: chosen.rolled_back,
+            pages_verified: chosen.pages_verified,
             damaged_meta: (!damaged.is_empty()).then(|| damaged.join("; ")),
         };
         store.shared.publish(Snapshot { meta, view }, meta.txid);
@@ -73,6 +80,7 @@ impl Store {
         w.free = chosen.free;
         w.last_synced = meta.txid;
         w.next_slot = 1 - meta.slot;
+        w.synced_hwm = meta.hwm;
         w.confirmed = chosen.confirmed;
         store
             .counters
@@ -107,6 +115,7 @@ impl Store {
         }
         let mut rolled_back = None;
         let mut failures = Vec::new();
+        let mut pages_verified = 0;
         for m in &candidates {
             // Only what followed the last sync can be torn: the commits after the meta's
             // durable base. A confirmed commit was synced whole, so of it open re-reads only the
@@ -119,9 +128,10 @@ impl Store {
             } else {
                 m.durable_base
             };
-            let r = self
-                .verify_commit(bytes, m, base)
-                .and_then(|_| self.load_freelist(bytes, m));
+            let before = self.counters.pages_verified.load(Ordering::Relaxed);
+            let r = self.verify_commit(bytes, m, base);
+            pages_verified += self.counters.pages_verified.load(Ordering::Relaxed) - before;
+            let r = r.and_then(|_| self.load_freelist(bytes, m));
             match r {
                 Ok(free) => {
                     return Ok(Chosen {
@@ -129,6 +139,7 @@ impl Store {
                         free,
                         confirmed,
                         rolled_back,
+                        pages_verified,
                     })
                 }
                 Err(Error::Corruption { page, detail }) if m.txid <= confirmed => {

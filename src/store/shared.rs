@@ -99,6 +99,10 @@ pub(crate) struct Writer {
     /// a sync overwrites the same slot and a power cut always finds the synced state in the
     /// other (docs/FORMAT.md, section 7).
     pub next_slot: u64,
+    /// High-water mark of the newest synced commit: under `no_sync` the file is never cut
+    /// below it before the next sync, since a power cut may keep the length change and lose the
+    /// unsynced metas, and then the synced commit must still find all its pages.
+    pub synced_hwm: u64,
 }
 
 impl Writer {
@@ -352,6 +356,7 @@ impl Store {
                 file_len,
                 unsynced: false,
                 next_slot: 0,
+                synced_hwm: 2,
             }),
             verified: Verified::new(),
             counters: Counters::default(),
@@ -366,7 +371,7 @@ impl Store {
     /// an older snapshot could still look past the new end.
     pub(crate) fn shrink(&self, wr: &mut Writer, meta: &Meta) -> Result<()> {
         let p = self.page_size as u64;
-        let target = meta.hwm * p;
+        let target = meta.hwm.max(wr.synced_hwm) * p;
         if wr.file_len <= target
             || wr.file_len - target < 32 * p
             || target > (wr.file_len - 32 * p) / 2
@@ -376,10 +381,11 @@ impl Store {
         self.truncate_to_hwm(wr, meta).map(|_| ())
     }
 
-    /// Truncate the file to the high-water mark of `meta` (the newest commit) unless a reader of
-    /// an older snapshot is live. Returns whether it did.
+    /// Truncate the file to the high-water mark of `meta` (the newest commit), or of the newest
+    /// synced commit if that is higher (unsynced commits), unless a reader of an older
+    /// snapshot is live. Returns whether it did.
     pub(crate) fn truncate_to_hwm(&self, wr: &mut Writer, meta: &Meta) -> Result<bool> {
-        let target = meta.hwm * self.page_size as u64;
+        let target = meta.hwm.max(wr.synced_hwm) * self.page_size as u64;
         if wr.file_len == target {
             return Ok(false);
         }

@@ -344,6 +344,7 @@ impl Commit<'_, '_> {
             self.wr.last_synced = self.txid;
             self.wr.unsynced = false;
             self.wr.next_slot = 1 - meta.slot;
+            self.wr.synced_hwm = meta.hwm;
             // This meta is on disk now: what it records as durable is confirmed.
             self.wr.confirmed = self.wr.confirmed.max(meta.durable_base);
         } else {

@@ -266,12 +266,15 @@ impl<'a> Checker<'a> {
         } else {
             1 + r
         });
-        // no_sync promises survival of process crashes only (I7 after a power cut).
-        let strict = if cfg.no_sync && mode != Mode::Process {
-            Strictness::DetectAnyCommit
-        } else {
-            self.strict
-        };
+        // no_sync promises survival of process crashes only (I7 after a power cut), unless the
+        // engine promises the last sync survives (deadbolt: docs/FORMAT.md, section 7); then a
+        // power cut is checked in full against the last durable commit.
+        let strict =
+            if cfg.no_sync && mode != Mode::Process && !self.engine.no_sync_keeps_the_last_sync() {
+                Strictness::DetectAnyCommit
+            } else {
+                self.strict
+            };
         let v = verify(
             self.engine,
             img,

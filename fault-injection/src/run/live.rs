@@ -9,6 +9,7 @@ use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
 use crate::image::{CrashState, Media};
 use crate::model::{Op, State};
 use crate::oracle::{catch, History, Label};
+use crate::rng::mix;
 
 /// The result of one live lifetime (open, commits, close or crash).
 pub struct Lifetime {
@@ -26,6 +27,8 @@ pub struct Lifetime {
     pub counts: (u64, u64, u64),
     /// `create` calls issued.
     pub creates: u64,
+    /// `sync` calls (`Db::sync`) that returned Ok inside `no_sync` lifetimes.
+    pub syncs_returned: u64,
 }
 
 /// Open `image`, run the commits `next` produces until it returns `None`, a crash or a failed
@@ -49,6 +52,9 @@ pub fn live(
         hist,
         violations: Vec::new(),
         commits: 0,
+        page_size: opts.page_size as u64,
+        seed,
+        syncs_returned: 0,
     };
     if let Some(db) = run.open(engine, &opts) {
         let failed = run.commit_all(&*db, opts.no_sync, next);
@@ -71,6 +77,9 @@ struct Run {
     hist: History,
     violations: Vec<String>,
     commits: usize,
+    page_size: u64,
+    seed: u64,
+    syncs_returned: u64,
 }
 
 impl Run {
@@ -123,17 +132,19 @@ impl Run {
             let mut after = (**self.hist.last_state()).clone();
             after.apply_all(&ops);
             let errs = self.disk.injected_errors();
+            let bytes = self.disk.bytes_written();
             let r = catch(|| db.commit(&ops));
             let injected = self.disk.injected_errors() > errs;
+            let pages = Some((self.disk.bytes_written() - bytes).div_ceil(self.page_size));
             match r {
                 Err(p) => {
                     self.violations
                         .push(format!("I7: panic in commit #{commits}: {p}"));
-                    self.hist.push(after, Label::InFlight, None);
+                    self.hist.push_measured(after, Label::InFlight, None, pages);
                     return false;
                 }
                 Ok(_) if self.disk.is_crashed() => {
-                    self.hist.push(after, Label::InFlight, None);
+                    self.hist.push_measured(after, Label::InFlight, None, pages);
                     return false;
                 }
                 Ok(Ok(txid)) => {
@@ -141,10 +152,20 @@ impl Run {
                         self.violations.push(format!(
                             "I8/I3: commit #{commits} acknowledged although an injected I/O error was returned to the engine during it"
                         ));
-                        self.hist.push(after, Label::Failed, Some(txid));
+                        self.hist
+                            .push_measured(after, Label::Failed, Some(txid), pages);
                         return true;
                     }
-                    self.hist.push(after, ack, Some(txid));
+                    self.hist.push_measured(after, ack, Some(txid), pages);
+                    // Under no_sync, `Db::sync` after one commit in three (drawn from the seed):
+                    // once it returns, a power cut must recover this commit or a later one.
+                    if no_sync && mix(self.seed ^ commits as u64).is_multiple_of(3) {
+                        match self.sync(db) {
+                            SyncOutcome::Done | SyncOutcome::Unsupported => {}
+                            SyncOutcome::Stop => return false,
+                            SyncOutcome::Failed => return true,
+                        }
+                    }
                 }
                 Ok(Err(e)) => {
                     if !injected {
@@ -152,12 +173,49 @@ impl Run {
                             "I6: commit #{commits} failed on a healthy disk: {e}"
                         ));
                     }
-                    self.hist.push(after, Label::Failed, None);
+                    self.hist.push_measured(after, Label::Failed, None, pages);
                     return true;
                 }
             }
         }
         false
+    }
+
+    /// `Db::sync` inside a `no_sync` lifetime. Ok on a live disk makes every commit so far
+    /// durable (the history's newest entry becomes the floor of I1); an error must come from
+    /// an injected fault or the crash, and leaves the handle poisoned (checked by the caller).
+    fn sync(&mut self, db: &dyn EngineDb) -> SyncOutcome {
+        let errs = self.disk.injected_errors();
+        let r = match catch(|| db.sync()) {
+            Err(p) => {
+                self.violations.push(format!("I7: panic in sync: {p}"));
+                return SyncOutcome::Stop;
+            }
+            Ok(None) => return SyncOutcome::Unsupported,
+            Ok(Some(r)) => r,
+        };
+        let injected = self.disk.injected_errors() > errs;
+        match r {
+            _ if self.disk.is_crashed() => SyncOutcome::Stop,
+            Ok(()) if injected => {
+                self.violations.push(
+                    "I8: Db::sync returned Ok although an injected I/O error was returned to it"
+                        .into(),
+                );
+                SyncOutcome::Failed
+            }
+            Ok(()) => {
+                self.hist.mark_synced();
+                self.syncs_returned += 1;
+                SyncOutcome::Done
+            }
+            Err(_) if injected => SyncOutcome::Failed,
+            Err(e) => {
+                self.violations
+                    .push(format!("I6: Db::sync failed on a healthy disk: {e}"));
+                SyncOutcome::Stop
+            }
+        }
     }
 
     /// I3: after a failed commit I/O the handle must refuse writes until reopened.
@@ -188,8 +246,20 @@ impl Run {
             digest: disk.digest(),
             counts: disk.counts(),
             creates: disk.creates(),
+            syncs_returned: self.syncs_returned,
         }
     }
+}
+
+/// What a `Db::sync` inside a lifetime came to.
+enum SyncOutcome {
+    Done,
+    /// The engine has no such call.
+    Unsupported,
+    /// The machine went down (or a violation ended the lifetime).
+    Stop,
+    /// An injected error reached it: the handle must now be poisoned.
+    Failed,
 }
 
 /// Debug aid (`FI_TRACE_OPS=1`): the lifetime's op log (offset/length, or set_len/sync).
