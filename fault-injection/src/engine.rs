@@ -78,12 +78,34 @@ pub trait EngineDb {
     fn recovered_txid(&self) -> u64;
     /// Open fell back to an older commit and said so.
     fn rolled_back(&self) -> Option<String>;
+    /// Begin a read transaction that stays open (across commits) until the reader is dropped.
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr>;
+    /// Give back the file's free tail (truncate to the pages in use and sync); `Ok(false)` when
+    /// the engine skipped it (deadbolt does while a reader of an older snapshot is open) or has
+    /// nothing of the kind.
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        Ok(false)
+    }
+}
+
+/// A long-lived read transaction: one snapshot, read as often as the harness likes.
+pub trait EngineReader {
+    /// The transaction id of the snapshot it reads.
+    fn txid(&self) -> u64;
+    /// Read the snapshot's whole state.
+    fn scan(&self) -> Result<State, EngErr>;
 }
 
 pub trait Engine: Send + Sync {
     fn name(&self) -> &'static str;
     fn open(&self, storage: Arc<dyn Storage>, opts: &OpenOpts)
         -> Result<Box<dyn EngineDb>, EngErr>;
+    /// The same engine set to verify every page on every read, if it has such a mode (deadbolt
+    /// verifies a page the first time it reads it and trusts it afterwards, so a sector that
+    /// reads as zeros later, during operation, is only detected in this mode).
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,21 +184,35 @@ pub fn commit_ops(db: &Db, ops: &[Op]) -> Result<u64, Error> {
 
 /// Read the whole state of `db`.
 pub fn scan_db(db: &Db) -> Result<State, Error> {
-    db.view(|tx| {
-        let mut st = State::default();
-        let mut names = Vec::new();
-        for n in tx.buckets() {
-            names.push(n?.into_owned());
-        }
-        for n in names {
-            let b = tx.bucket(&n)?.ok_or(Error::Corruption {
-                page: 0,
-                detail: "harness: listed bucket not found".into(),
-            })?;
-            st.subs.insert(n, scan_bucket(&b, 1)?);
-        }
-        Ok::<State, Error>(st)
-    })
+    db.view(scan_tx)
+}
+
+/// Read the whole state of the snapshot `tx` reads.
+pub fn scan_tx(tx: &Tx<'_>) -> Result<State, Error> {
+    let mut st = State::default();
+    let mut names = Vec::new();
+    for n in tx.buckets() {
+        names.push(n?.into_owned());
+    }
+    for n in names {
+        let b = tx.bucket(&n)?.ok_or(Error::Corruption {
+            page: 0,
+            detail: "harness: listed bucket not found".into(),
+        })?;
+        st.subs.insert(n, scan_bucket(&b, 1)?);
+    }
+    Ok(st)
+}
+
+struct DeadboltReader<'db>(Tx<'db>);
+
+impl EngineReader for DeadboltReader<'_> {
+    fn txid(&self) -> u64 {
+        self.0.id()
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        Ok(scan_tx(&self.0)?)
+    }
 }
 
 impl EngineDb for DeadboltDb {
@@ -225,6 +261,14 @@ impl EngineDb for DeadboltDb {
                     .map(|d| format!("damaged meta: {d}"))
             })
     }
+
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
+        Ok(Box::new(DeadboltReader(self.0.begin_read()?)))
+    }
+
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        Ok(self.0.shrink_to_fit()?)
+    }
 }
 
 impl Engine for Deadbolt {
@@ -236,16 +280,47 @@ impl Engine for Deadbolt {
         storage: Arc<dyn Storage>,
         opts: &OpenOpts,
     ) -> Result<Box<dyn EngineDb>, EngErr> {
-        let o = Options {
-            page_size: opts.page_size,
-            no_sync: opts.no_sync,
-            // No background confirmer: its I/O would come at wall-clock times and break the
-            // deterministic op log. Confirmations still happen at sync, close and open.
-            confirm_after: None,
-            ..Options::default()
-        };
-        Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
+        open_deadbolt(storage, opts, false)
     }
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        Some(&DeadboltVerifyEvery)
+    }
+}
+
+/// deadbolt with `verify_every_access` (see [`Engine::verifying_every_access`]).
+pub struct DeadboltVerifyEvery;
+
+impl Engine for DeadboltVerifyEvery {
+    fn name(&self) -> &'static str {
+        "deadbolt (verify every access)"
+    }
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        opts: &OpenOpts,
+    ) -> Result<Box<dyn EngineDb>, EngErr> {
+        open_deadbolt(storage, opts, true)
+    }
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        Some(&DeadboltVerifyEvery)
+    }
+}
+
+fn open_deadbolt(
+    storage: Arc<dyn Storage>,
+    opts: &OpenOpts,
+    verify_every_access: bool,
+) -> Result<Box<dyn EngineDb>, EngErr> {
+    let o = Options {
+        page_size: opts.page_size,
+        no_sync: opts.no_sync,
+        // No background confirmer: its I/O would come at wall-clock times and break the
+        // deterministic op log. Confirmations still happen at sync, close and open.
+        confirm_after: None,
+        verify_every_access,
+        ..Options::default()
+    };
+    Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -450,6 +525,22 @@ impl EngineDb for ToyDb {
     }
     fn rolled_back(&self) -> Option<String> {
         self.rolled_back.clone()
+    }
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
+        // The toy keeps its state in memory: a reader is a copy of the snapshot.
+        let g = self.inner.lock().unwrap();
+        Ok(Box::new(ToyReader(g.txid, g.state.clone())))
+    }
+}
+
+struct ToyReader(u64, State);
+
+impl EngineReader for ToyReader {
+    fn txid(&self) -> u64 {
+        self.0
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        Ok(self.1.clone())
     }
 }
 

@@ -7,7 +7,7 @@
 //! paths to the file that owns an item, never through this facade. Their order, lowest first:
 //! `report`, `par`, `protocol` and `live` (independent), `sweep` (live, report), `exhaustive`
 //! (protocol, report), `matrix` (exhaustive), `ioerr` (sweep, live, report) and `at_rest`
-//! (sweep, report).
+//! (sweep, report), `readers` (sweep, report; the view faults the I/O-error sweep calls).
 
 mod at_rest;
 mod exhaustive;
@@ -16,6 +16,7 @@ mod live;
 mod matrix;
 mod par;
 mod protocol;
+mod readers;
 mod report;
 mod sweep;
 
@@ -25,4 +26,7 @@ pub use ioerr::ioerr_sweep;
 pub use live::{live, Lifetime};
 pub use matrix::{ci_matrix, ci_matrix_with};
 pub use par::{par_map, test_threads};
+pub use readers::{
+    churn, reader_lifetime, reader_sweep, ReaderLife, Step, AFTER_RECOVERY, SCHEDULE,
+};
 pub use report::Report;
