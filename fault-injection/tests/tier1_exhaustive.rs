@@ -54,6 +54,7 @@ fn tier1_every_crash_point_every_mode() {
         t.elapsed().as_secs_f64(),
     );
     assert!(rep.images >= 100_000, "only {} crash images", rep.images);
+    assert!(rep.reader_checks > 0, "no long-lived reader was checked");
     assert!(
         rep.violations.is_empty(),
         "{} violations",

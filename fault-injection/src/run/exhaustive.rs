@@ -8,7 +8,7 @@ use super::protocol::{protocol_check, CommitRec};
 use super::report::Report;
 use crate::crash::{Fill, Mode, Window};
 use crate::disk::{FaultPlan, LogOp, OpResult, SimDisk};
-use crate::engine::{Engine, OpenOpts};
+use crate::engine::{Engine, EngineReader, OpenOpts};
 use crate::image::{CrashState, Media};
 use crate::model::{Op, State};
 use crate::oracle::{catch, verify, History, Label, Strictness, EVERY_OP_ON_ROLLBACK};
@@ -33,14 +33,19 @@ pub struct ExhCfg {
     /// For this many images whose recovery fell back past a newer commit, crash the probe
     /// commit after every one of its ops in every mode (the rest get one random crash).
     pub full_probes: usize,
+    /// Hold a reader of the first commit's snapshot open across the rest of the recorded run
+    /// (and a `shrink_to_fit` under it, then one after it ends), checking it after each commit
+    /// (I11): the engine must keep the pages it reads, so the crash images differ too.
+    pub readers: bool,
     pub seed: u64,
 }
 
 impl ExhCfg {
     pub fn describe(&self) -> String {
         format!(
-            "workload={} page={} sector={} psow={} atomic={} no_sync={} seed={:#x}",
+            "workload={}{} page={} sector={} psow={} atomic={} no_sync={} seed={:#x}",
             crate::workload::fixed(self.page_size)[self.workload].name,
+            if self.readers { "+reader" } else { "" },
             self.page_size,
             self.media.sector,
             self.media.psow,
@@ -69,6 +74,7 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
     };
     let mut ch = Checker::new(engine, cfg, opts, ctx);
     ch.dig.u64(rec.digest);
+    ch.rep.reader_checks = rec.reader_checks;
     for v in protocol_check(&rec.log, &rec.recs, cfg.page_size, cfg.no_sync) {
         ch.rep.violations.push(format!("[{}] {v}", ch.ctx));
     }
@@ -89,6 +95,8 @@ struct Recording {
     recs: Vec<CommitRec>,
     /// Digest of the op log.
     digest: u64,
+    /// Scans of the held reader compared with the model (I11).
+    reader_checks: u64,
 }
 
 /// Create the database and run the workload's commits on a healthy disk that keeps every op;
@@ -109,7 +117,9 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
     };
     let mut recs = Vec::new();
     let mut state = State::default();
-    for ops in wl {
+    let mut reader: Option<(Box<dyn EngineReader + '_>, State)> = None;
+    let mut reader_checks = 0;
+    for (i, ops) in wl.iter().enumerate() {
         let start = disk.ops();
         state.apply_all(ops);
         match catch(|| db.commit(ops)) {
@@ -122,13 +132,52 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
             Ok(Err(e)) => return Err(format!("clean commit failed: {e}")),
             Err(p) => return Err(format!("panic in clean commit: {p}")),
         }
+        if cfg.readers && i == 0 {
+            let r = catch(|| db.begin_read())
+                .map_err(|p| format!("panic in begin_read: {p}"))?
+                .map_err(|e| format!("begin_read failed: {e}"))?;
+            reader = Some((r, state.clone()));
+        }
+        if let Some((r, want)) = &reader {
+            reader_checks += 1;
+            check_reader(&**r, want)?;
+        }
     }
+    if let Some((r, want)) = reader.take() {
+        // A shrink under the reader (the engine must skip it or keep the reader's pages), a
+        // last check, then the reader ends and the file may shrink.
+        catch(|| db.shrink_to_fit())
+            .map_err(|p| format!("panic in shrink_to_fit: {p}"))?
+            .map_err(|e| format!("shrink_to_fit failed: {e}"))?;
+        reader_checks += 1;
+        check_reader(&*r, &want)?;
+        drop(r);
+        catch(|| db.shrink_to_fit())
+            .map_err(|p| format!("panic in shrink_to_fit: {p}"))?
+            .map_err(|e| format!("shrink_to_fit failed: {e}"))?;
+    }
+    drop(reader);
     catch(move || drop(db)).map_err(|p| format!("panic in close: {p}"))?;
     Ok(Recording {
         log: disk.take_log(),
         recs,
         digest: disk.digest(),
+        reader_checks,
     })
+}
+
+/// I11: the held reader still reads the state it began at.
+fn check_reader(r: &dyn EngineReader, want: &State) -> Result<(), String> {
+    match catch(|| r.scan()) {
+        Err(p) => Err(format!("I7: panic while scanning a held reader: {p}")),
+        Ok(Err(e)) => Err(format!("I11: the held reader's scan failed: {e}")),
+        Ok(Ok(st)) if st != *want => Err(format!(
+            "I11: the held reader (txid {}) reads other data: {}",
+            r.txid(),
+            want.diff(&st)
+        )),
+        Ok(Ok(_)) => Ok(()),
+    }
 }
 
 /// The history as of a crash after op `k`. A crash inside creation leaves the file empty,
