@@ -342,6 +342,9 @@ pub enum ToyBug {
     /// Creation writes the first blob and meta in place and syncs (not atomic): a crash in it
     /// leaves a file open refuses.
     CreateInPlace,
+    /// A read transaction is not isolated: it reads the newest state, as a reader whose pages
+    /// were reused under it would (I11 must catch it).
+    ReaderSeesNewest,
 }
 
 pub struct Toy(pub ToyBug);
@@ -529,18 +532,30 @@ impl EngineDb for ToyDb {
     fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
         // The toy keeps its state in memory: a reader is a copy of the snapshot.
         let g = self.inner.lock().unwrap();
-        Ok(Box::new(ToyReader(g.txid, g.state.clone())))
+        Ok(Box::new(ToyReader {
+            txid: g.txid,
+            state: g.state.clone(),
+            live: (self.bug == ToyBug::ReaderSeesNewest).then_some(self),
+        }))
     }
 }
 
-struct ToyReader(u64, State);
+struct ToyReader<'a> {
+    txid: u64,
+    state: State,
+    /// With `ReaderSeesNewest`: the database, whose newest state it reads.
+    live: Option<&'a ToyDb>,
+}
 
-impl EngineReader for ToyReader {
+impl EngineReader for ToyReader<'_> {
     fn txid(&self) -> u64 {
-        self.0
+        self.txid
     }
     fn scan(&self) -> Result<State, EngErr> {
-        Ok(self.1.clone())
+        match self.live {
+            Some(db) => Ok(db.inner.lock().unwrap().state.clone()),
+            None => Ok(self.state.clone()),
+        }
     }
 }
 
