@@ -166,3 +166,48 @@ fn zeroed_sector_during_operation_is_detected_when_every_access_is_verified() {
     assert!(lt.reader_checks > 0);
     assert!(lt.violations.is_empty(), "{:#?}", lt.violations);
 }
+
+/// The tier-1 reader schedule does what the sweep claims on a healthy disk: its readers are
+/// checked, `shrink_to_fit` is skipped while a reader of an older snapshot is open and
+/// truncates once both have ended, and the file grows again afterwards.
+#[test]
+fn the_reader_schedule_holds_readers_across_shrinks_and_shrinks_after_them() {
+    use fault_injection::disk::{FaultPlan, Media};
+    use fault_injection::engine::OpenOpts;
+    use fault_injection::oracle::Strictness;
+    use fault_injection::run::{churn, reader_lifetime, Step, SCHEDULE};
+    let (image, hist) = clean_image(0);
+    let commits = churn(4096);
+    let lt = reader_lifetime(
+        &Deadbolt,
+        image,
+        Media::default(),
+        OpenOpts {
+            page_size: 4096,
+            no_sync: false,
+        },
+        FaultPlan::default(),
+        hist,
+        1,
+        Strictness::Full,
+        SCHEDULE,
+        &mut |_, i| commits.get(i).cloned(),
+    );
+    assert!(lt.violations.is_empty(), "{:#?}", lt.violations);
+    let checks = SCHEDULE.iter().filter(|s| **s == Step::Check).count();
+    assert!(lt.reader_checks as usize >= checks, "{}", lt.reader_checks);
+    // Shrinks at steps 4 and 8 run with two readers of older snapshots open: skipped. The one
+    // at step 12, after both ended, truncates.
+    let at: Vec<usize> = lt.shrinks.iter().map(|s| s.0).collect();
+    assert!(
+        !at.contains(&4) && !at.contains(&8),
+        "shrunk under a reader of an older snapshot: {:?}",
+        lt.shrinks
+    );
+    assert!(
+        at.contains(&12),
+        "no shrink once the readers ended: {:?}",
+        lt.shrinks
+    );
+    assert_eq!(SCHEDULE[12], Step::Shrink);
+}

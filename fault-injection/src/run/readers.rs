@@ -100,6 +100,8 @@ pub struct ReaderLife {
     /// `view` calls issued.
     pub views: u64,
     pub digest: u64,
+    /// `shrink_to_fit` calls that truncated the file: (step index, the file's length before).
+    pub shrinks: Vec<(usize, u64)>,
     /// Open fell back to an older commit under a silent read fault (allowed by `Detect`): the
     /// lifetime stopped there, and its images are checked for detection only.
     pub fell_back: bool,
@@ -147,6 +149,7 @@ pub fn reader_lifetime(
         ops: 0,
         views: 0,
         digest: 0,
+        shrinks: Vec::new(),
         fell_back: false,
     };
     if let Some(db) = open(engine, &disk, &opts, open_strict, &mut life) {
@@ -263,6 +266,7 @@ fn run_steps(
             }
             Step::Shrink => {
                 let errs = disk.injected_errors();
+                let before = disk.current().len() as u64;
                 match catch(|| db.shrink_to_fit()) {
                     Err(p) => {
                         life.violations
@@ -270,7 +274,12 @@ fn run_steps(
                         false
                     }
                     Ok(_) if disk.is_crashed() => false,
-                    Ok(Ok(_)) => true,
+                    Ok(Ok(done)) => {
+                        if done {
+                            life.shrinks.push((i, before));
+                        }
+                        true
+                    }
                     Ok(Err(e)) => {
                         if disk.injected_errors() == errs && disk.silent_read_faults() == 0 {
                             life.violations
