@@ -455,6 +455,8 @@ pub fn reader_sweep(
 
 /// Count a lifetime's reader checks and record its violations under `desc`.
 fn tally(sw: &mut Sweep, lt: &ReaderLife, desc: &str) {
+    sw.note(lt.digest);
+    sw.note(lt.reader_checks);
     sw.rep.reader_checks += lt.reader_checks;
     for v in &lt.violations {
         sw.rep.violations.push(format!("{desc}: {v}"));
@@ -479,7 +481,9 @@ fn check_crash(sw: &mut Sweep, lt: &ReaderLife, desc: &str, rng: &mut Rng, after
         } else {
             Strictness::Full
         };
+        sw.note(hash_bytes(&img));
         let v = sw.verify_image(img, &lt.hist, strict, rng.next_u64());
+        sw.note(v.matched.unwrap_or(usize::MAX) as u64);
         if v.detected {
             sw.rep.detected += 1;
         }
