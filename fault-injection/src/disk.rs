@@ -122,8 +122,9 @@ struct Inner {
     live_views: Vec<(Weak<SharedView>, usize)>,
     /// Zeroed-sector and short views returned (faults the engine is not told about).
     silent_read_faults: u64,
-    /// Shrinks that cut bytes a live view could still reach (poisoned, see [`POISON`]).
-    shrinks_under_views: u64,
+    /// Shrinks that cut bytes a live view could still reach (poisoned, see [`POISON`]): the
+    /// new length of each.
+    cuts: Vec<u64>,
     rng: Rng,
 }
 
@@ -182,7 +183,7 @@ impl SimDisk {
                 view_cache: None,
                 live_views: Vec::new(),
                 silent_read_faults: 0,
-                shrinks_under_views: 0,
+                cuts: Vec::new(),
                 rng: Rng::new(seed),
             }),
         };
@@ -256,6 +257,11 @@ impl SimDisk {
         self.inner.lock().unwrap().current.bytes().to_vec()
     }
 
+    /// The current length (also after the crash point, unlike `Storage::len`).
+    pub fn current_len(&self) -> u64 {
+        self.inner.lock().unwrap().current.len() as u64
+    }
+
     /// `view` calls so far (failed ones included).
     pub fn views(&self) -> u64 {
         self.inner.lock().unwrap().views
@@ -269,7 +275,14 @@ impl SimDisk {
     /// Shrinks so far that cut off bytes a live view still reached: those bytes now read as
     /// [`POISON`] through the view, where a real mapping would raise SIGBUS.
     pub fn shrinks_under_views(&self) -> u64 {
-        self.inner.lock().unwrap().shrinks_under_views
+        self.inner.lock().unwrap().cuts.len() as u64
+    }
+
+    /// Whether a shrink under live views after the first `since` of them cut the file below
+    /// `len` (a reader whose view was `len` bytes long may have read poison).
+    pub fn cut_below(&self, since: u64, len: u64) -> bool {
+        let g = self.inner.lock().unwrap();
+        g.cuts.iter().skip(since as usize).any(|&c| c < len)
     }
 
     pub fn pending_len(&self) -> usize {
@@ -862,7 +875,7 @@ impl Inner {
                 .unwrap_or(0);
             if reach > len {
                 self.current.back.fill(len, reach, POISON);
-                self.shrinks_under_views += 1;
+                self.cuts.push(len as u64);
             }
         }
         self.current.len = len;

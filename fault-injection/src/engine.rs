@@ -345,6 +345,10 @@ pub enum ToyBug {
     /// A read transaction is not isolated: it reads the newest state, as a reader whose pages
     /// were reused under it would (I11 must catch it).
     ReaderSeesNewest,
+    /// Readers read their blob through the view they took, and `shrink_to_fit` moves the newest
+    /// blob to the start of the file and truncates, under any reader (the harness must report
+    /// a reader that read past a truncated end, SIGBUS).
+    ShrinkUnderReader,
 }
 
 pub struct Toy(pub ToyBug);
@@ -529,14 +533,76 @@ impl EngineDb for ToyDb {
     fn rolled_back(&self) -> Option<String> {
         self.rolled_back.clone()
     }
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        if self.bug != ToyBug::ShrinkUnderReader {
+            return Ok(false);
+        }
+        // The planted compaction: the newest blob rewritten at the start, then the file cut
+        // after it, whoever still reads the old blobs.
+        let g = self.inner.lock().unwrap();
+        let mut blob = g.txid.to_le_bytes().to_vec();
+        ser(&g.state, &mut blob);
+        let meta = meta_bytes(
+            g.txid,
+            2 * SLOT,
+            blob.len() as u64,
+            crate::rng::hash_bytes(&blob),
+        );
+        self.s.write_at(2 * SLOT, &blob).map_err(io)?;
+        self.s.write_at((g.txid % 2) * SLOT, &meta).map_err(io)?;
+        self.s.sync_data().map_err(io)?;
+        let end = (2 * SLOT + blob.len() as u64).div_ceil(SLOT) * SLOT;
+        self.s.set_len(end).map_err(io)?;
+        self.s.sync_data().map_err(io)?;
+        Ok(true)
+    }
+
     fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
         // The toy keeps its state in memory: a reader is a copy of the snapshot.
         let g = self.inner.lock().unwrap();
+        if self.bug == ToyBug::ShrinkUnderReader {
+            // The planted reader: the blob of its commit, read through its view at each scan.
+            let view = self.s.view().map_err(io)?;
+            let b = view.bytes();
+            let blob = (0..2u64)
+                .filter_map(|i| parse_meta(b.get((i * SLOT) as usize..)?))
+                .find(|m| m.0 == g.txid)
+                .ok_or_else(|| corrupt("toy: no meta for the reader's txid"))?;
+            return Ok(Box::new(ViewReader {
+                txid: g.txid,
+                view,
+                blob: (blob.1, blob.2, blob.3),
+            }));
+        }
         Ok(Box::new(ToyReader {
             txid: g.txid,
             state: g.state.clone(),
             live: (self.bug == ToyBug::ReaderSeesNewest).then_some(self),
         }))
+    }
+}
+
+/// The `ShrinkUnderReader` reader: (offset, length, hash) of its blob in `view`.
+struct ViewReader {
+    txid: u64,
+    view: Arc<dyn deadbolt::View>,
+    blob: (u64, u64, u64),
+}
+
+impl EngineReader for ViewReader {
+    fn txid(&self) -> u64 {
+        self.txid
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        let (off, len, h) = self.blob;
+        let b = off
+            .checked_add(len)
+            .and_then(|end| self.view.bytes().get(off as usize..end as usize))
+            .ok_or_else(|| corrupt("toy reader: blob past the view's end"))?;
+        if crate::rng::hash_bytes(b) != h {
+            return Err(corrupt("toy reader: blob checksum mismatch"));
+        }
+        de(b, &mut 8, 0).ok_or_else(|| corrupt("toy reader: blob does not parse"))
     }
 }
 

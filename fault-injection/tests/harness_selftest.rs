@@ -106,3 +106,23 @@ fn a_reader_that_sees_later_commits_is_caught() {
     println!("torture caught toy ReaderSeesNewest after {n:?} cases");
     assert!(n.is_some(), "torture missed ReaderSeesNewest");
 }
+
+/// A shrink that cuts the file under a reader that still reads past the new end is reported as
+/// what a real mapping would raise: the toy's planted compaction truncates under its readers.
+#[test]
+fn a_reader_that_reads_past_a_truncated_end_is_reported_as_sigbus() {
+    let r = reader_sweep(
+        &Toy(ToyBug::ShrinkUnderReader),
+        0,
+        4096,
+        Media::default(),
+        1,
+    );
+    assert!(
+        r.violations
+            .iter()
+            .any(|v| v.contains("reader read past a truncated end (SIGBUS)")),
+        "{:?}",
+        r.violations.first()
+    );
+}

@@ -114,6 +114,8 @@ struct Reader<'a> {
     faulted: bool,
     /// Shrinks under live views before it began (a later one may have cut its snapshot).
     shrinks: u64,
+    /// The file's length when it began: its view reaches at most this far.
+    len: u64,
 }
 
 /// Open `image` on a disk with `plan`, run `steps` (commits from `next`), and check I11 on every
@@ -249,6 +251,7 @@ fn run_steps(
                         expect: life.hist.last_state().clone(),
                         faulted: disk.silent_read_faults() > 0,
                         shrinks: disk.shrinks_under_views(),
+                        len: disk.current_len(),
                     });
                     true
                 }
@@ -266,7 +269,7 @@ fn run_steps(
             }
             Step::Shrink => {
                 let errs = disk.injected_errors();
-                let before = disk.current().len() as u64;
+                let before = disk.current_len();
                 match catch(|| db.shrink_to_fit()) {
                     Err(p) => {
                         life.violations
@@ -386,7 +389,7 @@ fn check_readers(readers: &[Reader<'_>], disk: &SimDisk, when: &str, life: &mut 
     for (i, rd) in readers.iter().enumerate() {
         life.reader_checks += 1;
         let txid = catch(|| rd.r.txid()).unwrap_or(u64::MAX);
-        let cut = disk.shrinks_under_views() > rd.shrinks;
+        let cut = disk.cut_below(rd.shrinks, rd.len);
         let sigbus = if cut {
             " (reader read past a truncated end (SIGBUS): the file was shrunk under it)"
         } else {
