@@ -24,13 +24,13 @@
 //! sync leaves that state behind: then the image is in place but its entry may still vanish.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use deadbolt::storage::VecView;
 use deadbolt::{Storage, View};
-use std::sync::Mutex;
 
-use crate::image::{apply_create, apply_pending, apply_write};
+use crate::image::apply_pending;
 // Re-exported: `SimDisk::new` takes a `Media`, a `LogOp` carries a `Fate` and `state_now` returns
 // a `CrashState`, so a user of the disk (and the tests) finds them here.
 pub use crate::image::{CrashState, Fate, Media, Pending};
@@ -75,8 +75,16 @@ pub struct FaultPlan {
     pub fail_write: Option<(u64, bool)>,
     /// The n-th `set_len` fails with EIO (F8).
     pub fail_set_len: Option<(u64, bool)>,
-    /// The n-th `view` fails with EIO (read error, F8).
+    /// The n-th `view` fails with EIO (read error, F8); `persistent` makes every later one fail.
     pub fail_view: Option<(u64, bool)>,
+    /// The n-th `view` reads one sector as zeros (a controller that zero-fills a sector it could
+    /// not read, F9 during operation): a private copy of the bytes with sector `s % sectors`
+    /// zeroed, while `len()` stays honest. Later views are healthy (the fault is transient).
+    pub zero_view: Option<(u64, u64)>,
+    /// The n-th `view` is short: it shows only the first `m` bytes (at most the length) while
+    /// `len()` reports the whole file. The engine must treat it as an error or as a shorter file,
+    /// never index past it.
+    pub short_view: Option<(u64, u64)>,
     /// Writes or growth past this many bytes fail with "no space left" (ENOSPC, F8).
     pub capacity: Option<u64>,
     /// The n-th `write_at` is lost (F12).
@@ -91,7 +99,7 @@ pub struct FaultPlan {
 
 struct Inner {
     durable: Vec<u8>,
-    current: Vec<u8>,
+    current: Current,
     pending: Vec<Pending>,
     dir_synced: bool,
     ops: u64,
@@ -111,7 +119,14 @@ struct Inner {
     record_log: bool,
     digest: Digest,
     crash_after: Option<u64>,
-    view_cache: Option<Arc<VecView>>,
+    view_cache: Option<Arc<dyn View>>,
+    /// Views handed out over the shared mapping, with their lengths (dead ones pruned).
+    live_views: Vec<(Weak<SharedView>, usize)>,
+    /// Zeroed-sector and short views returned (faults the engine is not told about).
+    silent_read_faults: u64,
+    /// Shrinks that cut bytes a live view could still reach (poisoned, see [`POISON`]): the
+    /// new length of each.
+    cuts: Vec<u64>,
     rng: Rng,
 }
 
@@ -148,7 +163,7 @@ impl SimDisk {
             media,
             plan,
             inner: Mutex::new(Inner {
-                current: image.clone(),
+                current: Current::new(&image),
                 durable: image,
                 pending: Vec::new(),
                 dir_synced,
@@ -169,6 +184,9 @@ impl SimDisk {
                 digest: Digest::default(),
                 crash_after,
                 view_cache: None,
+                live_views: Vec::new(),
+                silent_read_faults: 0,
+                cuts: Vec::new(),
                 rng: Rng::new(seed),
             }),
         };
@@ -245,7 +263,35 @@ impl SimDisk {
     }
 
     pub fn current(&self) -> Vec<u8> {
-        self.inner.lock().unwrap().current.clone()
+        self.inner.lock().unwrap().current.bytes().to_vec()
+    }
+
+    /// The current length (also after the crash point, unlike `Storage::len`).
+    pub fn current_len(&self) -> u64 {
+        self.inner.lock().unwrap().current.len() as u64
+    }
+
+    /// `view` calls so far (failed ones included).
+    pub fn views(&self) -> u64 {
+        self.inner.lock().unwrap().views
+    }
+
+    /// Zeroed-sector and short views returned so far (read faults the engine is not told of).
+    pub fn silent_read_faults(&self) -> u64 {
+        self.inner.lock().unwrap().silent_read_faults
+    }
+
+    /// Shrinks so far that cut off bytes a live view still reached: those bytes now read as
+    /// [`POISON`] through the view, where a real mapping would raise SIGBUS.
+    pub fn shrinks_under_views(&self) -> u64 {
+        self.inner.lock().unwrap().cuts.len() as u64
+    }
+
+    /// Whether a shrink under live views after the first `since` of them cut the file below
+    /// `len` (a reader whose view was `len` bytes long may have read poison).
+    pub fn cut_below(&self, since: u64, len: u64) -> bool {
+        let g = self.inner.lock().unwrap();
+        g.cuts.iter().skip(since as usize).any(|&c| c < len)
     }
 
     pub fn pending_len(&self) -> usize {
@@ -302,7 +348,7 @@ impl SimDisk {
 
     /// The write that fails (F8): it may still have written a sector-aligned prefix, which is
     /// pending like any write.
-    fn fail_write(&self, g: &mut Inner, offset: u64, data: &[u8]) {
+    fn fail_write(&self, g: &mut Inner, offset: u64, data: &[u8]) -> io::Result<()> {
         let s = self.media.sector;
         let n = if g.rng.chance(0.5) {
             let sectors = data.len().div_ceil(s);
@@ -312,7 +358,7 @@ impl SimDisk {
         };
         if n > 0 {
             let part = data[..n].to_vec();
-            apply_write(&mut g.current, offset, &part);
+            g.current.write(offset, &part)?;
             g.pending.push(Pending::Write {
                 off: offset,
                 data: part,
@@ -326,6 +372,7 @@ impl SimDisk {
             fate: Fate::Normal,
         };
         self.end_op(g, op, OpResult::Failed);
+        Ok(())
     }
 
     /// Where the current write (`len` bytes at `offset`, ending at `end`) lands: lost (F12) or
@@ -352,7 +399,7 @@ fn snapshot(g: &Inner) -> CrashState {
     CrashState {
         durable: g.durable.clone(),
         pending: g.pending.clone(),
-        current: g.current.clone(),
+        current: g.current.bytes().to_vec(),
         dir_synced: g.dir_synced,
         ops: g.ops,
     }
@@ -384,10 +431,31 @@ impl Storage for SimDisk {
                 return Err(eio("read"));
             }
         }
+        let n = g.views;
+        let len = g.current.len();
+        if let Some((_, s)) = self.plan.zero_view.filter(|z| z.0 == n) {
+            // A private copy: the zero-filled sector is what this one read returned, not what
+            // the page cache holds.
+            g.silent_read_faults += 1;
+            let mut bytes = g.current.bytes().to_vec();
+            let sector = self.media.sector;
+            let sectors = len.div_ceil(sector).max(1);
+            let start = (s as usize % sectors) * sector;
+            let end = (start + sector).min(len);
+            if start < end {
+                bytes[start..end].fill(0);
+            }
+            return Ok(Arc::new(VecView(bytes)));
+        }
+        if let Some((_, m)) = self.plan.short_view.filter(|z| z.0 == n) {
+            g.silent_read_faults += 1;
+            let short = (m as usize).min(len);
+            return Ok(g.shared_view(short));
+        }
         if let Some(v) = &g.view_cache {
             return Ok(v.clone());
         }
-        let v = Arc::new(VecView(g.current.clone()));
+        let v = g.shared_view(len);
         g.view_cache = Some(v.clone());
         Ok(v)
     }
@@ -411,7 +479,7 @@ impl Storage for SimDisk {
             }
         }
         if fail {
-            self.fail_write(&mut g, offset, data);
+            self.fail_write(&mut g, offset, data)?;
             return Err(eio("write"));
         }
         if self.plan.capacity.is_some_and(|cap| end > cap) {
@@ -425,7 +493,17 @@ impl Storage for SimDisk {
             return Err(enospc());
         }
         let fate = self.fate(&mut g, offset, data.len(), end);
-        apply_write(&mut g.current, offset, data);
+        if let Err(e) = g.current.write(offset, data) {
+            // Past the simulated disk's bound: refused like a full disk, nothing written.
+            g.injected_errors += 1;
+            let op = LogOp::Write {
+                off: offset,
+                data: Vec::new(),
+                fate: Fate::Normal,
+            };
+            self.end_op(&mut g, op, OpResult::Failed);
+            return Err(e);
+        }
         g.pending.push(Pending::Write {
             off: offset,
             data: data.to_vec(),
@@ -457,13 +535,13 @@ impl Storage for SimDisk {
                 g.set_len_failing = persistent;
             }
         }
-        let full = self.plan.capacity.is_some_and(|c| len > c);
+        let full = self.plan.capacity.is_some_and(|c| len > c) || len > BOUND as u64;
         if fail || full {
             g.injected_errors += 1;
             self.end_op(&mut g, LogOp::SetLen(len), OpResult::Failed);
             return Err(if full { enospc() } else { eio("set_len") });
         }
-        g.current.resize(len as usize, 0);
+        g.set_current_len(len as usize);
         g.pending.push(Pending::SetLen(len));
         self.end_op(&mut g, LogOp::SetLen(len), OpResult::Ok);
         Ok(())
@@ -483,25 +561,26 @@ impl Storage for SimDisk {
             let st = CrashState {
                 durable: g.durable.clone(),
                 pending,
-                current: g.current.clone(),
+                current: g.current.bytes().to_vec(),
                 dir_synced: g.dir_synced,
                 ops: g.ops,
             };
             let mut rng = g.rng.fork();
             let (img, choices) = crate::crash::fsync_failure_outcome(&st, &self.media, &mut rng);
             // Dropped sectors: reads show the durable bytes again.
+            // Written in place: live views see the old bytes come back, as through a mapping.
             let s = self.media.sector;
-            let mut cur = std::mem::take(&mut g.current);
+            let len = g.current.len();
             for (sector, dropped) in choices {
-                if dropped && (sector as usize * s) < cur.len() {
+                if dropped && (sector as usize * s) < len {
                     let start = sector as usize * s;
-                    let end = (start + s).min(cur.len());
-                    for (i, b) in cur[start..end].iter_mut().enumerate() {
-                        *b = img.get(start + i).copied().unwrap_or(0);
-                    }
+                    let end = (start + s).min(len);
+                    let old: Vec<u8> = (start..end)
+                        .map(|i| img.get(i).copied().unwrap_or(0))
+                        .collect();
+                    g.current.write(start as u64, &old)?;
                 }
             }
-            g.current = cur;
             g.durable = img;
             g.view_cache = None;
             g.injected_errors += 1;
@@ -533,7 +612,7 @@ impl Storage for SimDisk {
         if self.begin_op(&mut g) {
             return Err(crashed_err());
         }
-        if !g.current.is_empty() {
+        if g.current.len() != 0 {
             // Refused like the real one: nothing written, no op issued.
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -542,7 +621,8 @@ impl Storage for SimDisk {
         }
         g.creates += 1;
         g.view_cache = None;
-        let full = self.plan.capacity.is_some_and(|c| image.len() as u64 > c);
+        let full =
+            self.plan.capacity.is_some_and(|c| image.len() as u64 > c) || image.len() > BOUND;
         let (fail, late) = match self.plan.fail_create {
             Some((n, late)) if n == g.creates => (true, late),
             // A disk failing every write fails the temporary file's too.
@@ -562,13 +642,11 @@ impl Storage for SimDisk {
             );
             return Err(if full { enospc() } else { eio("create") });
         }
-        let Inner {
-            durable,
-            current,
-            pending,
-            ..
-        } = &mut *g;
-        apply_create(durable, current, pending, image);
+        // The rename puts a new file in place (`image::apply_create`); the current bytes are
+        // rewritten in the one mapping (the old file was empty, so no view reaches into it).
+        g.durable = image.to_vec();
+        g.current.write(0, image)?;
+        g.pending.clear();
         let op = LogOp::Create {
             data: image.to_vec(),
             placed: true,
@@ -584,5 +662,232 @@ impl Storage for SimDisk {
         g.dir_synced = true;
         self.end_op(&mut g, op, OpResult::Ok);
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The current bytes, and the views over them.
+//
+// Why one reserved mapping per disk: the engine reads through `Storage::view()`, and a real
+// `FileStorage` view is a MAP_SHARED mapping, so a reader that holds an old view sees every
+// later write to the same bytes, and a reader that touches bytes past a truncated end faults.
+// A private copy per view (what this disk did before) can show neither a page reused under a
+// live reader nor a file truncated under one. The current bytes therefore live in one
+// anonymous mapping of `BOUND` bytes, reserved when the disk is created (address space only:
+// `MAP_NORESERVE`, pages are backed on first touch; mappings are reused, see `POOL_SIZE`).
+// It never moves or grows, so a view is just (mapping, length): a stable slice into it, and
+// writes update it in place, where every live view sees them. The length is fixed per view,
+// like a mapping's, and bytes past the file's end are handled explicitly: growth zero-fills,
+// and a shrink that cuts bytes a live view still reaches overwrites them with `POISON` (a
+// slice cannot fault like SIGBUS, but a reader that touches the cut-off range fails its
+// checksums or its comparison with the model, and the disk counts the event, so the harness
+// can name it). Crash images are copies of `[0, len)` as before, so the durable image
+// semantics do not change. Each view still costs no copy, where the private copies cost one
+// per commit.
+
+/// The largest file the simulated disk holds (reserved address space per disk, not memory).
+/// A write or growth past it fails like a full disk; no workload comes near it (tier 2's
+/// largest files are a few MiB).
+pub const BOUND: usize = 1 << 30;
+
+/// What a live view reads where the file was truncated under it (a real mapping: SIGBUS).
+pub const POISON: &[u8; 8] = b"SIGBUS!!";
+
+/// The reserved mapping. Every access goes through the three methods below, the only `unsafe`
+/// code of the harness.
+struct Backing {
+    /// `None` only while being dropped (the mapping goes back to the pool).
+    map: Option<memmap2::MmapRaw>,
+    /// The highest byte offset ever written (what a reuse of the mapping has touched).
+    touched: AtomicUsize,
+}
+
+/// Mappings kept per thread for reuse, and the most a pooled one may have touched. Mapping and
+/// unmapping 185,000 reservations (tier 1 makes one disk per image) cost more system time than
+/// the whole tier (the page faults, and a TLB shootdown per munmap in a multi-threaded process),
+/// so a disk's mapping is reused by the thread's next disk: its stale bytes are never visible,
+/// since `Current` writes every byte of `[0, len)` (growth zero-fills) and no view of the old
+/// disk is left when a mapping is pooled.
+const POOL_SIZE: usize = 8;
+const POOL_MAX_TOUCHED: usize = 16 << 20;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<memmap2::MmapRaw>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        let Some(map) = self.map.take() else { return };
+        if self.touched.load(Ordering::Relaxed) > POOL_MAX_TOUCHED {
+            return;
+        }
+        // During thread teardown the pool may be gone: the mapping is then simply unmapped.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL_SIZE {
+                p.push(map);
+            }
+        });
+    }
+}
+
+impl Backing {
+    fn new() -> io::Result<Backing> {
+        let map = match POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten() {
+            Some(m) => m,
+            None => memmap2::MmapOptions::new()
+                .len(BOUND)
+                .no_reserve_swap()
+                .map_anon()?
+                .into(),
+        };
+        Ok(Backing {
+            map: Some(map),
+            touched: AtomicUsize::new(0),
+        })
+    }
+
+    fn map(&self) -> &memmap2::MmapRaw {
+        self.map
+            .as_ref()
+            .expect("the mapping is present until drop")
+    }
+
+    /// The first `len` bytes (`len <= BOUND`).
+    fn slice(&self, len: usize) -> &[u8] {
+        assert!(len <= BOUND);
+        // SAFETY: the mapping is `BOUND` bytes long, readable, and lives as long as `self`
+        // (every view holds an `Arc` to it); it is never unmapped or moved while borrowed.
+        // Its bytes may change while a slice is held (`copy_in` below, under the disk's mutex),
+        // exactly as a MAP_SHARED file mapping changes under `FileStorage`'s views when the
+        // file is written with pwrite: the engine's contract (`View`) is that it never reads
+        // bytes a live snapshot can reach while they are rewritten, and a harness that finds it
+        // doing so has found the bug this design exists to show. The writes go through raw
+        // pointers behind a dynamic `Storage` call, never through a reference to these bytes.
+        unsafe { std::slice::from_raw_parts(self.map().as_ptr(), len) }
+    }
+
+    /// Copy `data` to `off` (`off + data.len() <= BOUND`).
+    #[inline(never)]
+    fn copy_in(&self, off: usize, data: &[u8]) {
+        let end = off.checked_add(data.len()).filter(|&e| e <= BOUND);
+        let end = end.expect("a write inside the mapping");
+        self.touched.fetch_max(end, Ordering::Relaxed);
+        // SAFETY: in bounds (asserted), `data` is not inside the mapping (it comes from the
+        // engine's buffers or the harness's), and see `slice` for readers of these bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map().as_mut_ptr().add(off),
+                data.len(),
+            )
+        }
+    }
+
+    /// Fill `[from, to)` with `pattern` repeated (its length divides 4096).
+    #[inline(never)]
+    fn fill(&self, from: usize, to: usize, pattern: &[u8]) {
+        assert!(from <= to && to <= BOUND && !pattern.is_empty() && 4096 % pattern.len() == 0);
+        let mut chunk = [0u8; 4096];
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = pattern[i % pattern.len()];
+        }
+        // Chunks aligned to `from`, so the pattern reads from the cut-off point on.
+        for off in (from..to).step_by(chunk.len()) {
+            let n = chunk.len().min(to - off);
+            self.copy_in(off, &chunk[..n]);
+        }
+    }
+}
+
+/// The current bytes of the file: the mapping and the length.
+struct Current {
+    back: Arc<Backing>,
+    len: usize,
+}
+
+impl Current {
+    fn new(image: &[u8]) -> Current {
+        let back = Arc::new(Backing::new().expect("reserving the simulated disk's mapping"));
+        let mut c = Current { back, len: 0 };
+        c.write(0, image)
+            .expect("an initial image within the bound");
+        c
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.back.slice(self.len)
+    }
+
+    /// Write `data` at `off`, growing the file with zeros (bytes past the old end may hold
+    /// poison or stale data: a file grows with zeros).
+    fn write(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        let end = off
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= BOUND as u64)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "past the simulated disk's bound",
+                )
+            })? as usize;
+        let off = off as usize;
+        if off > self.len {
+            self.back.fill(self.len, off, &[0]);
+        }
+        self.back.copy_in(off, data);
+        self.len = self.len.max(end);
+        Ok(())
+    }
+}
+
+/// A view over the shared mapping: its first `len` bytes, as they are now.
+struct SharedView {
+    back: Arc<Backing>,
+    len: usize,
+}
+
+impl View for SharedView {
+    fn bytes(&self) -> &[u8] {
+        self.back.slice(self.len)
+    }
+}
+
+impl Inner {
+    /// A new view of the first `len` bytes, remembered while it lives (for shrinks).
+    fn shared_view(&mut self, len: usize) -> Arc<dyn View> {
+        let v = Arc::new(SharedView {
+            back: self.current.back.clone(),
+            len,
+        });
+        // Bounded: dead views are dropped before a new one is remembered.
+        self.live_views.retain(|(w, _)| w.strong_count() > 0);
+        self.live_views.push((Arc::downgrade(&v), len));
+        v
+    }
+
+    /// `set_len`: growth reads as zeros; a shrink poisons what live views still reach.
+    fn set_current_len(&mut self, len: usize) {
+        let old = self.current.len;
+        if len > old {
+            self.current.back.fill(old, len, &[0]);
+        } else if len < old {
+            let reach = self
+                .live_views
+                .iter()
+                .filter(|(w, _)| w.strong_count() > 0)
+                .map(|&(_, l)| l)
+                .max()
+                .unwrap_or(0);
+            if reach > len {
+                self.current.back.fill(len, reach, POISON);
+                self.cuts.push(len as u64);
+            }
+        }
+        self.current.len = len;
     }
 }

@@ -88,6 +88,22 @@ pub trait EngineDb {
     fn open_pages_verified(&self) -> Option<u64> {
         None
     }
+    /// Begin a read transaction that stays open (across commits) until the reader is dropped.
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr>;
+    /// Give back the file's free tail (truncate to the pages in use and sync); `Ok(false)` when
+    /// the engine skipped it (deadbolt does while a reader of an older snapshot is open) or has
+    /// nothing of the kind.
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        Ok(false)
+    }
+}
+
+/// A long-lived read transaction: one snapshot, read as often as the harness likes.
+pub trait EngineReader {
+    /// The transaction id of the snapshot it reads.
+    fn txid(&self) -> u64;
+    /// Read the snapshot's whole state.
+    fn scan(&self) -> Result<State, EngErr>;
 }
 
 pub trait Engine: Send + Sync {
@@ -100,6 +116,12 @@ pub trait Engine: Send + Sync {
     }
     fn open(&self, storage: Arc<dyn Storage>, opts: &OpenOpts)
         -> Result<Box<dyn EngineDb>, EngErr>;
+    /// The same engine set to verify every page on every read, if it has such a mode (deadbolt
+    /// verifies a page the first time it reads it and trusts it afterwards, so a sector that
+    /// reads as zeros later, during operation, is only detected in this mode).
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,21 +200,35 @@ pub fn commit_ops(db: &Db, ops: &[Op]) -> Result<u64, Error> {
 
 /// Read the whole state of `db`.
 pub fn scan_db(db: &Db) -> Result<State, Error> {
-    db.view(|tx| {
-        let mut st = State::default();
-        let mut names = Vec::new();
-        for n in tx.buckets() {
-            names.push(n?.into_owned());
-        }
-        for n in names {
-            let b = tx.bucket(&n)?.ok_or(Error::Corruption {
-                page: 0,
-                detail: "harness: listed bucket not found".into(),
-            })?;
-            st.subs.insert(n, scan_bucket(&b, 1)?);
-        }
-        Ok::<State, Error>(st)
-    })
+    db.view(scan_tx)
+}
+
+/// Read the whole state of the snapshot `tx` reads.
+pub fn scan_tx(tx: &Tx<'_>) -> Result<State, Error> {
+    let mut st = State::default();
+    let mut names = Vec::new();
+    for n in tx.buckets() {
+        names.push(n?.into_owned());
+    }
+    for n in names {
+        let b = tx.bucket(&n)?.ok_or(Error::Corruption {
+            page: 0,
+            detail: "harness: listed bucket not found".into(),
+        })?;
+        st.subs.insert(n, scan_bucket(&b, 1)?);
+    }
+    Ok(st)
+}
+
+struct DeadboltReader<'db>(Tx<'db>);
+
+impl EngineReader for DeadboltReader<'_> {
+    fn txid(&self) -> u64 {
+        self.0.id()
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        Ok(scan_tx(&self.0)?)
+    }
 }
 
 impl EngineDb for DeadboltDb {
@@ -249,6 +285,14 @@ impl EngineDb for DeadboltDb {
                     .map(|d| format!("damaged meta: {d}"))
             })
     }
+
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
+        Ok(Box::new(DeadboltReader(self.0.begin_read()?)))
+    }
+
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        Ok(self.0.shrink_to_fit()?)
+    }
 }
 
 impl Engine for Deadbolt {
@@ -264,16 +308,47 @@ impl Engine for Deadbolt {
         storage: Arc<dyn Storage>,
         opts: &OpenOpts,
     ) -> Result<Box<dyn EngineDb>, EngErr> {
-        let o = Options {
-            page_size: opts.page_size,
-            no_sync: opts.no_sync,
-            // No background confirmer: its I/O would come at wall-clock times and break the
-            // deterministic op log. Confirmations still happen at sync, close and open.
-            confirm_after: None,
-            ..Options::default()
-        };
-        Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
+        open_deadbolt(storage, opts, false)
     }
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        Some(&DeadboltVerifyEvery)
+    }
+}
+
+/// deadbolt with `verify_every_access` (see [`Engine::verifying_every_access`]).
+pub struct DeadboltVerifyEvery;
+
+impl Engine for DeadboltVerifyEvery {
+    fn name(&self) -> &'static str {
+        "deadbolt (verify every access)"
+    }
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        opts: &OpenOpts,
+    ) -> Result<Box<dyn EngineDb>, EngErr> {
+        open_deadbolt(storage, opts, true)
+    }
+    fn verifying_every_access(&self) -> Option<&'static dyn Engine> {
+        Some(&DeadboltVerifyEvery)
+    }
+}
+
+fn open_deadbolt(
+    storage: Arc<dyn Storage>,
+    opts: &OpenOpts,
+    verify_every_access: bool,
+) -> Result<Box<dyn EngineDb>, EngErr> {
+    let o = Options {
+        page_size: opts.page_size,
+        no_sync: opts.no_sync,
+        // No background confirmer: its I/O would come at wall-clock times and break the
+        // deterministic op log. Confirmations still happen at sync, close and open.
+        confirm_after: None,
+        verify_every_access,
+        ..Options::default()
+    };
+    Ok(Box::new(DeadboltDb(Db::open_storage(storage, o)?)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +370,13 @@ pub enum ToyBug {
     /// Creation writes the first blob and meta in place and syncs (not atomic): a crash in it
     /// leaves a file open refuses.
     CreateInPlace,
+    /// A read transaction is not isolated: it reads the newest state, as a reader whose pages
+    /// were reused under it would (I11 must catch it).
+    ReaderSeesNewest,
+    /// Readers read their blob through the view they took, and `shrink_to_fit` moves the newest
+    /// blob to the start of the file and truncates, under any reader (the harness must report
+    /// a reader that read past a truncated end, SIGBUS).
+    ShrinkUnderReader,
 }
 
 pub struct Toy(pub ToyBug);
@@ -478,6 +560,96 @@ impl EngineDb for ToyDb {
     }
     fn rolled_back(&self) -> Option<String> {
         self.rolled_back.clone()
+    }
+    fn shrink_to_fit(&self) -> Result<bool, EngErr> {
+        if self.bug != ToyBug::ShrinkUnderReader {
+            return Ok(false);
+        }
+        // The planted compaction: the newest blob rewritten at the start, then the file cut
+        // after it, whoever still reads the old blobs.
+        let g = self.inner.lock().unwrap();
+        let mut blob = g.txid.to_le_bytes().to_vec();
+        ser(&g.state, &mut blob);
+        let meta = meta_bytes(
+            g.txid,
+            2 * SLOT,
+            blob.len() as u64,
+            crate::rng::hash_bytes(&blob),
+        );
+        self.s.write_at(2 * SLOT, &blob).map_err(io)?;
+        self.s.write_at((g.txid % 2) * SLOT, &meta).map_err(io)?;
+        self.s.sync_data().map_err(io)?;
+        let end = (2 * SLOT + blob.len() as u64).div_ceil(SLOT) * SLOT;
+        self.s.set_len(end).map_err(io)?;
+        self.s.sync_data().map_err(io)?;
+        Ok(true)
+    }
+
+    fn begin_read(&self) -> Result<Box<dyn EngineReader + '_>, EngErr> {
+        // The toy keeps its state in memory: a reader is a copy of the snapshot.
+        let g = self.inner.lock().unwrap();
+        if self.bug == ToyBug::ShrinkUnderReader {
+            // The planted reader: the blob of its commit, read through its view at each scan.
+            let view = self.s.view().map_err(io)?;
+            let b = view.bytes();
+            let blob = (0..2u64)
+                .filter_map(|i| parse_meta(b.get((i * SLOT) as usize..)?))
+                .find(|m| m.0 == g.txid)
+                .ok_or_else(|| corrupt("toy: no meta for the reader's txid"))?;
+            return Ok(Box::new(ViewReader {
+                txid: g.txid,
+                view,
+                blob: (blob.1, blob.2, blob.3),
+            }));
+        }
+        Ok(Box::new(ToyReader {
+            txid: g.txid,
+            state: g.state.clone(),
+            live: (self.bug == ToyBug::ReaderSeesNewest).then_some(self),
+        }))
+    }
+}
+
+/// The `ShrinkUnderReader` reader: (offset, length, hash) of its blob in `view`.
+struct ViewReader {
+    txid: u64,
+    view: Arc<dyn deadbolt::View>,
+    blob: (u64, u64, u64),
+}
+
+impl EngineReader for ViewReader {
+    fn txid(&self) -> u64 {
+        self.txid
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        let (off, len, h) = self.blob;
+        let b = off
+            .checked_add(len)
+            .and_then(|end| self.view.bytes().get(off as usize..end as usize))
+            .ok_or_else(|| corrupt("toy reader: blob past the view's end"))?;
+        if crate::rng::hash_bytes(b) != h {
+            return Err(corrupt("toy reader: blob checksum mismatch"));
+        }
+        de(b, &mut 8, 0).ok_or_else(|| corrupt("toy reader: blob does not parse"))
+    }
+}
+
+struct ToyReader<'a> {
+    txid: u64,
+    state: State,
+    /// With `ReaderSeesNewest`: the database, whose newest state it reads.
+    live: Option<&'a ToyDb>,
+}
+
+impl EngineReader for ToyReader<'_> {
+    fn txid(&self) -> u64 {
+        self.txid
+    }
+    fn scan(&self) -> Result<State, EngErr> {
+        match self.live {
+            Some(db) => Ok(db.inner.lock().unwrap().state.clone()),
+            None => Ok(self.state.clone()),
+        }
     }
 }
 

@@ -413,7 +413,14 @@ fn worker(
         for v in &r.violations {
             let _ = writeln!(o, "V {i} {cs} [{}] {}", r.describe, v.replace('\n', " "));
         }
-        let _ = writeln!(o, "E {i} {cs} {} {}", r.states, r.violations.len());
+        let _ = writeln!(
+            o,
+            "E {i} {cs} {} {} {} {}",
+            r.states,
+            r.violations.len(),
+            r.reader_checks,
+            r.read_faults
+        );
         let _ = o.flush();
         i += stride;
     }
@@ -457,6 +464,8 @@ fn torture(
         slots: (0..jobs).map(Slot::new).collect(),
         violations: Vec::new(),
         states: 0,
+        reader_checks: 0,
+        read_faults: 0,
         done_cases: 0,
     };
     for w in 0..jobs {
@@ -526,6 +535,9 @@ struct Supervisor {
     slots: Vec<Slot>,
     violations: Vec<Violation>,
     states: u64,
+    /// Long-lived reader scans (I11) and read-fault lifetimes, summed over cases.
+    reader_checks: u64,
+    read_faults: u64,
     done_cases: u64,
 }
 
@@ -599,11 +611,15 @@ impl Supervisor {
                 msg: rest.to_string(),
             }),
             "E" => {
-                self.states += rest
-                    .split(' ')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let field = |i| {
+                    rest.split(' ')
+                        .nth(i)
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                self.states += field(0);
+                self.reader_checks += field(2);
+                self.read_faults += field(3);
                 self.done_cases += 1;
                 slot.current = None;
                 slot.next = idx + self.jobs;
@@ -698,13 +714,24 @@ impl Supervisor {
         }
         let (states, jobs) = (self.states, self.jobs);
         println!(
-            "torture seed {}: {} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} violations",
+            "torture seed {}: {} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} reader checks, {} read faults, {} violations",
             self.seed,
             self.done_cases,
             states as f64 / secs,
             states as f64 / secs / jobs as f64,
+            self.reader_checks,
+            self.read_faults,
             self.violations.len()
         );
+        if self.done_cases >= 50 && self.reader_checks == 0 {
+            // A third of the cycles run a reader lifetime: none in 50 cases means the check
+            // itself is broken.
+            println!(
+                "no long-lived reader was checked in {} cases",
+                self.done_cases
+            );
+            return ExitCode::FAILURE;
+        }
         if self.violations.is_empty() {
             ExitCode::SUCCESS
         } else {

@@ -10,7 +10,7 @@ use crate::engine::{Engine, OpenOpts};
 use crate::image::Media;
 use crate::oracle::{verify, History, Strictness, Verdict};
 use crate::rng::{hash_bytes, Digest, Rng};
-use crate::run::{live, Lifetime};
+use crate::run::{live, reader_lifetime, Lifetime, Step};
 use crate::workload::{random_commit, Params};
 
 #[derive(Debug, Default, Clone)]
@@ -21,6 +21,10 @@ pub struct CaseResult {
     pub detected: u64,
     pub cycles: u64,
     pub commits: u64,
+    /// Scans of long-lived readers compared with the model (I11).
+    pub reader_checks: u64,
+    /// Reader lifetimes run with a failing, zeroed-sector or short `view`.
+    pub read_faults: u64,
     pub violations: Vec<String>,
     /// Digest of op logs, images and verdicts: the same seed must give the same digest.
     pub digest: u64,
@@ -318,12 +322,125 @@ impl CaseRun<'_> {
         if !self.res.violations.is_empty() {
             return None;
         }
+        if let Some(v) = next.as_ref().filter(|_| !fault.outside_model) {
+            if self.rng.chance(0.3) {
+                self.reader_phase(v, opts, &ctx);
+                if !self.res.violations.is_empty() {
+                    return None;
+                }
+            }
+        }
         match next {
             Some(v) if !fault.outside_model && v.after.is_some() => {
                 Some((v.after.unwrap(), v.history.unwrap()))
             }
             // Damage outside the model, or creation never completed: start a new database.
             _ => Some((Vec::new(), History::new())),
+        }
+    }
+
+    /// I11 and reads that fail: a reader lifetime on the file recovered in `v` (readers opened
+    /// after recovery, held across random commits and shrinks) under a crash point, a read
+    /// fault (a failing, zeroed-sector or short `view`) or neither; then one image of its end
+    /// state is checked. The next cycle still continues from `v`.
+    fn reader_phase(&mut self, v: &Verdict, opts: OpenOpts, ctx: &str) {
+        let (Some(file), Some(hist)) = (v.after.clone(), v.history.clone()) else {
+            return;
+        };
+        let rng = &mut self.rng;
+        let mut steps = vec![Step::Begin];
+        for _ in 0..4 + rng.below(10) {
+            steps.push(match rng.below(20) {
+                0..=7 => Step::Commit,
+                8..=10 => Step::Begin,
+                11..=13 => Step::Shrink,
+                14..=17 => Step::Check,
+                _ => Step::DropOldest,
+            });
+        }
+        steps.push(Step::Check);
+        let mut plan = FaultPlan::default();
+        let mut engine = self.engine;
+        let page = self.case.page as u64;
+        let what = match rng.below(4) {
+            0 => {
+                plan.crash_after = Some(rng.below(self.est_ops + 4));
+                format!("crash after op {}", plan.crash_after.unwrap())
+            }
+            1 => {
+                self.res.read_faults += 1;
+                let n = 1 + rng.below(6);
+                match rng.below(3) {
+                    0 => plan.fail_view = Some((n, rng.chance(0.5))),
+                    1 => {
+                        plan.zero_view = Some((n, rng.next_u64()));
+                        if n > 1 {
+                            // Pages verified once are trusted (B3): only an engine verifying
+                            // every access can see a zeroed re-read during operation.
+                            engine = engine.verifying_every_access().unwrap_or(engine);
+                        }
+                    }
+                    _ => {
+                        plan.short_view = Some((n, rng.below(file.len() as u64 / page + 1) * page))
+                    }
+                }
+                format!("read fault {plan:?}")
+            }
+            _ => "no fault".into(),
+        };
+        let mut wl_rng = rng.fork();
+        let params = &self.case.params;
+        let life = reader_lifetime(
+            engine,
+            file,
+            self.case.media,
+            opts,
+            plan,
+            hist,
+            rng.next_u64(),
+            Strictness::Detect,
+            &steps,
+            &mut |st, _| Some(random_commit(&mut wl_rng, st, params)),
+        );
+        self.res.reader_checks += life.reader_checks;
+        self.dig.u64(life.digest);
+        let ctx = format!("{ctx}; reader lifetime ({what}, steps {steps:?})");
+        for m in &life.violations {
+            self.res.violations.push(format!("{ctx}: {m}"));
+        }
+        if !life.violations.is_empty() {
+            return;
+        }
+        let w = Window::new(&life.crash, self.case.media);
+        let mode = Mode::draw(rng);
+        let img = w.random(mode, rng);
+        self.dig.u64(hash_bytes(&img));
+        let strict = if opts.no_sync && mode != Mode::Process {
+            Strictness::DetectAnyCommit
+        } else if life.fell_back || !self.case.media.psow {
+            Strictness::Detect
+        } else {
+            Strictness::Full
+        };
+        let v = verify(
+            self.engine,
+            img,
+            self.case.media,
+            opts,
+            &life.hist,
+            strict,
+            None,
+            None,
+            rng.next_u64(),
+        );
+        self.res.states += 1;
+        if v.detected {
+            self.res.detected += 1;
+        }
+        if let Some(m) = v.violation {
+            self.res
+                .violations
+                .push(format!("{ctx}, image {mode}: {m}"));
         }
     }
 

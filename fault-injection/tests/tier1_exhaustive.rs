@@ -15,16 +15,18 @@ use std::time::Instant;
 use fault_injection::disk::Media;
 use fault_injection::engine::Deadbolt;
 use fault_injection::run::{
-    at_rest_sweep, ci_matrix, exhaustive, ioerr_sweep, par_map, test_threads, Report,
+    at_rest_sweep, ci_matrix, exhaustive, ioerr_sweep, par_map, reader_sweep, test_threads, Report,
 };
 use fault_injection::workload::fixed;
 
 fn report(name: &str, rep: &Report, secs: f64) {
     println!(
-        "{name}: {} crash points, {} crash images checked ({} damage reports), {} violations, {secs:.1}s",
+        "{name}: {} crash points, {} crash images checked ({} damage reports), {} reader checks, {} read faults, {} violations, {secs:.1}s",
         rep.crash_points,
         rep.images,
         rep.detected,
+        rep.reader_checks,
+        rep.read_faults,
         rep.violations.len()
     );
     for v in rep.violations.iter().take(25) {
@@ -57,6 +59,7 @@ fn tier1_every_crash_point_every_mode() {
     let cost = fault_injection::oracle::open_cost_checks();
     println!("tier 1 exhaustive: open cost (I12) checked on {cost} recoveries");
     assert!(cost > 0, "the open-cost invariant never ran");
+    assert!(rep.reader_checks > 0, "no long-lived reader was checked");
     assert!(
         rep.violations.is_empty(),
         "{} violations",
@@ -82,7 +85,7 @@ fn run_sweep(
     name: &str,
     jobs: &[(usize, usize, Media)],
     sweep: impl Fn(usize, usize, Media) -> Report + Sync,
-) {
+) -> Report {
     let t = Instant::now();
     let reps = par_map(jobs, test_threads(), |&(w, p, m)| sweep(w, p, m));
     let mut rep = Report::default();
@@ -95,15 +98,31 @@ fn run_sweep(
         "{} violations",
         rep.violations.len()
     );
+    rep
 }
 
 #[test]
 fn tier1_io_error_sweep() {
-    run_sweep(
-        "tier 1 I/O-error sweep (F7, F8)",
+    let rep = run_sweep(
+        "tier 1 I/O-error sweep (F7, F8, reads that fail)",
         &sweep_jobs(4096),
         |w, p, m| ioerr_sweep(&Deadbolt, w, p, m, 0x10e5 + w as u64),
     );
+    assert!(rep.read_faults > 0, "no read fault was injected");
+    assert!(rep.reader_checks > 0, "no long-lived reader was checked");
+}
+
+/// I11: long-lived readers held across commits that free and reuse pages, growth and
+/// `shrink_to_fit`, crashed after every op, and readers opened after each recovery.
+#[test]
+fn tier1_long_lived_readers_see_their_snapshot_across_commits_and_shrinks() {
+    let rep = run_sweep(
+        "tier 1 long-lived readers (I11)",
+        &sweep_jobs(512),
+        |w, p, m| reader_sweep(&Deadbolt, w, p, m, 0x4ead + w as u64),
+    );
+    assert!(rep.reader_checks > 0, "no long-lived reader was checked");
+    assert!(rep.images > 0);
 }
 
 #[test]

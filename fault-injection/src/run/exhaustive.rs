@@ -8,7 +8,7 @@ use super::protocol::{protocol_check, CommitRec};
 use super::report::Report;
 use crate::crash::{Fill, Mode, Window};
 use crate::disk::{FaultPlan, LogOp, OpResult, SimDisk};
-use crate::engine::{Engine, OpenOpts};
+use crate::engine::{Engine, EngineReader, OpenOpts};
 use crate::image::{CrashState, Media};
 use crate::model::{Op, State};
 use crate::oracle::{catch, verify, History, Label, Strictness, EVERY_OP_ON_ROLLBACK};
@@ -33,14 +33,19 @@ pub struct ExhCfg {
     /// For this many images whose recovery fell back past a newer commit, crash the probe
     /// commit after every one of its ops in every mode (the rest get one random crash).
     pub full_probes: usize,
+    /// Hold a reader of the first commit's snapshot open across the rest of the recorded run
+    /// (and a `shrink_to_fit` under it, then one after it ends), checking it after each commit
+    /// (I11): the engine must keep the pages it reads, so the crash images differ too.
+    pub readers: bool,
     pub seed: u64,
 }
 
 impl ExhCfg {
     pub fn describe(&self) -> String {
         format!(
-            "workload={} page={} sector={} psow={} atomic={} no_sync={} seed={:#x}",
+            "workload={}{} page={} sector={} psow={} atomic={} no_sync={} seed={:#x}",
             crate::workload::fixed(self.page_size)[self.workload].name,
+            if self.readers { "+reader" } else { "" },
             self.page_size,
             self.media.sector,
             self.media.psow,
@@ -69,6 +74,7 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
     };
     let mut ch = Checker::new(engine, cfg, opts, ctx);
     ch.dig.u64(rec.digest);
+    ch.rep.reader_checks = rec.reader_checks;
     for v in protocol_check(&rec.log, &rec.recs, cfg.page_size, cfg.no_sync) {
         ch.rep.violations.push(format!("[{}] {v}", ch.ctx));
     }
@@ -87,8 +93,12 @@ pub fn exhaustive(engine: &dyn Engine, cfg: &ExhCfg) -> Report {
 struct Recording {
     log: Vec<(LogOp, OpResult)>,
     recs: Vec<CommitRec>,
+    /// Pages each commit of `recs` wrote (I12's bound).
+    pages: Vec<u64>,
     /// Digest of the op log.
     digest: u64,
+    /// Scans of the held reader compared with the model (I11).
+    reader_checks: u64,
 }
 
 /// Create the database and run the workload's commits on a healthy disk that keeps every op;
@@ -108,11 +118,17 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
         Err(p) => return Err(format!("panic in create: {p}")),
     };
     let mut recs = Vec::new();
+    let mut pages = Vec::new();
     let mut state = State::default();
-    for ops in wl {
+    let mut reader: Option<(Box<dyn EngineReader + '_>, State)> = None;
+    let mut reader_checks = 0;
+    for (i, ops) in wl.iter().enumerate() {
         let start = disk.ops();
+        let bytes = disk.bytes_written();
         state.apply_all(ops);
-        match catch(|| db.commit(ops)) {
+        let r = catch(|| db.commit(ops));
+        pages.push((disk.bytes_written() - bytes).div_ceil(cfg.page_size as u64));
+        match r {
             Ok(Ok(txid)) => recs.push(CommitRec {
                 start,
                 end: disk.ops(),
@@ -122,21 +138,61 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
             Ok(Err(e)) => return Err(format!("clean commit failed: {e}")),
             Err(p) => return Err(format!("panic in clean commit: {p}")),
         }
+        if cfg.readers && i == 0 {
+            let r = catch(|| db.begin_read())
+                .map_err(|p| format!("panic in begin_read: {p}"))?
+                .map_err(|e| format!("begin_read failed: {e}"))?;
+            reader = Some((r, state.clone()));
+        }
+        if let Some((r, want)) = &reader {
+            reader_checks += 1;
+            check_reader(&**r, want)?;
+        }
     }
+    if let Some((r, want)) = reader.take() {
+        // A shrink under the reader (the engine must skip it or keep the reader's pages), a
+        // last check, then the reader ends and the file may shrink.
+        catch(|| db.shrink_to_fit())
+            .map_err(|p| format!("panic in shrink_to_fit: {p}"))?
+            .map_err(|e| format!("shrink_to_fit failed: {e}"))?;
+        reader_checks += 1;
+        check_reader(&*r, &want)?;
+        drop(r);
+        catch(|| db.shrink_to_fit())
+            .map_err(|p| format!("panic in shrink_to_fit: {p}"))?
+            .map_err(|e| format!("shrink_to_fit failed: {e}"))?;
+    }
+    drop(reader);
     catch(move || drop(db)).map_err(|p| format!("panic in close: {p}"))?;
     Ok(Recording {
         log: disk.take_log(),
         recs,
+        pages,
         digest: disk.digest(),
+        reader_checks,
     })
+}
+
+/// I11: the held reader still reads the state it began at.
+fn check_reader(r: &dyn EngineReader, want: &State) -> Result<(), String> {
+    match catch(|| r.scan()) {
+        Err(p) => Err(format!("I7: panic while scanning a held reader: {p}")),
+        Ok(Err(e)) => Err(format!("I11: the held reader's scan failed: {e}")),
+        Ok(Ok(st)) if st != *want => Err(format!(
+            "I11: the held reader (txid {}) reads other data: {}",
+            r.txid(),
+            want.diff(&st)
+        )),
+        Ok(Ok(_)) => Ok(()),
+    }
 }
 
 /// The history as of a crash after op `k`. A crash inside creation leaves the file empty,
 /// absent or whole (`Storage::create` is atomic): each opens at the empty state, so no allowance
 /// is made for refusing a half-made file.
-fn history_at(recs: &[CommitRec], k: u64, no_sync: bool) -> History {
+fn history_at(recs: &[CommitRec], pages: &[u64], k: u64, no_sync: bool) -> History {
     let mut hist = History::new();
-    for r in recs {
+    for (r, &pages) in recs.iter().zip(pages) {
         if k <= r.start {
             break;
         }
@@ -149,7 +205,7 @@ fn history_at(recs: &[CommitRec], k: u64, no_sync: bool) -> History {
         } else {
             Label::InFlight
         };
-        hist.push(r.state.clone(), label, Some(r.txid));
+        hist.push_measured(r.state.clone(), label, Some(r.txid), Some(pages));
     }
     hist
 }
@@ -232,7 +288,7 @@ impl<'a> Checker<'a> {
     /// A crash after op `k` of the recording, whose state then was `st`: each distinct image.
     fn crash_point(&mut self, k: u64, st: &CrashState, rec: &Recording) {
         self.rep.crash_points += 1;
-        let hist = history_at(&rec.recs, k, self.cfg.no_sync);
+        let hist = history_at(&rec.recs, &rec.pages, k, self.cfg.no_sync);
         let mut seen = HashSet::new();
         for (mode, img) in crash_images(st, self.cfg, &mut self.rng) {
             if !seen.insert(hash_bytes(&img)) {

@@ -1,6 +1,7 @@
 //! The I/O-error sweep (F7, F8): each write, sync, set_len and create of a fixed workload fails
 //! in turn, and the disk runs out of space at every size the file passes through; then reads
-//! fail during open.
+//! fail during open, and every `view` of a reader lifetime fails, reads a sector as zeros or
+//! comes back short in turn (`readers.rs`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub fn ioerr_sweep(
         failed_call(&mut sw, plan, &mut rng);
     }
     read_errors_at_open(&mut sw, &clean);
+    // Reads that fail during open and during normal operation (re-views after growth and
+    // commits), with long-lived readers open.
+    super::readers::view_fault_sweep(&mut sw, &clean.crash.current, &clean.hist, &mut rng);
     sw.finish()
 }
 

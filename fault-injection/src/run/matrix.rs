@@ -6,8 +6,9 @@ use crate::image::Media;
 /// The bounded exhaustive tier's matrix: every fixed workload at page sizes 1K-16K with
 /// 512- and 4096-byte sectors (PSOW, atomic sectors), plus sub-sector tearing (atomicity off),
 /// PSOW off (Detect mode) and `no_sync` variants; `small-buckets` at 1K and 4K pages only, with
-/// the tearing and PSOW-off variants at 1K. For 16 images per configuration whose recovery fell
-/// back past a newer commit, the next commit is crashed after every op.
+/// the tearing and PSOW-off variants at 1K; and four with a long-lived reader (I11). For 16
+/// images per configuration whose recovery fell back past a newer commit, the next commit is
+/// crashed after every op.
 pub fn ci_matrix() -> Vec<ExhCfg> {
     ci_matrix_with(16)
 }
@@ -59,10 +60,30 @@ pub fn ci_matrix_with(full_probes: usize) -> Vec<ExhCfg> {
                     torn_samples: 240,
                     probe_every: 1,
                     full_probes,
+                    readers: false,
                     seed,
                 });
             }
         }
+    }
+    // A reader of the first commit held across the rest (I11), at 4K pages on 512-byte
+    // sectors, for the four workloads that free pages (not small-buckets, whose images cost
+    // most).
+    for workload in 0..4 {
+        seed += 1;
+        v.push(ExhCfg {
+            workload,
+            page_size: 4096,
+            media: media(512, true, true),
+            no_sync: false,
+            subset_limit: 10,
+            reorder_samples: 400,
+            torn_samples: 240,
+            probe_every: 1,
+            full_probes,
+            readers: true,
+            seed,
+        });
     }
     v
 }

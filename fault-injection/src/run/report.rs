@@ -9,6 +9,10 @@ pub struct Report {
     pub crash_points: u64,
     /// Images where damage was detected and reported (Detect mode).
     pub detected: u64,
+    /// Scans of a long-lived reader compared with the model at its txid (I11).
+    pub reader_checks: u64,
+    /// Lifetimes run with a failing, zeroed-sector or short `view` (reads that fail).
+    pub read_faults: u64,
     pub violations: Vec<String>,
     /// Digest of the op log, images and verdicts (determinism).
     pub digest: u64,
@@ -19,6 +23,8 @@ impl Report {
         self.images += o.images;
         self.crash_points += o.crash_points;
         self.detected += o.detected;
+        self.reader_checks += o.reader_checks;
+        self.read_faults += o.read_faults;
         self.violations.extend(o.violations);
         self.digest ^= o.digest;
     }

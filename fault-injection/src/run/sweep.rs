@@ -119,6 +119,11 @@ impl<'a> Sweep<'a> {
         v.violation
     }
 
+    /// Fold `x` into the sweep's determinism digest (I10).
+    pub(super) fn note(&mut self, x: u64) {
+        self.dig.u64(x);
+    }
+
     pub(super) fn finish(mut self) -> Report {
         self.rep.digest = self.dig.finish();
         self.rep
