@@ -171,6 +171,9 @@ pub struct Verdict {
     pub history: Option<History>,
     /// Further crash images checked inside the probe commit (second crash cycle).
     pub extra_images: u64,
+    /// Open fell back past a newer commit and said so, and a probe commit then crashed inside
+    /// (the case the torture runner biases its crash points toward).
+    pub crashed_after_rollback: bool,
 }
 
 impl Verdict {
@@ -247,10 +250,15 @@ pub fn verify(
         {
             // Open fell back past a newer commit: the state most likely to hide a stale
             // half-commit. Crash at every op of the next commit, in every mode (F14, I9).
-            return rec.probe_every_op(image0, ops);
+            let mut v = rec.probe_every_op(image0, ops);
+            v.crashed_after_rollback = v.violation.is_none();
+            return v;
         }
         if strict == Strictness::Full {
-            return rec.probe_commit(ops, crash_probe);
+            let mut v = rec.probe_commit(ops, crash_probe);
+            v.crashed_after_rollback =
+                rolled_back.is_some() && crash_probe.is_some() && v.violation.is_none();
+            return v;
         }
     }
     rec.close()
