@@ -313,14 +313,15 @@ pub fn paths_commit(rng: &mut Rng, state: &State, page: usize, i: usize) -> Vec<
     if st.at(&fnest).is_none() {
         push(&mut st, Op::CreateBucket(fnest.clone()));
     }
-    // Fragmentation: 48 two-page values a commit in bucket `g` for four commits, then a few
+    // Fragmentation: 48 two-page values a commit in bucket `g` for the first four commits of a
+    // lifetime (while it holds fewer than 150), then a few
     // deleted at random every commit, leave many separate free runs (a full free-list record
     // outgrows a page, so commits write delta records).
     let g = b("g");
     if st.at(&g).is_none() {
         push(&mut st, Op::CreateBucket(g.clone()));
     }
-    if i < 4 {
+    if i < 4 && st.at(&g).is_some_and(|g| g.kv.len() < 150) {
         for j in 0..48 {
             let key = format!("g{:03}", i * 48 + j).into_bytes();
             push(&mut st, Op::Put(g.clone(), key, rng.bytes(page + 1)));
@@ -377,10 +378,10 @@ pub fn paths_commit(rng: &mut Rng, state: &State, page: usize, i: usize) -> Vec<
         .filter(|k| k.first() == Some(&b'r'))
         .cloned()
         .collect();
-    if (i / 8) % 2 == 0 {
+    if (i / 8).is_multiple_of(2) {
         for _ in 0..2 + rng.below_usize(3) {
             let name = root_name(rng.below_usize(48), page);
-            if st.at(&[name.clone()]).is_none() {
+            if st.at(std::slice::from_ref(&name)).is_none() {
                 push(&mut st, Op::CreateBucket(vec![name]));
             }
         }

@@ -26,8 +26,8 @@ fn paths_maint(i: usize) -> Option<Maint> {
     match i {
         20 => Some(Maint::Backup),
         30 => Some(Maint::CompactInto),
-        _ if i % 11 == 0 => Some(Maint::ShrinkToFit),
-        _ if i % 4 == 0 || i > 32 => Some(Maint::CompactStep(if i > 32 { 64 } else { 4 })),
+        _ if i.is_multiple_of(11) => Some(Maint::ShrinkToFit),
+        _ if i.is_multiple_of(4) || i > 32 => Some(Maint::CompactStep(if i > 32 { 64 } else { 4 })),
         _ => None,
     }
 }
