@@ -139,7 +139,8 @@ pub fn paths_sweep(engine: &dyn Engine, seed: u64, stride: u64) -> (Report, Cove
 }
 
 /// Concurrent `batch` callers (4 threads of 4 calls, each call its own key) on a simulated
-/// disk whose fault plan (from `seed`) fails a sync or a write; then the per-caller oracle:
+/// disk whose fault plan (from `seed`) fails a sync or a write, or crashes the machine in the
+/// middle; then the per-caller oracle:
 ///
 /// * a caller told Ok rode a commit no later than the first failed one, and the disk's log has
 ///   a successful sync after its closure last ran and before it was answered;
@@ -158,9 +159,10 @@ pub fn batch_oracle(engine: &dyn Engine, seed: u64) -> Option<(Report, Coverage)
         sector_atomic: true,
     };
     let mut plan = FaultPlan::default();
-    match rng.below(3) {
+    match rng.below(4) {
         0 => plan.fail_sync = Some(2 + rng.below(5)),
         1 => plan.fail_write = Some((4 + rng.below(40), rng.chance(0.5))),
+        2 => plan.crash_after = Some(6 + rng.below(60)),
         _ => {}
     }
     let what = format!("batch seed {seed:#x} ({plan:?})");
@@ -176,7 +178,7 @@ pub fn batch_oracle(engine: &dyn Engine, seed: u64) -> Option<(Report, Coverage)
     let db = match catch(|| engine.open(disk.clone(), &opts)) {
         Ok(Ok(db)) => db,
         other => {
-            if disk.injected_errors() == 0 {
+            if disk.injected_errors() == 0 && !disk.is_crashed() {
                 rep.violations.push(format!(
                     "[{what}] open failed: {other:?}",
                     other = other.err()
@@ -251,7 +253,7 @@ pub fn batch_oracle(engine: &dyn Engine, seed: u64) -> Option<(Report, Coverage)
                 if tx.is_some() && tx == failed_tx {
                     cov.add(PathId::BatchCallerFailed, 1);
                 }
-                if disk.injected_errors() == 0 {
+                if disk.injected_errors() == 0 && !disk.is_crashed() {
                     rep.violations.push(format!(
                         "{who}: I6 (batch): failed on a healthy disk: {:?}",
                         b.result
