@@ -227,3 +227,44 @@ impl fmt::Display for Coverage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_survive_the_worker_line_and_a_missing_path_is_named() {
+        let mut c = Coverage::default();
+        c.add(PathId::DeltaRecord, 3);
+        c.add(PathId::CrashAfterRollback, 1);
+        let line = format!("12 0 {}", c.to_fields());
+        let back = Coverage::from_fields(line.split(' ').skip(2));
+        assert_eq!(back, c);
+        assert_eq!(
+            back.missing(&[PathId::DeltaRecord, PathId::ShrinkToFit]),
+            vec!["shrink_to_fit"]
+        );
+    }
+
+    #[test]
+    fn stats_show_a_delta_record_a_chain_rewrite_and_a_split() {
+        use crate::engine::EngStats;
+        let s = |chain, depth, file| EngStats {
+            freelist_chain: chain,
+            depth,
+            file_size: file,
+            ..EngStats::default()
+        };
+        let mut c = Coverage::default();
+        c.observe_stats(&s(1, 1, 100), &s(2, 2, 100));
+        c.observe_stats(&s(2, 2, 100), &s(3, 3, 90));
+        c.observe_stats(&s(3, 3, 90), &s(1, 1, 90));
+        assert_eq!(c.get(PathId::DeltaRecord), 2);
+        assert_eq!(c.get(PathId::DeltaChain), 1);
+        assert_eq!(c.get(PathId::ChainRewrite), 1);
+        assert_eq!(c.get(PathId::SplitToHeight3), 1);
+        assert_eq!(c.get(PathId::MergeFromHeight3), 1);
+        assert_eq!(c.get(PathId::MergeFromHeight2), 1);
+        assert_eq!(c.get(PathId::ShrinkAtCommit), 1);
+    }
+}

@@ -255,10 +255,7 @@ pub fn verify(
             return v;
         }
         if strict == Strictness::Full {
-            let mut v = rec.probe_commit(ops, crash_probe);
-            v.crashed_after_rollback =
-                rolled_back.is_some() && crash_probe.is_some() && v.violation.is_none();
-            return v;
+            return rec.probe_commit(ops, crash_probe, rolled_back.is_some());
         }
     }
     rec.close()
@@ -343,7 +340,8 @@ impl Recovered<'_> {
 
     /// Commit `ops` (crashed at op `crash_probe` of the commit when set); after a crash, check
     /// one image of it (the second crash cycle), else check the commit reads back (I6).
-    fn probe_commit(mut self, ops: &[Op], crash_probe: Option<u64>) -> Verdict {
+    /// `rolled_back`: open fell back past a newer commit (counted when the crash happens).
+    fn probe_commit(mut self, ops: &[Op], crash_probe: Option<u64>, rolled_back: bool) -> Verdict {
         let disk = &self.disk;
         if let Some(mut n) = crash_probe {
             if n == EVERY_OP_ON_ROLLBACK {
@@ -363,7 +361,9 @@ impl Recovered<'_> {
             Ok(Ok(t)) => self.h.push(after_state, Label::DurableAck, Some(t)),
         }
         if let Some(st) = disk.crashed() {
-            return self.second_crash(&st);
+            let mut v = self.second_crash(&st);
+            v.crashed_after_rollback = rolled_back && v.violation.is_none();
+            return v;
         }
         match catch(|| self.db.scan()) {
             Err(p) => return Verdict::bad(format!("I7: panic in read after probe: {p}")),
