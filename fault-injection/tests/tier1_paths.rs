@@ -103,3 +103,39 @@ fn the_toy_engine_runs_the_path_workload_clean_and_reports_no_group_commit() {
     assert_eq!(cov.get(PathId::CompactStepMoved), 0);
     assert!(batch_oracle(&Toy(ToyBug::None), 1).is_none());
 }
+
+#[test]
+fn a_torture_run_of_500_cases_reaches_every_path_and_says_so_in_its_final_line() {
+    // The supervisor sums the workers' coverage and fails a run of 500+ cases on a path that
+    // never ran; seed 2 reaches each at least 16 times (README, "Path coverage").
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fault-injection"))
+        .args([
+            "torture",
+            "--seed",
+            "2",
+            "--cases",
+            "500",
+            "--duration",
+            "600s",
+        ])
+        .output()
+        .expect("run the torture binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "torture --seed 2 --cases 500 failed:\n{stdout}"
+    );
+    assert!(!stdout.contains("COVERAGE:"), "{stdout}");
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(
+        last.contains("500 cases") && last.ends_with(" 0 violations"),
+        "{last}"
+    );
+    let monitored: u64 = last
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" lifetimes protocol-monitored"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(monitored >= 500, "lifetimes monitored: {last}");
+}

@@ -259,9 +259,12 @@ impl Run {
             return MaintEnd::Crashed;
         }
         let out = match r {
-            Err(e) if injected => {
+            // A copy only reads the database: a read error fails it without poisoning.
+            Err(_) if injected && matches!(m, Maint::Backup | Maint::CompactInto) => {
+                return MaintEnd::Crashed;
+            }
+            Err(_) if injected => {
                 self.hist.push(state, Label::Failed, None);
-                let _ = e;
                 return MaintEnd::Failed;
             }
             Err(e) => {
@@ -347,7 +350,8 @@ impl Run {
 /// How a maintenance call ended the lifetime's loop.
 enum MaintEnd {
     Go,
-    /// The machine went down (or a violation was found): stop, nothing failed.
+    /// The machine went down, a copy failed on a read error, or a violation was found: stop,
+    /// no poisoned handle to check.
     Crashed,
     /// An injected error failed it: stop, the handle must be poisoned.
     Failed,
