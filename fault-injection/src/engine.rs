@@ -96,6 +96,73 @@ pub trait EngineDb {
     fn shrink_to_fit(&self) -> Result<bool, EngErr> {
         Ok(false)
     }
+    /// Counters the path coverage observes (all zero for an engine without them).
+    fn stats(&self) -> EngStats {
+        EngStats::default()
+    }
+    /// A maintenance call between commits; `Unsupported` for an engine without it.
+    fn maint(&self, _m: Maint) -> Result<MaintOut, EngErr> {
+        Ok(MaintOut::Unsupported)
+    }
+    /// Concurrent group-commit callers: one thread per element of `callers`, each making its
+    /// calls (one `batch` call per `Vec<Op>`) in turn. `ops_now` reads the disk's op count (for
+    /// the per-caller oracle). `None` when the engine has no group commit.
+    fn batch(
+        &self,
+        _callers: Vec<Vec<Vec<Op>>>,
+        _ops_now: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Option<Vec<Vec<BatchCall>>> {
+        None
+    }
+}
+
+/// What [`EngineDb::stats`] reports (deadbolt: from `Db::stats()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngStats {
+    pub txid: u64,
+    /// Records in the persisted free-list chain (one full record, then deltas).
+    pub freelist_chain: u64,
+    /// Height of the root tree (the tree of top-level buckets).
+    pub depth: u64,
+    pub file_size: u64,
+    pub high_water: u64,
+}
+
+/// A maintenance call ([`EngineDb::maint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Maint {
+    /// `Db::compact_step(max_pages)`: a commit that moves pages, state unchanged.
+    CompactStep(u64),
+    /// `Db::shrink_to_fit`: truncate to the high-water mark and sync.
+    ShrinkToFit,
+    /// `Db::backup` to a scratch file; the copy's bytes come back.
+    Backup,
+    /// `Db::compact_into` a scratch file; the copy's bytes come back.
+    CompactInto,
+}
+
+/// The outcome of a [`Maint`] call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MaintOut {
+    /// Pages `compact_step` moved.
+    Moved(u64),
+    /// Whether `shrink_to_fit` truncated.
+    Shrunk(bool),
+    /// The bytes of the copy `backup` or `compact_into` wrote.
+    Copy(Vec<u8>),
+    Unsupported,
+}
+
+/// One `batch` call's outcome, for the per-caller oracle.
+#[derive(Clone, Debug)]
+pub struct BatchCall {
+    pub result: Result<(), EngErr>,
+    /// The disk's op count when the closure last ran (`None`: it never ran).
+    pub ran_at: Option<u64>,
+    /// The write transaction's id the closure last ran in.
+    pub txid: Option<u64>,
+    /// The disk's op count just after `batch` returned to the caller.
+    pub answered_at: u64,
 }
 
 /// A long-lived read transaction: one snapshot, read as often as the harness likes.
@@ -272,6 +339,52 @@ impl EngineDb for DeadboltDb {
         Some(self.0.recovery().pages_verified)
     }
 
+    fn stats(&self) -> EngStats {
+        let s = self.0.stats();
+        EngStats {
+            txid: s.txid,
+            freelist_chain: s.freelist_chain,
+            depth: s.depth,
+            file_size: s.file_size,
+            high_water: s.high_water,
+        }
+    }
+
+    fn maint(&self, m: Maint) -> Result<MaintOut, EngErr> {
+        Ok(match m {
+            Maint::CompactStep(n) => MaintOut::Moved(self.0.compact_step(n)?.moved),
+            Maint::ShrinkToFit => MaintOut::Shrunk(self.0.shrink_to_fit()?),
+            Maint::Backup => MaintOut::Copy(scratch_copy(|p| self.0.backup(p).map(|_| ()))?),
+            Maint::CompactInto => MaintOut::Copy(scratch_copy(|p| self.0.compact_into(p))?),
+        })
+    }
+
+    fn batch(
+        &self,
+        callers: Vec<Vec<Vec<Op>>>,
+        ops_now: Arc<dyn Fn() -> u64 + Send + Sync>,
+    ) -> Option<Vec<Vec<BatchCall>>> {
+        let db = &self.0;
+        Some(std::thread::scope(|s| {
+            let handles: Vec<_> = callers
+                .into_iter()
+                .map(|calls| {
+                    let ops_now = ops_now.clone();
+                    s.spawn(move || {
+                        calls
+                            .into_iter()
+                            .map(|ops| batch_call(db, ops, &ops_now))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        }))
+    }
+
     fn rolled_back(&self) -> Option<String> {
         let r = self.0.recovery();
         // A rolled-back commit, or a meta slot that could not be decoded (which may have
@@ -293,6 +406,54 @@ impl EngineDb for DeadboltDb {
     fn shrink_to_fit(&self) -> Result<bool, EngErr> {
         Ok(self.0.shrink_to_fit()?)
     }
+}
+
+/// One `Db::batch` call applying `ops`, with what the per-caller oracle needs.
+fn batch_call(db: &Db, ops: Vec<Op>, ops_now: &Arc<dyn Fn() -> u64 + Send + Sync>) -> BatchCall {
+    let seen: Arc<Mutex<(Option<u64>, Option<u64>)>> = Arc::default();
+    let (seen2, now2) = (seen.clone(), ops_now.clone());
+    let result = db
+        .batch(move |tx| {
+            // A write transaction commits as `id() + 1`.
+            *seen2.lock().unwrap_or_else(|e| e.into_inner()) = (Some(now2()), Some(tx.id() + 1));
+            ops.iter().try_for_each(|op| apply_op(tx, op))
+        })
+        .map_err(EngErr::from);
+    let answered_at = ops_now();
+    let (ran_at, txid) = *seen.lock().unwrap_or_else(|e| e.into_inner());
+    BatchCall {
+        result,
+        ran_at,
+        txid,
+        answered_at,
+    }
+}
+
+/// Run `f` on a fresh path in a scratch directory (the engine's copy APIs take a path: this
+/// is the real `FileStorage`), then return the bytes it left there; the directory is removed.
+fn scratch_copy(f: impl FnOnce(&std::path::Path) -> Result<(), Error>) -> Result<Vec<u8>, EngErr> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    // tmpfs when there is one: the copies' fsyncs then cost nothing (torture makes many).
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!(
+        "deadbolt-fi-copy-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let path = dir.join("copy.db");
+    let r = f(&path)
+        .map_err(EngErr::from)
+        .and_then(|()| std::fs::read(&path).map_err(io));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 impl Engine for Deadbolt {

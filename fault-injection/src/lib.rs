@@ -15,6 +15,7 @@
 //! only (the order is in the crate's README, "Layout").
 
 pub mod child;
+pub mod coverage;
 pub mod crafted;
 pub mod crash;
 pub mod disk;

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fault_injection::coverage::{Coverage, PathId};
 use fault_injection::engine::{Deadbolt, Engine, Toy, ToyBug};
 use fault_injection::torture::{case_seed, run_case};
 
@@ -404,22 +405,29 @@ fn worker(
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        let r = if small {
+        let cost_before = fault_injection::oracle::open_cost_checks();
+        let mut r = if small {
             fault_injection::torture::run_case_small(&*e, cs)
         } else {
             run_case(&*e, cs)
         };
+        // Counts kept outside the case's coverage travel in it to the supervisor.
+        r.cov.add(PathId::ReaderChecked, r.reader_checks);
+        r.cov.add(PathId::ReadFault, r.read_faults);
+        r.cov.add(
+            PathId::OpenCostChecked,
+            fault_injection::oracle::open_cost_checks() - cost_before,
+        );
         let mut o = out.lock();
         for v in &r.violations {
             let _ = writeln!(o, "V {i} {cs} [{}] {}", r.describe, v.replace('\n', " "));
         }
         let _ = writeln!(
             o,
-            "E {i} {cs} {} {} {} {}",
+            "E {i} {cs} {} {} {}",
             r.states,
             r.violations.len(),
-            r.reader_checks,
-            r.read_faults
+            r.cov.to_fields()
         );
         let _ = o.flush();
         i += stride;
@@ -464,9 +472,8 @@ fn torture(
         slots: (0..jobs).map(Slot::new).collect(),
         violations: Vec::new(),
         states: 0,
-        reader_checks: 0,
-        read_faults: 0,
         done_cases: 0,
+        cov: Coverage::default(),
     };
     for w in 0..jobs {
         sup.spawn(w);
@@ -535,11 +542,40 @@ struct Supervisor {
     slots: Vec<Slot>,
     violations: Vec<Violation>,
     states: u64,
-    /// Long-lived reader scans (I11) and read-fault lifetimes, summed over cases.
-    reader_checks: u64,
-    read_faults: u64,
     done_cases: u64,
+    /// Path coverage summed over the finished cases.
+    cov: Coverage,
 }
+
+/// Paths a default-mix torture run must reach (batch has its own tier-1 test: its thread
+/// interleaving is not seeded, and torture cases are replayed op for op).
+const TORTURE_PATHS: &[PathId] = &[
+    PathId::DeltaRecord,
+    PathId::DeltaChain,
+    PathId::ChainRewrite,
+    PathId::SplitToHeight2,
+    PathId::SplitToHeight3,
+    PathId::MergeFromHeight2,
+    PathId::MergeFromHeight3,
+    PathId::OverflowGrow,
+    PathId::OverflowShrink,
+    PathId::NestedCreate,
+    PathId::NestedDelete,
+    PathId::ShrinkAtCommit,
+    PathId::ShrinkToFit,
+    PathId::CompactStepMoved,
+    PathId::BackupVerified,
+    PathId::CompactIntoVerified,
+    PathId::ProtocolMonitored,
+    PathId::CrashAfterRollback,
+    PathId::ReaderChecked,
+    PathId::ReadFault,
+    PathId::NoSyncSyncReturned,
+    PathId::OpenCostChecked,
+];
+
+/// Below this many cases a run is too short for the coverage assertion.
+const COVERAGE_MIN_CASES: u64 = 500;
 
 impl Supervisor {
     /// Start a worker for slot `w` from its next case with the time left, or mark the slot
@@ -611,15 +647,9 @@ impl Supervisor {
                 msg: rest.to_string(),
             }),
             "E" => {
-                let field = |i| {
-                    rest.split(' ')
-                        .nth(i)
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                self.states += field(0);
-                self.reader_checks += field(2);
-                self.read_faults += field(3);
+                let mut f = rest.split(' ');
+                self.states += f.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+                self.cov.merge(&Coverage::from_fields(f.skip(1)));
                 self.done_cases += 1;
                 slot.current = None;
                 slot.next = idx + self.jobs;
@@ -714,16 +744,37 @@ impl Supervisor {
         }
         let (states, jobs) = (self.states, self.jobs);
         println!(
-            "torture seed {}: {} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} reader checks, {} read faults, {} violations",
+            "path coverage over {} cases:\n{}",
+            self.done_cases, self.cov
+        );
+        // Fail on a path that never ran, for the engine and mix that are meant to reach them.
+        let asserted = matches!(engine, EngineArg::Deadbolt)
+            && !self.small
+            && self.done_cases >= COVERAGE_MIN_CASES;
+        let missing = if asserted {
+            self.cov.missing(TORTURE_PATHS)
+        } else {
+            Vec::new()
+        };
+        if !missing.is_empty() {
+            println!("COVERAGE: paths never reached: {missing:?}");
+        } else if !asserted {
+            println!(
+                "coverage not asserted (deadbolt, default mix, at least {COVERAGE_MIN_CASES} cases only)"
+            );
+        }
+        println!(
+            "torture seed {}: {} cases, {states} crash states checked in {secs:.1}s, {:.0} states/s ({:.0} states/s/core, {jobs} worker(s)), {} lifetimes protocol-monitored, {} crashes inside the commit after a rollback, {} violations",
             self.seed,
             self.done_cases,
             states as f64 / secs,
             states as f64 / secs / jobs as f64,
-            self.reader_checks,
-            self.read_faults,
+            self.cov.get(PathId::ProtocolMonitored),
+            self.cov.get(PathId::CrashAfterRollback),
             self.violations.len()
         );
-        if self.done_cases >= 50 && self.reader_checks == 0 {
+        let readers = self.cov.get(PathId::ReaderChecked);
+        if self.done_cases >= 50 && readers == 0 {
             // A third of the cycles run a reader lifetime: none in 50 cases means the check
             // itself is broken.
             println!(
@@ -732,7 +783,7 @@ impl Supervisor {
             );
             return ExitCode::FAILURE;
         }
-        if self.violations.is_empty() {
+        if self.violations.is_empty() && missing.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

@@ -237,6 +237,9 @@ pub struct Verdict {
     pub history: Option<History>,
     /// Further crash images checked inside the probe commit (second crash cycle).
     pub extra_images: u64,
+    /// Open fell back past a newer commit and said so, and a probe commit then crashed inside
+    /// (the case the torture runner biases its crash points toward).
+    pub crashed_after_rollback: bool,
 }
 
 impl Verdict {
@@ -313,10 +316,12 @@ pub fn verify(
         {
             // Open fell back past a newer commit: the state most likely to hide a stale
             // half-commit. Crash at every op of the next commit, in every mode (F14, I9).
-            return rec.probe_every_op(image0, ops);
+            let mut v = rec.probe_every_op(image0, ops);
+            v.crashed_after_rollback = v.violation.is_none();
+            return v;
         }
         if strict == Strictness::Full {
-            return rec.probe_commit(ops, crash_probe);
+            return rec.probe_commit(ops, crash_probe, rolled_back.is_some());
         }
     }
     rec.close()
@@ -401,7 +406,8 @@ impl Recovered<'_> {
 
     /// Commit `ops` (crashed at op `crash_probe` of the commit when set); after a crash, check
     /// one image of it (the second crash cycle), else check the commit reads back (I6).
-    fn probe_commit(mut self, ops: &[Op], crash_probe: Option<u64>) -> Verdict {
+    /// `rolled_back`: open fell back past a newer commit (counted when the crash happens).
+    fn probe_commit(mut self, ops: &[Op], crash_probe: Option<u64>, rolled_back: bool) -> Verdict {
         let disk = &self.disk;
         if let Some(mut n) = crash_probe {
             if n == EVERY_OP_ON_ROLLBACK {
@@ -421,7 +427,9 @@ impl Recovered<'_> {
             Ok(Ok(t)) => self.h.push(after_state, Label::DurableAck, Some(t)),
         }
         if let Some(st) = disk.crashed() {
-            return self.second_crash(&st);
+            let mut v = self.second_crash(&st);
+            v.crashed_after_rollback = rolled_back && v.violation.is_none();
+            return v;
         }
         match catch(|| self.db.scan()) {
             Err(p) => return Verdict::bad(format!("I7: panic in read after probe: {p}")),

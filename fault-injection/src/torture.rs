@@ -4,14 +4,16 @@
 //! a crash, several crash images checked against the oracle, and the next lifetime continuing
 //! from one of them.
 
+use crate::coverage::{Coverage, PathId};
 use crate::crash::{Mode, Window};
 use crate::disk::FaultPlan;
-use crate::engine::{Engine, OpenOpts};
+use crate::engine::{Engine, Maint, OpenOpts};
 use crate::image::Media;
-use crate::oracle::{verify, History, Strictness, Verdict};
+use crate::model::Op;
+use crate::oracle::{verify, History, Strictness, Verdict, EVERY_OP_ON_ROLLBACK};
 use crate::rng::{hash_bytes, Digest, Rng};
-use crate::run::{live, reader_lifetime, Lifetime, Step};
-use crate::workload::{random_commit, Params};
+use crate::run::{live_with, reader_lifetime, Lifetime, Step};
+use crate::workload::{paths_commit, random_commit, Params};
 
 #[derive(Debug, Default, Clone)]
 pub struct CaseResult {
@@ -29,6 +31,8 @@ pub struct CaseResult {
     /// Digest of op logs, images and verdicts: the same seed must give the same digest.
     pub digest: u64,
     pub describe: String,
+    /// Engine paths reached, protocol-monitored lifetimes, crashes after a rollback.
+    pub cov: Coverage,
 }
 
 /// The seed of case `i` of a run started with `--seed base`.
@@ -106,6 +110,16 @@ struct Case {
     p_error: f64,
     p_at_rest: f64,
     max_commits: u64,
+    /// Commits of the path workload (`workload::paths_commit`, 17-40 a lifetime, 1 KiB pages)
+    /// instead of random ones: free-list delta records, root splits and merges.
+    paths: bool,
+    /// Per commit: the chance of a maintenance call after it (compact_step, shrink_to_fit,
+    /// backup, compact_into).
+    p_maint: f64,
+    /// Check images with a probe commit after recovery, crashed inside it at every op (when
+    /// recovery fell back) or at a drawn op: crash points biased toward the first commit after
+    /// a recovery that rolled back.
+    probe_rollback: bool,
 }
 
 impl Case {
@@ -134,6 +148,12 @@ impl Case {
         } else {
             *rng.pick(&[3u64, 10, 30])
         };
+        // Drawn after the rest, so the older parameters of a seed stay what they were.
+        let paths = !small && rng.chance(0.1);
+        let p_maint = *rng.pick(&[0.0, 0.05, 0.2]);
+        let probe_rollback = rng.chance(0.3);
+        let (page, mut params) = (if paths { 1024 } else { page }, params);
+        params.page = page;
         Case {
             page,
             media,
@@ -142,13 +162,16 @@ impl Case {
             p_error,
             p_at_rest,
             max_commits,
+            paths,
+            p_maint,
+            probe_rollback,
         }
     }
 
     fn describe(&self) -> String {
         let (m, p) = (&self.media, &self.params);
         format!(
-            "page={} sector={} psow={} atomic={} keys={} max_value={} max_ops={} cycles={}",
+            "page={} sector={} psow={} atomic={} keys={} max_value={} max_ops={} cycles={} paths={} p_maint={} probe_rollback={}",
             self.page,
             m.sector,
             m.psow,
@@ -156,7 +179,10 @@ impl Case {
             p.keys,
             p.max_value,
             p.max_ops,
-            self.cycles
+            self.cycles,
+            self.paths,
+            self.p_maint,
+            self.probe_rollback
         )
     }
 }
@@ -281,11 +307,16 @@ impl CaseRun<'_> {
             page_size: self.case.page,
             no_sync: rng.chance(0.1),
         };
-        let n_commits = 1 + rng.below(self.case.max_commits);
+        let n_commits = if self.case.paths {
+            17 + rng.below(24)
+        } else {
+            1 + rng.below(self.case.max_commits)
+        };
         let fault = Fault::draw(rng, &self.case, self.est_ops, n_commits, image);
         let mut wl_rng = rng.fork();
-        let params = &self.case.params;
-        let lt = live(
+        let mut maint_rng = rng.fork();
+        let (params, paths, p_maint) = (&self.case.params, self.case.paths, self.case.p_maint);
+        let lt = live_with(
             self.engine,
             image.to_vec(),
             self.case.media,
@@ -294,13 +325,17 @@ impl CaseRun<'_> {
             hist.clone(),
             rng.next_u64(),
             &mut |st, i| {
-                if (i as u64) < n_commits {
-                    Some(random_commit(&mut wl_rng, st, params))
-                } else {
+                if (i as u64) >= n_commits {
                     None
+                } else if paths {
+                    Some(paths_commit(&mut wl_rng, st, params.page, i))
+                } else {
+                    Some(random_commit(&mut wl_rng, st, params))
                 }
             },
+            &mut |_| draw_maint(&mut maint_rng, p_maint),
         );
+        self.res.cov.merge(&lt.cov);
         self.res.commits += lt.commits as u64;
         self.est_ops = lt.ops.max(8);
         self.dig.u64(lt.digest);
@@ -476,6 +511,15 @@ impl CaseRun<'_> {
                 self.engine.no_sync_keeps_the_last_sync(),
                 mode,
             );
+            let probe = (self.case.probe_rollback && strict == Strictness::Full)
+                .then(|| probe_ops(rng, self.case.page));
+            let crash_probe = probe.as_ref().map(|_| {
+                if rng.chance(0.5) {
+                    EVERY_OP_ON_ROLLBACK
+                } else {
+                    1 + rng.below(12)
+                }
+            });
             let v = verify(
                 self.engine,
                 img,
@@ -483,11 +527,14 @@ impl CaseRun<'_> {
                 opts,
                 &lt.hist,
                 strict,
-                None,
-                None,
+                probe.as_deref(),
+                crash_probe,
                 rng.next_u64(),
             );
-            self.res.states += 1;
+            self.res.states += 1 + v.extra_images;
+            if v.crashed_after_rollback {
+                self.res.cov.add(PathId::CrashAfterRollback, 1);
+            }
             if v.detected {
                 self.res.detected += 1;
             }
@@ -502,4 +549,34 @@ impl CaseRun<'_> {
         }
         next
     }
+}
+
+/// A maintenance call after a commit, with chance `p`: mostly small compaction steps and
+/// shrinks; a backup or a compaction into a new file (real scratch files) now and then.
+fn draw_maint(rng: &mut Rng, p: f64) -> Option<Maint> {
+    if !rng.chance(p) {
+        return None;
+    }
+    Some(match rng.below(20) {
+        0..=11 => Maint::CompactStep(1 + rng.below(16)),
+        12..=17 => Maint::ShrinkToFit,
+        18 => Maint::Backup,
+        _ => Maint::CompactInto,
+    })
+}
+
+/// The probe commit after a recovery: valid on any state (it creates its own bucket), one to
+/// four values up to two pages.
+fn probe_ops(rng: &mut Rng, page: usize) -> Vec<Op> {
+    let b = vec![b"probe".to_vec()];
+    let mut ops = vec![Op::CreateBucket(b.clone())];
+    for j in 0..1 + rng.below(4) {
+        let n = rng.below_usize(2 * page);
+        ops.push(Op::Put(
+            b.clone(),
+            format!("p{j}").into_bytes(),
+            rng.bytes(n),
+        ));
+    }
+    ops
 }

@@ -283,3 +283,117 @@ pub fn random_commit(rng: &mut Rng, state: &State, p: &Params) -> Vec<Op> {
     }
     ops
 }
+
+/// A top-level bucket name of about `page / 3` bytes, so that a few fill a root leaf and the
+/// root tree (the tree of top-level buckets) splits and merges at several levels.
+fn root_name(j: usize, page: usize) -> Vec<u8> {
+    let mut n = format!("r{j:03}-").into_bytes();
+    n.resize(page / 3, b'r');
+    n
+}
+
+/// One commit of the path-coverage workload (issue 13), valid for `state`: fragmentation heavy
+/// enough to write and chain free-list delta records (overflow values, random deletes and
+/// overwrites in bucket `f`), overflow values growing and shrinking, nested buckets under
+/// `f/n` created and deleted, and long-named top-level buckets created for eight commits and
+/// deleted for the next eight (`i` is the commit's index), so the root tree splits to height 3
+/// and merges back. Meant for 1 KiB pages and lifetimes of more than 16 commits.
+pub fn paths_commit(rng: &mut Rng, state: &State, page: usize, i: usize) -> Vec<Op> {
+    let mut st = state.clone();
+    let mut ops = Vec::new();
+    let mut push = |st: &mut State, op: Op| {
+        st.apply(&op);
+        ops.push(op);
+    };
+    let f = b("f");
+    let fnest = b("f/n");
+    if st.at(&f).is_none() {
+        push(&mut st, Op::CreateBucket(f.clone()));
+    }
+    if st.at(&fnest).is_none() {
+        push(&mut st, Op::CreateBucket(fnest.clone()));
+    }
+    // Fragmentation: 48 two-page values a commit in bucket `g` for the first four commits of a
+    // lifetime (while it holds fewer than 150), then a few
+    // deleted at random every commit, leave many separate free runs (a full free-list record
+    // outgrows a page, so commits write delta records).
+    let g = b("g");
+    if st.at(&g).is_none() {
+        push(&mut st, Op::CreateBucket(g.clone()));
+    }
+    if i < 4 && st.at(&g).is_some_and(|g| g.kv.len() < 150) {
+        for j in 0..48 {
+            let key = format!("g{:03}", i * 48 + j).into_bytes();
+            push(&mut st, Op::Put(g.clone(), key, rng.bytes(page + 1)));
+        }
+    } else {
+        for _ in 0..4 + rng.below_usize(5) {
+            let keys: Vec<Vec<u8>> = st.at(&g).unwrap().kv.keys().cloned().collect();
+            if keys.is_empty() {
+                break;
+            }
+            let key = rng.pick(&keys).clone();
+            push(&mut st, Op::Delete(g.clone(), key));
+        }
+    }
+    let over = |rng: &mut Rng| page + 1 + rng.below_usize(3 * page);
+    for _ in 0..3 + rng.below_usize(4) {
+        let key = format!("k{:02}", rng.below(40)).into_bytes();
+        let n = if rng.chance(0.5) {
+            over(rng)
+        } else {
+            rng.below_usize(200)
+        };
+        push(&mut st, Op::Put(f.clone(), key, rng.bytes(n)));
+    }
+    for _ in 0..2 + rng.below_usize(3) {
+        let keys: Vec<Vec<u8>> = st.at(&f).unwrap().kv.keys().cloned().collect();
+        if keys.is_empty() {
+            break;
+        }
+        let key = rng.pick(&keys).clone();
+        push(&mut st, Op::Delete(f.clone(), key));
+    }
+    let n = over(rng);
+    push(
+        &mut st,
+        Op::Put(fnest.clone(), b"big".to_vec(), rng.bytes(n)),
+    );
+    if rng.chance(0.3) {
+        let m = fnest
+            .iter()
+            .cloned()
+            .chain([format!("m{}", rng.below(3)).into_bytes()])
+            .collect::<Path>();
+        if st.at(&m).is_some() {
+            push(&mut st, Op::DeleteBucket(m));
+        } else {
+            push(&mut st, Op::CreateBucket(m.clone()));
+            push(&mut st, Op::Put(m, b"x".to_vec(), rng.bytes(40)));
+        }
+    }
+    let roots: Vec<Vec<u8>> = st
+        .subs
+        .keys()
+        .filter(|k| k.first() == Some(&b'r'))
+        .cloned()
+        .collect();
+    if (i / 8).is_multiple_of(2) {
+        for _ in 0..2 + rng.below_usize(3) {
+            let name = root_name(rng.below_usize(48), page);
+            if st.at(std::slice::from_ref(&name)).is_none() {
+                push(&mut st, Op::CreateBucket(vec![name]));
+            }
+        }
+    } else {
+        let mut roots = roots;
+        for _ in 0..4 + rng.below_usize(4) {
+            if roots.is_empty() {
+                break;
+            }
+            let name = roots.remove(rng.below_usize(roots.len()));
+            push(&mut st, Op::DeleteBucket(vec![name]));
+        }
+    }
+    ops
+}

@@ -84,6 +84,13 @@ fn ack_before_sync_is_caught() {
     show("bug-ack-before-sync", "tier 1 exhaustive", &r);
     show_torture("bug-ack-before-sync", &torture_until_caught(500));
     assert!(r.is_some());
+    // The batch oracle: a caller told Ok with no sync between its closure and the answer.
+    let caught = (0..24u64).find_map(|s| {
+        let (rep, _) = fault_injection::run::batch_oracle(&Deadbolt, 13_000 + s)?;
+        rep.violations.into_iter().next()
+    });
+    println!("bug-ack-before-sync: batch oracle: {caught:?}");
+    assert!(caught.is_some_and(|v| v.contains("P2 (batch)")));
 }
 
 #[cfg(feature = "bug-meta-before-data")]
@@ -97,8 +104,14 @@ fn meta_before_data_is_caught() {
         "tier 1 exhaustive (protocol monitor)",
         &r,
     );
-    show_torture("bug-meta-before-data", &torture_until_caught(3000));
+    // Since issue 13 the monitor runs on every torture lifetime too.
+    let t = torture_until_caught(3000);
+    show_torture("bug-meta-before-data", &t);
     assert!(r.is_some());
+    assert!(
+        t.is_some_and(|t| t.3.contains("P1")),
+        "torture's protocol monitor missed it"
+    );
 }
 
 #[cfg(feature = "bug-retry-failed-sync")]

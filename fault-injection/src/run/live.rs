@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::disk::{FaultPlan, LogOp, SimDisk};
-use crate::engine::{Engine, EngineDb, ErrKind, OpenOpts};
+use super::protocol::{protocol_check, CommitRec};
+use crate::coverage::{Coverage, PathId};
+use crate::disk::{FaultPlan, LogOp, OpResult, SimDisk};
+use crate::engine::{Engine, EngineDb, ErrKind, Maint, MaintOut, OpenOpts};
 use crate::image::{CrashState, Media};
 use crate::model::{Op, State};
 use crate::oracle::{catch, History, Label};
@@ -27,8 +29,8 @@ pub struct Lifetime {
     pub counts: (u64, u64, u64),
     /// `create` calls issued.
     pub creates: u64,
-    /// `sync` calls (`Db::sync`) that returned Ok inside `no_sync` lifetimes.
-    pub syncs_returned: u64,
+    /// The engine paths this lifetime reached (and whether the protocol monitor ran).
+    pub cov: Coverage,
 }
 
 /// Open `image`, run the commits `next` produces until it returns `None`, a crash or a failed
@@ -44,20 +46,51 @@ pub fn live(
     seed: u64,
     next: &mut dyn FnMut(&State, usize) -> Option<Vec<Op>>,
 ) -> Lifetime {
+    live_with(
+        engine,
+        image,
+        media,
+        opts,
+        plan,
+        hist,
+        seed,
+        next,
+        &mut |_| None,
+    )
+}
+
+/// [`live`] with maintenance calls: after commit `i` (counted from 1) succeeds, `maint(i)` may
+/// name one (`compact_step`, `shrink_to_fit`, `backup`, `compact_into`), run before the next
+/// commit. Every lifetime's op log goes through the protocol monitor (P1, P2) for the commits
+/// the engine acknowledged, and the paths reached are counted in [`Lifetime::cov`].
+#[allow(clippy::too_many_arguments)]
+pub fn live_with(
+    engine: &dyn Engine,
+    image: Vec<u8>,
+    media: Media,
+    opts: OpenOpts,
+    plan: FaultPlan,
+    hist: History,
+    seed: u64,
+    next: &mut dyn FnMut(&State, usize) -> Option<Vec<Op>>,
+    maint: &mut dyn FnMut(usize) -> Option<Maint>,
+) -> Lifetime {
     let disk = Arc::new(SimDisk::new(image, media, plan, seed));
     let trace_ops = std::env::var_os("FI_TRACE_OPS").is_some();
-    disk.record_log(trace_ops);
+    // Always recorded: the protocol monitor reads it.
+    disk.record_log(true);
     let mut run = Run {
         disk,
         hist,
         violations: Vec::new(),
         commits: 0,
-        page_size: opts.page_size as u64,
         seed,
-        syncs_returned: 0,
+        recs: Vec::new(),
+        cov: Coverage::default(),
+        page: opts.page_size,
     };
     if let Some(db) = run.open(engine, &opts) {
-        let failed = run.commit_all(&*db, opts.no_sync, next);
+        let failed = run.commit_all(engine, &*db, opts.no_sync, next, maint);
         if failed && run.disk.injected_errors() > 0 {
             run.check_poisoned(&*db);
         }
@@ -65,9 +98,14 @@ pub fn live(
             run.violations.push(format!("I7: panic while closing: {p}"));
         }
     }
+    let log = run.disk.take_log();
     if trace_ops {
-        trace_log(&run.disk);
+        trace_log(&log);
     }
+    for v in protocol_check(&log, &run.recs, opts.page_size, opts.no_sync) {
+        run.violations.push(v);
+    }
+    run.cov.add(PathId::ProtocolMonitored, 1);
     run.finish()
 }
 
@@ -77,9 +115,11 @@ struct Run {
     hist: History,
     violations: Vec<String>,
     commits: usize,
-    page_size: u64,
     seed: u64,
-    syncs_returned: u64,
+    /// The op ranges of the commits the engine acknowledged (for the protocol monitor).
+    recs: Vec<CommitRec>,
+    cov: Coverage,
+    page: usize,
 }
 
 impl Run {
@@ -117,9 +157,11 @@ impl Run {
     /// each commit enters the history with its outcome. Returns whether a commit failed.
     fn commit_all(
         &mut self,
+        engine: &dyn Engine,
         db: &dyn EngineDb,
         no_sync: bool,
         next: &mut dyn FnMut(&State, usize) -> Option<Vec<Op>>,
+        maint: &mut dyn FnMut(usize) -> Option<Maint>,
     ) -> bool {
         let ack = if no_sync {
             Label::NoSyncAck
@@ -133,9 +175,11 @@ impl Run {
             after.apply_all(&ops);
             let errs = self.disk.injected_errors();
             let bytes = self.disk.bytes_written();
+            let before = catch(|| db.stats()).unwrap_or_default();
+            let start = self.disk.ops();
             let r = catch(|| db.commit(&ops));
             let injected = self.disk.injected_errors() > errs;
-            let pages = Some((self.disk.bytes_written() - bytes).div_ceil(self.page_size));
+            let pages = Some((self.disk.bytes_written() - bytes).div_ceil(self.page as u64));
             match r {
                 Err(p) => {
                     self.violations
@@ -156,7 +200,10 @@ impl Run {
                             .push_measured(after, Label::Failed, Some(txid), pages);
                         return true;
                     }
+                    self.cov
+                        .observe_ops(self.hist.last_state(), &ops, self.page);
                     self.hist.push_measured(after, ack, Some(txid), pages);
+                    self.acknowledged(db, start, txid, &before);
                     // Under no_sync, `Db::sync` after one commit in three (drawn from the seed):
                     // once it returns, a power cut must recover this commit or a later one.
                     if no_sync && mix(self.seed ^ commits as u64).is_multiple_of(3) {
@@ -164,6 +211,13 @@ impl Run {
                             SyncOutcome::Done | SyncOutcome::Unsupported => {}
                             SyncOutcome::Stop => return false,
                             SyncOutcome::Failed => return true,
+                        }
+                    }
+                    if let Some(m) = maint(commits) {
+                        match self.maint(engine, db, m, ack) {
+                            MaintEnd::Go => {}
+                            MaintEnd::Crashed => return false,
+                            MaintEnd::Failed => return true,
                         }
                     }
                 }
@@ -206,7 +260,7 @@ impl Run {
             }
             Ok(()) => {
                 self.hist.mark_synced();
-                self.syncs_returned += 1;
+                self.cov.add(PathId::NoSyncSyncReturned, 1);
                 SyncOutcome::Done
             }
             Err(_) if injected => SyncOutcome::Failed,
@@ -216,6 +270,103 @@ impl Run {
                 SyncOutcome::Stop
             }
         }
+    }
+
+    /// An acknowledged commit that began at op `start`: its op range for the protocol monitor,
+    /// and the paths its stats show.
+    fn acknowledged(
+        &mut self,
+        db: &dyn EngineDb,
+        start: u64,
+        txid: u64,
+        before: &crate::engine::EngStats,
+    ) {
+        self.recs.push(CommitRec {
+            start,
+            end: self.disk.ops(),
+            txid,
+            state: State::default(),
+        });
+        let after = catch(|| db.stats()).unwrap_or_default();
+        self.cov.observe_stats(before, &after);
+    }
+
+    /// Run one maintenance call; a step that commits enters the history (same state, new
+    /// txid), a copy must open on a fresh disk and equal the model.
+    fn maint(&mut self, engine: &dyn Engine, db: &dyn EngineDb, m: Maint, ack: Label) -> MaintEnd {
+        let errs = self.disk.injected_errors();
+        let before = catch(|| db.stats()).unwrap_or_default();
+        let start = self.disk.ops();
+        let bytes = self.disk.bytes_written();
+        let r = match catch(|| db.maint(m)) {
+            Ok(r) => r,
+            Err(p) => {
+                self.violations.push(format!("I7: panic in {m:?}: {p}"));
+                return MaintEnd::Crashed;
+            }
+        };
+        let injected = self.disk.injected_errors() > errs;
+        let pages = Some((self.disk.bytes_written() - bytes).div_ceil(self.page as u64));
+        let state = (**self.hist.last_state()).clone();
+        if self.disk.is_crashed() {
+            self.hist.push_measured(state, Label::InFlight, None, pages);
+            return MaintEnd::Crashed;
+        }
+        let out = match r {
+            // A copy only reads the database: a read error fails it without poisoning.
+            Err(_) if injected && matches!(m, Maint::Backup | Maint::CompactInto) => {
+                return MaintEnd::Crashed;
+            }
+            Err(_) if injected => {
+                self.hist.push_measured(state, Label::Failed, None, pages);
+                return MaintEnd::Failed;
+            }
+            Err(e) => {
+                self.violations
+                    .push(format!("I6: {m:?} failed on a healthy disk: {e}"));
+                return MaintEnd::Crashed;
+            }
+            Ok(_) if injected => {
+                self.violations.push(format!(
+                    "I8/I3: {m:?} returned Ok although an injected I/O error was returned to the engine during it"
+                ));
+                return MaintEnd::Crashed;
+            }
+            Ok(out) => out,
+        };
+        let after = catch(|| db.stats()).unwrap_or_default();
+        if after.txid != before.txid {
+            // compact_step committed: a new transaction with the same data.
+            self.hist
+                .push_measured(state.clone(), ack, Some(after.txid), pages);
+            self.recs.push(CommitRec {
+                start,
+                end: self.disk.ops(),
+                txid: after.txid,
+                state: State::default(),
+            });
+        }
+        self.cov.observe_stats(&before, &after);
+        match out {
+            MaintOut::Moved(n) if n > 0 => self.cov.add(PathId::CompactStepMoved, 1),
+            MaintOut::Shrunk(true) => self.cov.add(PathId::ShrinkToFit, 1),
+            MaintOut::Copy(bytes) => {
+                let path = if m == Maint::Backup {
+                    PathId::BackupVerified
+                } else {
+                    PathId::CompactIntoVerified
+                };
+                match check_copy(engine, bytes, self.disk.media(), self.page, &state) {
+                    Ok(()) => self.cov.add(path, 1),
+                    Err(v) => {
+                        self.violations.push(format!("{m:?}: {v}"));
+                        return MaintEnd::Crashed;
+                    }
+                }
+            }
+            _ => {}
+        }
+        MaintEnd::Go
     }
 
     /// I3: after a failed commit I/O the handle must refuse writes until reopened.
@@ -246,7 +397,7 @@ impl Run {
             digest: disk.digest(),
             counts: disk.counts(),
             creates: disk.creates(),
-            syncs_returned: self.syncs_returned,
+            cov: self.cov,
         }
     }
 }
@@ -262,9 +413,57 @@ enum SyncOutcome {
     Failed,
 }
 
+/// How a maintenance call ended the lifetime's loop.
+enum MaintEnd {
+    Go,
+    /// The machine went down, a copy failed on a read error, or a violation was found: stop,
+    /// no poisoned handle to check.
+    Crashed,
+    /// An injected error failed it: stop, the handle must be poisoned.
+    Failed,
+}
+
+/// A copy made by `backup` or `compact_into`: it opens on a fresh healthy disk, reads back
+/// equal to `want`, and its integrity check is clean.
+pub fn check_copy(
+    engine: &dyn Engine,
+    bytes: Vec<u8>,
+    media: Media,
+    page: usize,
+    want: &State,
+) -> Result<(), String> {
+    let disk = Arc::new(SimDisk::new(bytes, media, FaultPlan::default(), 0));
+    let opts = OpenOpts {
+        page_size: page,
+        no_sync: false,
+    };
+    let r = catch(|| -> Result<(), String> {
+        let db = engine
+            .open(disk.clone(), &opts)
+            .map_err(|e| format!("the copy does not open: {e}"))?;
+        let st = db
+            .scan()
+            .map_err(|e| format!("reading the copy failed: {e}"))?;
+        if st != *want {
+            return Err(format!(
+                "the copy differs from the model: {}",
+                want.diff(&st)
+            ));
+        }
+        let problems = db
+            .check()
+            .map_err(|e| format!("checking the copy failed: {e}"))?;
+        if !problems.is_empty() {
+            return Err(format!("the copy's integrity check: {problems:?}"));
+        }
+        Ok(())
+    });
+    r.map_err(|p| format!("I7: panic on the copy: {p}"))?
+}
+
 /// Debug aid (`FI_TRACE_OPS=1`): the lifetime's op log (offset/length, or set_len/sync).
-fn trace_log(disk: &SimDisk) {
-    for (i, (op, r)) in disk.take_log().iter().enumerate() {
+fn trace_log(log: &[(LogOp, OpResult)]) {
+    for (i, (op, r)) in log.iter().enumerate() {
         let d = match op {
             LogOp::Write { off, data, .. } => format!("write {off} +{}", data.len()),
             LogOp::SetLen(n) => format!("set_len {n}"),

@@ -16,6 +16,7 @@ mod ioerr;
 mod live;
 mod matrix;
 mod par;
+mod paths;
 mod protocol;
 mod readers;
 mod report;
@@ -24,9 +25,10 @@ mod sweep;
 pub use at_rest::at_rest_sweep;
 pub use exhaustive::{exhaustive, ExhCfg};
 pub use ioerr::ioerr_sweep;
-pub use live::{live, Lifetime};
+pub use live::{check_copy, live, live_with, Lifetime};
 pub use matrix::{ci_matrix, ci_matrix_with};
 pub use par::{par_map, test_threads};
+pub use paths::{batch_oracle, paths_sweep, PATH_COMMITS};
 pub use readers::{
     churn, reader_lifetime, reader_sweep, ReaderLife, Step, AFTER_RECOVERY, SCHEDULE,
 };
