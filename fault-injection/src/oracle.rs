@@ -389,6 +389,16 @@ impl Recovered<'_> {
         }
     }
 
+    /// The label of an acknowledged probe commit: under `no_sync` it is not durable until a
+    /// sync (the close may itself be cut by the probe's crash point, leaving it unsynced).
+    fn ack(&self) -> Label {
+        if self.opts.no_sync {
+            Label::NoSyncAck
+        } else {
+            Label::DurableAck
+        }
+    }
+
     /// Close the database; the verdict carries the file and history to continue from.
     fn close(self) -> Verdict {
         let db = self.db;
@@ -424,7 +434,7 @@ impl Recovered<'_> {
             }
             Ok(Err(_)) => self.h.push(after_state, Label::InFlight, None),
             Ok(Ok(t)) if disk.is_crashed() => self.h.push(after_state, Label::InFlight, Some(t)),
-            Ok(Ok(t)) => self.h.push(after_state, Label::DurableAck, Some(t)),
+            Ok(Ok(t)) => self.h.push(after_state, self.ack(), Some(t)),
         }
         if let Some(st) = disk.crashed() {
             let mut v = self.second_crash(&st);
@@ -533,7 +543,12 @@ impl Recovered<'_> {
                 }
             }
         }
-        self.h.push(after_state, Label::DurableAck, Some(t));
+        let ack = if self.opts.no_sync {
+            Label::NoSyncAck
+        } else {
+            Label::DurableAck
+        };
+        self.h.push(after_state, ack, Some(t));
         Verdict {
             matched: Some(self.j),
             txid: self.txid,
