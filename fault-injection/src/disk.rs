@@ -198,6 +198,26 @@ impl SimDisk {
         d
     }
 
+    /// The disk a machine finds after a *process* crash in state `st` (F1): the page cache
+    /// still holds every write the process issued, but only `st.durable` is on the media; what
+    /// was pending stays pending, so a power cut during the next process's recovery can still
+    /// lose or tear it.
+    pub fn after_process_crash(
+        st: &CrashState,
+        media: Media,
+        plan: FaultPlan,
+        seed: u64,
+    ) -> SimDisk {
+        let d = SimDisk::new(st.durable.clone(), media, plan, seed);
+        {
+            let mut g = d.inner.lock().unwrap();
+            g.current = Current::new(&st.current);
+            g.pending = st.pending.clone();
+            g.dir_synced = st.dir_synced;
+        }
+        d
+    }
+
     /// Move the crash point: crash after op `n` (counted from the disk's creation).
     pub fn set_crash_after(&self, n: Option<u64>) {
         self.inner.lock().unwrap().crash_after = n;

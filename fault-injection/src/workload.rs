@@ -96,7 +96,31 @@ pub fn fixed(p: usize) -> Vec<Fixed> {
             ],
         },
         small_buckets(p),
+        shrink_after_sync(p),
     ]
+}
+
+/// A free tail after a sync (issue 13): 40 overflow values (two-page spans, about 80 pages)
+/// at the start of the file; all deleted; a small put that reuses the freed pages at the bottom
+/// (so that the tree pages at the top are freed); a last small put. Under `no_sync` the
+/// exhaustive tier calls `Db::sync` after the second and the third commit: the last commit then
+/// finds the end of the file free and its high-water mark falls far below the synced commit's,
+/// and the file must not be cut below the synced commit's (a power cut may keep the shorter
+/// length and lose the new meta). Durable, the last commit shrinks the file.
+fn shrink_after_sync(p: usize) -> Fixed {
+    let bb = b("b");
+    let key = |i: usize| k(&format!("v{i:02}"));
+    Fixed {
+        name: "shrink-after-sync",
+        commits: vec![
+            std::iter::once(Op::CreateBucket(bb.clone()))
+                .chain((0..40).map(|i| Op::Put(bb.clone(), key(i), val(60 + i as u64, p + p / 2))))
+                .collect(),
+            (0..40).map(|i| Op::Delete(bb.clone(), key(i))).collect(),
+            vec![Op::Put(bb.clone(), k("s"), val(99, 12))],
+            vec![Op::Put(bb.clone(), k("t"), val(98, 12))],
+        ],
+    }
 }
 
 /// Small buckets across the inline limit (issue 15: a nested bucket of at most about a quarter

@@ -58,6 +58,11 @@ fn tier1_every_crash_point_every_mode() {
     // this process, so the other tests of this binary add to it; it only has to be non-zero).
     let cost = fault_injection::oracle::open_cost_checks();
     println!("tier 1 exhaustive: open cost (I12) checked on {cost} recoveries");
+    println!(
+        "tier 1 exhaustive: {} images of a power cut inside the recovery after a process crash",
+        rep.recovery_cuts
+    );
+    assert!(rep.recovery_cuts > 0, "no power cut inside a recovery");
     assert!(cost > 0, "the open-cost invariant never ran");
     assert!(rep.reader_checks > 0, "no long-lived reader was checked");
     assert!(

@@ -95,6 +95,9 @@ struct Recording {
     recs: Vec<CommitRec>,
     /// Pages each commit of `recs` wrote (I12's bound).
     pages: Vec<u64>,
+    /// Under `no_sync`: for each `Db::sync` (after every commit from the second to the one
+    /// before the last), the op that ended it and how many commits it made durable.
+    synced: Vec<(u64, usize)>,
     /// Digest of the op log.
     digest: u64,
     /// Scans of the held reader compared with the model (I11).
@@ -122,6 +125,7 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
     let mut state = State::default();
     let mut reader: Option<(Box<dyn EngineReader + '_>, State)> = None;
     let mut reader_checks = 0;
+    let mut synced = Vec::new();
     for (i, ops) in wl.iter().enumerate() {
         let start = disk.ops();
         let bytes = disk.bytes_written();
@@ -137,6 +141,17 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
             }),
             Ok(Err(e)) => return Err(format!("clean commit failed: {e}")),
             Err(p) => return Err(format!("panic in clean commit: {p}")),
+        }
+        // Under no_sync, `Db::sync` after every commit from the second to the one before the
+        // last (two unsynced commits first, one last): crashes after it must recover the synced
+        // commit or later (the file may not be cut below its pages, nor its meta overwritten).
+        if opts.no_sync && i >= 1 && i + 1 < wl.len() {
+            match catch(|| db.sync()) {
+                Ok(Some(Ok(()))) => synced.push((disk.ops(), recs.len())),
+                Ok(Some(Err(e))) => return Err(format!("clean Db::sync failed: {e}")),
+                Ok(None) => {}
+                Err(p) => return Err(format!("panic in clean Db::sync: {p}")),
+            }
         }
         if cfg.readers && i == 0 {
             let r = catch(|| db.begin_read())
@@ -168,6 +183,7 @@ fn record(engine: &dyn Engine, cfg: &ExhCfg, opts: OpenOpts) -> Result<Recording
         log: disk.take_log(),
         recs,
         pages,
+        synced,
         digest: disk.digest(),
         reader_checks,
     })
@@ -190,14 +206,27 @@ fn check_reader(r: &dyn EngineReader, want: &State) -> Result<(), String> {
 /// The history as of a crash after op `k`. A crash inside creation leaves the file empty,
 /// absent or whole (`Storage::create` is atomic): each opens at the empty state, so no allowance
 /// is made for refusing a half-made file.
-fn history_at(recs: &[CommitRec], pages: &[u64], k: u64, no_sync: bool) -> History {
+fn history_at(
+    recs: &[CommitRec],
+    pages: &[u64],
+    synced: &[(u64, usize)],
+    k: u64,
+    no_sync: bool,
+) -> History {
     let mut hist = History::new();
-    for (r, &pages) in recs.iter().zip(pages) {
+    // Commits a `Db::sync` that returned before op `k` made durable.
+    let durable = synced
+        .iter()
+        .filter(|&&(end, _)| k > end)
+        .map(|&(_, n)| n)
+        .max()
+        .unwrap_or(0);
+    for (i, (r, &pages)) in recs.iter().zip(pages).enumerate() {
         if k <= r.start {
             break;
         }
         let label = if k > r.end {
-            if no_sync {
+            if no_sync && i >= durable {
                 Label::NoSyncAck
             } else {
                 Label::DurableAck
@@ -288,7 +317,7 @@ impl<'a> Checker<'a> {
     /// A crash after op `k` of the recording, whose state then was `st`: each distinct image.
     fn crash_point(&mut self, k: u64, st: &CrashState, rec: &Recording) {
         self.rep.crash_points += 1;
-        let hist = history_at(&rec.recs, &rec.pages, k, self.cfg.no_sync);
+        let hist = history_at(&rec.recs, &rec.pages, &rec.synced, k, self.cfg.no_sync);
         let mut seen = HashSet::new();
         for (mode, img) in crash_images(st, self.cfg, &mut self.rng) {
             if !seen.insert(hash_bytes(&img)) {
@@ -304,6 +333,61 @@ impl<'a> Checker<'a> {
                 rec.log.len(),
                 st.pending.len()
             ));
+        }
+        if self.strict == Strictness::Full && !st.pending.is_empty() {
+            self.power_cut_in_recovery(k, st, &hist, rec);
+        }
+    }
+
+    /// A process crash after op `k` (F1: the page cache keeps what was written, the media only
+    /// what was synced), then the power fails after each op of the next process's open (its
+    /// syncs, its meta repair and confirmation): three images of each such crash, checked in
+    /// full. An open that confirms what it found before syncing it makes a torn commit look
+    /// confirmed (Corruption at the next open).
+    fn power_cut_in_recovery(&mut self, k: u64, st: &CrashState, hist: &History, rec: &Recording) {
+        let cfg = self.cfg;
+        let disk = |crash_after| {
+            let plan = FaultPlan {
+                crash_after,
+                ..FaultPlan::default()
+            };
+            Arc::new(SimDisk::after_process_crash(st, cfg.media, plan, cfg.seed))
+        };
+        let clean = disk(None);
+        let opened = catch(|| self.engine.open(clean.clone(), &self.opts).map(drop));
+        if !matches!(opened, Ok(Ok(()))) {
+            return; // the ordinary check of the F1 image reports it
+        }
+        for j in 1..=clean.ops() {
+            let d = disk(Some(j));
+            let _ = catch(|| self.engine.open(d.clone(), &self.opts).map(drop));
+            let Some(cs) = d.crashed() else { continue };
+            let w = Window::new(&cs, cfg.media);
+            for _ in 0..3 {
+                let mode = Mode::draw(&mut self.rng);
+                let img = w.random(mode, &mut self.rng);
+                self.rep.images += 1;
+                self.rep.recovery_cuts += 1;
+                self.dig.u64(hash_bytes(&img));
+                let v = verify(
+                    self.engine,
+                    img,
+                    cfg.media,
+                    self.opts,
+                    hist,
+                    Strictness::Full,
+                    None,
+                    None,
+                    self.rng.next_u64(),
+                );
+                if let Some(m) = v.violation {
+                    self.rep.violations.push(format!(
+                        "[{}] process crash after op {k}/{}, then {mode} after op {j} of the reopen: {m}",
+                        self.ctx,
+                        rec.log.len(),
+                    ));
+                }
+            }
         }
     }
 

@@ -13,6 +13,8 @@ pub struct Report {
     pub reader_checks: u64,
     /// Lifetimes run with a failing, zeroed-sector or short `view` (reads that fail).
     pub read_faults: u64,
+    /// Images of a power cut inside the recovery that followed a process crash.
+    pub recovery_cuts: u64,
     pub violations: Vec<String>,
     /// Digest of the op log, images and verdicts (determinism).
     pub digest: u64,
@@ -23,6 +25,7 @@ impl Report {
         self.images += o.images;
         self.crash_points += o.crash_points;
         self.detected += o.detected;
+        self.recovery_cuts += o.recovery_cuts;
         self.reader_checks += o.reader_checks;
         self.read_faults += o.read_faults;
         self.violations.extend(o.violations);
