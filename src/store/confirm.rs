@@ -106,6 +106,11 @@ pub(crate) fn write_confirmation(inner: &Store, w: &mut Writer, meta: &Meta) -> 
     write_meta(inner, w, &meta.confirmation_copy(), "confirming")?;
     inner.counters.confirmations.fetch_add(1, Relaxed);
     w.confirmed = meta.txid;
+    // The next commit overwrites the commit's own meta and leaves the confirmation: if that
+    // commit is torn, open still finds `meta` confirmed and re-reads only its own pages (with
+    // the confirmation gone it would re-verify everything since `meta`'s durable base, which
+    // under `no_sync` is the whole lifetime before the last sync).
+    w.next_slot = meta.slot;
     inner.counters.confirmed.store(meta.txid, Relaxed);
     Ok(())
 }

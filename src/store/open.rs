@@ -89,6 +89,8 @@ impl Store {
         store.counters.publish(w);
         if !store.opts.read_only {
             store.settle_after_open(&meta, &metas)?;
+            // Both slots describe `meta` now: the next commit keeps the confirmation.
+            store.writer.get_mut().next_slot = meta.slot;
         }
         Ok((store, recovery))
     }
@@ -175,10 +177,10 @@ impl Store {
     /// synced) only if it is not there already, the own slot first, so that at every moment one
     /// slot names `meta`. Writing them also replaces whatever those slots held: an older commit
     /// (no longer needed once this one is confirmed), a newer one that was rolled back, or a
-    /// torn meta. None of those may stay. The next commit overwrites the confirmation's slot,
-    /// so its own slot must hold `meta` (else a crash in that commit would leave no valid meta
-    /// at all), and a rolled-back commit left in a slot could, under a torn write of it, come
-    /// back to life.
+    /// torn meta. None of those may stay. The next commit overwrites one of the two (`meta`'s
+    /// own slot, keeping the confirmation), so the other must hold `meta` (else a crash in that
+    /// commit would leave no valid meta at all), and a rolled-back commit left in a slot could,
+    /// under a torn write of it, come back to life.
     fn settle_after_open(&self, meta: &Meta, metas: &[Meta]) -> Result<()> {
         self.storage.sync_data()?;
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
