@@ -242,6 +242,8 @@ impl Scenario {
                 state: self.states.get(self.base),
                 label: Label::Base,
                 txid: None,
+                // The open cost (I12) is checked by the simulated tiers, which measure pages.
+                pages: None,
             }],
         };
         for k in self.base + 1..=last_acked + 1 {
@@ -254,6 +256,7 @@ impl Scenario {
                 state: self.states.get(k),
                 label,
                 txid: None,
+                pages: None,
             });
         }
         let fo = FileOptions {
