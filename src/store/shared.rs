@@ -44,8 +44,11 @@ use crate::store::watch::{self, Alerted, ReaderInfo, ReaderLimits};
 pub struct Options {
     /// Page size for a new file: a power of two from 1024 to 65536. Ignored for existing files.
     pub page_size: usize,
-    /// Do not sync on commit (bbolt's NoSync): a crash may lose recent commits. Pages freed by
-    /// unsynced commits are reused only after the next sync ([`crate::Db::sync`] or a durable commit).
+    /// Do not sync on commit (bbolt's NoSync): a crash may lose recent commits, but never what a
+    /// sync made durable: once [`crate::Db::sync`] (or a clean close) returns, a power cut opens at
+    /// that commit or a later one, without an error (docs/FORMAT.md, section 7). Pages freed by
+    /// unsynced commits are reused only after the next sync, and the file is not cut below the
+    /// synced commit's pages until then.
     pub no_sync: bool,
     /// Open read-only under a shared lock.
     pub read_only: bool,
@@ -94,10 +97,11 @@ pub(crate) struct Writer {
     pub poisoned: Option<String>,
     pub file_len: u64,
     pub unsynced: bool,
-    /// The meta slot the next commit writes: the one *not* holding the newest synced commit's
-    /// meta. A synced commit flips it; an unsynced one leaves it, so every `no_sync` commit after
-    /// a sync overwrites the same slot and a power cut always finds the synced state in the
-    /// other (docs/FORMAT.md, section 7).
+    /// The meta slot the next commit writes, so that the other one still describes the newest
+    /// synced commit: after that commit's sync the slot other than its meta, after its
+    /// confirmation its own meta's slot (the confirmation stays). An unsynced commit leaves it,
+    /// so every `no_sync` commit after a sync overwrites the same slot and a power cut always
+    /// finds the synced state in the other (docs/FORMAT.md, section 7).
     pub next_slot: u64,
     /// High-water mark of the newest synced commit: under `no_sync` the file is never cut
     /// below it before the next sync, since a power cut may keep the length change and lose the
