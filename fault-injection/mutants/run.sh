@@ -32,9 +32,19 @@ else
 fi
 
 # The first invariant tag (I1..I12, P1, P2, COVERAGE) in a log's first violation or failure.
+# Without one (a check of the harness's own, such as a backup copy that does not open), the
+# first words of the message.
 tag() {
-    { grep -m1 -E 'VIOLATION|COVERAGE' "$1" || grep -m1 -A3 'panicked' "$1"; } |
-        grep -oE '\b(I[0-9]+(/I[0-9]+)?|P[12]( \(batch\))?|COVERAGE)\b' | head -1
+    local first t
+    first=$({ grep -a -m1 -E 'VIOLATION|COVERAGE' "$1" || grep -a -m1 -A1 'panicked' "$1" | tail -1; })
+    t=$(echo "$first" | grep -oE '\b(I[0-9]+(/I[0-9]+)?|P[12]( \(batch\))?|COVERAGE)\b' | head -1)
+    if [ -z "$t" ]; then
+        case "$first" in
+        VIOLATION*) t=$(echo "$first" | sed -E 's/.*\): //; s/^[^:]*: //' | cut -c1-40) ;;
+        *) t=$(echo "$first" | sed -E 's/^ +//' | cut -c1-40) ;;
+        esac
+    fi
+    echo "$t"
 }
 
 printf '%-34s | %-34s | %s\n' mutant "tier 1" "torture (seed 1, <= 60 s)"

@@ -84,6 +84,38 @@ impl PathId {
         PathId::OpenCostChecked,
     ];
 
+    /// Run by `Db::batch` callers (the batch oracle of tier 1; not in torture, whose cases
+    /// replay op for op while batch's thread interleaving is not seeded).
+    pub fn is_batch(self) -> bool {
+        matches!(self, PathId::SharedBatch | PathId::BatchCallerFailed)
+    }
+
+    /// Counted by the harness's checks rather than reached by a workload: long-lived readers,
+    /// read faults, `Db::sync` under `no_sync`, the open-cost invariant.
+    pub fn is_check(self) -> bool {
+        matches!(
+            self,
+            PathId::ReaderChecked
+                | PathId::ReadFault
+                | PathId::NoSyncSyncReturned
+                | PathId::OpenCostChecked
+        )
+    }
+
+    /// The paths a default-mix torture run on deadbolt must reach: all but batch's.
+    pub fn torture() -> Vec<PathId> {
+        PathId::ALL.into_iter().filter(|p| !p.is_batch()).collect()
+    }
+
+    /// The paths the path workload alone must reach: the engine paths, the monitor and the
+    /// crash after a rollback.
+    pub fn workload() -> Vec<PathId> {
+        PathId::ALL
+            .into_iter()
+            .filter(|p| !p.is_batch() && !p.is_check())
+            .collect()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             PathId::DeltaRecord => "delta-record",

@@ -547,33 +547,6 @@ struct Supervisor {
     cov: Coverage,
 }
 
-/// Paths a default-mix torture run must reach (batch has its own tier-1 test: its thread
-/// interleaving is not seeded, and torture cases are replayed op for op).
-const TORTURE_PATHS: &[PathId] = &[
-    PathId::DeltaRecord,
-    PathId::DeltaChain,
-    PathId::ChainRewrite,
-    PathId::SplitToHeight2,
-    PathId::SplitToHeight3,
-    PathId::MergeFromHeight2,
-    PathId::MergeFromHeight3,
-    PathId::OverflowGrow,
-    PathId::OverflowShrink,
-    PathId::NestedCreate,
-    PathId::NestedDelete,
-    PathId::ShrinkAtCommit,
-    PathId::ShrinkToFit,
-    PathId::CompactStepMoved,
-    PathId::BackupVerified,
-    PathId::CompactIntoVerified,
-    PathId::ProtocolMonitored,
-    PathId::CrashAfterRollback,
-    PathId::ReaderChecked,
-    PathId::ReadFault,
-    PathId::NoSyncSyncReturned,
-    PathId::OpenCostChecked,
-];
-
 /// Below this many cases a run is too short for the coverage assertion.
 const COVERAGE_MIN_CASES: u64 = 500;
 
@@ -752,7 +725,7 @@ impl Supervisor {
             && !self.small
             && self.done_cases >= COVERAGE_MIN_CASES;
         let missing = if asserted {
-            self.cov.missing(TORTURE_PATHS)
+            self.cov.missing(&PathId::torture())
         } else {
             Vec::new()
         };

@@ -14,28 +14,6 @@ fn base_seed() -> u64 {
         .unwrap_or(13)
 }
 
-/// Paths the path workload must reach on deadbolt.
-const PATHS_WORKLOAD: &[PathId] = &[
-    PathId::DeltaRecord,
-    PathId::DeltaChain,
-    PathId::ChainRewrite,
-    PathId::SplitToHeight2,
-    PathId::SplitToHeight3,
-    PathId::MergeFromHeight2,
-    PathId::MergeFromHeight3,
-    PathId::OverflowGrow,
-    PathId::OverflowShrink,
-    PathId::NestedCreate,
-    PathId::NestedDelete,
-    PathId::ShrinkAtCommit,
-    PathId::ShrinkToFit,
-    PathId::CompactStepMoved,
-    PathId::BackupVerified,
-    PathId::CompactIntoVerified,
-    PathId::ProtocolMonitored,
-    PathId::CrashAfterRollback,
-];
-
 #[test]
 fn the_path_workload_reaches_every_engine_path_and_survives_crashes_along_it() {
     let base = base_seed();
@@ -57,7 +35,7 @@ fn the_path_workload_reaches_every_engine_path_and_survives_crashes_along_it() {
         println!("VIOLATION {v}");
     }
     assert!(rep.violations.is_empty(), "violations (base seed {base})");
-    let missing = cov.missing(PATHS_WORKLOAD);
+    let missing = cov.missing(&PathId::workload());
     assert!(
         missing.is_empty(),
         "paths never reached (base seed {base}): {missing:?}"
