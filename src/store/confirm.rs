@@ -145,8 +145,9 @@ impl Store {
             self.counters.syncs.fetch_add(1, Relaxed);
             w.last_synced = txid;
             w.unsynced = false;
-            // The newest commit's slot holds the synced state now; the next commit (and the
-            // confirmation below) take the other one.
+            // The newest commit's slot holds the synced state now: the other one is free for
+            // the next commit, or for the confirmation below (after which the next commit
+            // overwrites the newest commit's own meta instead, see `write_confirmation`).
             w.next_slot = 1 - snap.meta.slot;
             w.synced_hwm = snap.meta.hwm;
             // The newest meta is durable now, and with it what it confirms.
