@@ -247,6 +247,25 @@ fn a_power_cut_after_db_sync_under_no_sync_recovers_the_synced_commit_or_a_later
     }
 }
 
+/// 40 commits of 50 new 100-byte values each (2,000 keys in bucket `b`); returns the pages the
+/// last commit wrote.
+fn fill(db: &Db) -> u64 {
+    let mut last = 0;
+    for c in 0..40u32 {
+        let before = db.stats().pages_written;
+        db.update(|tx| {
+            let b = tx.create_bucket_if_not_exists(b"b")?;
+            for i in 0..50u32 {
+                b.put(format!("k{:05}", c * 50 + i).as_bytes(), &[7u8; 100])?;
+            }
+            Ok::<_, Error>(())
+        })
+        .expect("commit");
+        last = db.stats().pages_written - before;
+    }
+    last
+}
+
 #[test]
 fn an_open_after_a_no_sync_lifetime_closed_cleanly_reads_only_the_last_commits_pages() {
     // The bug: open verified every page written since the durable base of the newest meta,
@@ -262,19 +281,7 @@ fn an_open_after_a_no_sync_lifetime_closed_cleanly_reads_only_the_last_commits_p
             ..Options::default()
         };
         let db = Db::open_storage(storage.clone(), opts.clone()).expect("open");
-        let mut last = 0;
-        for c in 0..40u32 {
-            let before = db.stats().pages_written;
-            db.update(|tx| {
-                let b = tx.create_bucket_if_not_exists(b"b")?;
-                for i in 0..50u32 {
-                    b.put(format!("k{:05}", c * 50 + i).as_bytes(), &[7u8; 100])?;
-                }
-                Ok::<_, Error>(())
-            })
-            .expect("commit");
-            last = db.stats().pages_written - before;
-        }
+        let last = fill(&db);
         let pages = db.stats().high_water;
         db.close().expect("close");
         let db = Db::open_storage(storage, opts).expect("reopen");
@@ -345,19 +352,7 @@ fn a_torn_first_commit_after_a_reopen_leaves_the_last_commit_confirmed_and_open_
         ..Options::default()
     };
     let db = Db::open_storage(storage.clone(), opts.clone()).expect("open");
-    let mut last = 0;
-    for c in 0..40u32 {
-        let before = db.stats().pages_written;
-        db.update(|tx| {
-            let b = tx.create_bucket_if_not_exists(b"b")?;
-            for i in 0..50u32 {
-                b.put(format!("k{:05}", c * 50 + i).as_bytes(), &[7u8; 100])?;
-            }
-            Ok::<_, Error>(())
-        })
-        .expect("commit");
-        last = db.stats().pages_written - before;
-    }
+    let last = fill(&db);
     let txid = db.stats().txid;
     db.close().expect("close");
     // The next lifetime: open (which confirms the commit again if need be), one commit, and
