@@ -125,18 +125,14 @@ impl<'tx> Bucket<'tx> {
             return Err(Error::ValueTooLarge { len: value.len() });
         }
         let id = self.write_id()?;
-        self.tx.put_entry(id, key, value.to_vec(), false)
+        self.tx.put_entry(id, key, value, false)
     }
 
     /// Remove `key` (no error if it is absent). [`Error::IncompatibleValue`] if it names a
     /// bucket: use [`Bucket::delete_bucket`].
     pub fn delete(&self, key: &[u8]) -> Result<()> {
         let id = self.write_id()?;
-        match self.tx.lookup(self.r, key)? {
-            None => Ok(()),
-            Some((_, true)) => Err(Error::IncompatibleValue),
-            Some((_, false)) => self.tx.delete_entry(id, key),
-        }
+        self.tx.delete_entry(id, key, false)
     }
 
     /// The nested bucket `name` whose bucket element's value is `value` (borrowed from the
@@ -182,7 +178,7 @@ impl<'tx> Bucket<'tx> {
             Some((_, false)) => Err(Error::IncompatibleValue),
             None => {
                 let h = BucketHeader::default().encode();
-                self.tx.put_entry(id, name, h.to_vec(), true)?;
+                self.tx.put_entry(id, name, &h, true)?;
                 self.child(name, Cow::Owned(h.to_vec()))
             }
         }
@@ -208,7 +204,7 @@ impl<'tx> Bucket<'tx> {
                 if let BucketRef::Write(cid) = child.r {
                     self.tx.free_bucket(cid)?;
                 }
-                self.tx.delete_entry(id, name)
+                self.tx.delete_entry(id, name, true)
             }
         }
     }

@@ -697,6 +697,6 @@ impl<'tx> Cursor<'tx> {
             return Err(Error::IncompatibleValue);
         }
         let key = self.cur_key.clone();
-        self.tx.delete_entry(bid, &key)
+        self.tx.delete_entry(bid, &key, false)
     }
 }

@@ -184,14 +184,11 @@ impl<'db> Tx<'db> {
             Loc::Node(n) => {
                 let w = self.write_state()?;
                 match w.nodes.get(n) {
-                    Some(Node::Leaf(e)) => match e.get(i) {
-                        Some(e) => Ok((
-                            Cow::Owned(e.key.clone()),
-                            Cow::Owned(e.value.clone()),
-                            e.bucket,
-                        )),
-                        None => Err(Error::stale_position()),
-                    },
+                    Some(Node::Leaf(e)) if i < e.len() => Ok((
+                        Cow::Owned(e.key(i).to_vec()),
+                        Cow::Owned(e.value(i).to_vec()),
+                        e.bucket(i),
+                    )),
                     _ => Err(Error::stale_position()),
                 }
             }
@@ -217,7 +214,7 @@ impl<'db> Tx<'db> {
             Loc::Node(n) => {
                 let w = self.write_state()?;
                 match w.nodes.get(n) {
-                    Some(Node::Leaf(e)) => Ok(Node::search_leaf(e, key)),
+                    Some(Node::Leaf(e)) => Ok(e.search(key)),
                     _ => Err(Error::stale_position()),
                 }
             }

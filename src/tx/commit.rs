@@ -14,7 +14,7 @@ use crate::store::mvcc::Arc;
 use crate::store::shared::log_resize;
 use crate::store::{Snapshot, Store, Writer};
 use crate::tx::handle::Tx;
-use crate::tx::node::{Child, Node};
+use crate::tx::node::{Child, LeafNode, Node};
 
 impl Tx<'_> {
     /// Commit: write the changed pages and the free-space record into free pages, then the
@@ -222,7 +222,7 @@ impl Commit<'_, '_> {
         }
         let mut node = std::mem::replace(
             &mut self.tx.write_state()?.nodes[id],
-            Node::Leaf(Vec::new()),
+            Node::Leaf(LeafNode::default()),
         );
         if let Node::Branch(entries) = &mut node {
             for e in entries.iter_mut() {
@@ -284,7 +284,7 @@ impl Commit<'_, '_> {
                             .then(|| node.encode_inline(seq))
                     };
                     if let Some(value) = inline {
-                        tx.put_entry(parent, &name, value, true)?;
+                        tx.put_entry(parent, &name, &value, true)?;
                         continue;
                     }
                 }
@@ -301,7 +301,7 @@ impl Commit<'_, '_> {
                             root: new_root,
                             sequence: seq,
                         };
-                        tx.put_entry(parent, &name, header.encode().to_vec(), true)?;
+                        tx.put_entry(parent, &name, &header.encode(), true)?;
                     }
                 }
             }

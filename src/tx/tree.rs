@@ -8,9 +8,7 @@ use crate::format::page::{BucketRoot, BucketValue, Page, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::tx::fence::{check_level, check_range, narrow};
 use crate::tx::handle::{BucketState, Tx, WriteState};
-use crate::tx::node::{
-    branch_entry_size, leaf_entry_size, split_sizes, BranchEntry, Child, LeafEntry, Node, NodeId,
-};
+use crate::tx::node::{branch_entry_size, split_sizes, BranchEntry, Child, LeafNode, Node, NodeId};
 
 impl Tx<'_> {
     fn page_span_pages(&self, p: &Page<'_>) -> u64 {
@@ -87,7 +85,7 @@ impl Tx<'_> {
         };
         let parts = match node {
             Node::Leaf(e) => split_sizes(
-                &e.iter().map(leaf_entry_size).collect::<Vec<_>>(),
+                &(0..e.len()).map(|i| e.entry_size(i)).collect::<Vec<_>>(),
                 first_cap,
                 p,
                 min,
@@ -131,7 +129,7 @@ impl Tx<'_> {
         &self,
         w: &mut WriteState,
         id: NodeId,
-        e: LeafEntry,
+        e: &NewEntry<'_>,
         path: &mut Vec<(NodeId, usize)>,
     ) -> Result<Vec<NodeId>> {
         let depth = path.len();
@@ -139,25 +137,25 @@ impl Tx<'_> {
             return Err(Error::arena_too_deep());
         }
         let (i, child) = match &mut w.nodes[id] {
-            Node::Leaf(entries) => {
-                let (i, eq) = Node::search_leaf(entries, &e.key);
+            Node::Leaf(leaf) => {
+                let (i, eq) = leaf.search(e.key);
                 if eq {
-                    if entries[i].bucket != e.bucket {
+                    if leaf.bucket(i) != e.bucket {
                         return Err(Error::IncompatibleValue);
                     }
-                    entries[i].value = e.value;
+                    leaf.set_value(i, e.value);
                 } else {
-                    entries.insert(i, e);
+                    leaf.insert(i, e.key, e.value, e.bucket);
                 }
-                let append = i + 1 == entries.len();
+                let append = i + 1 == leaf.len();
                 return Ok(self.maybe_split(w, id, append));
             }
             Node::Branch(entries) => {
-                let i = Node::search_branch(entries, &e.key);
+                let i = Node::search_branch(entries, e.key);
                 // Keep every separator a lower bound of its subtree, the first one included,
                 // so that splits below produce separators in order.
-                if i == 0 && e.key < entries[0].key {
-                    entries[0].key = e.key.clone();
+                if i == 0 && e.key < entries[0].key.as_slice() {
+                    entries[0].key = e.key.to_vec();
                 }
                 (i, entries[i].child)
             }
@@ -203,7 +201,7 @@ impl Tx<'_> {
         &self,
         bid: usize,
         key: &[u8],
-        value: Vec<u8>,
+        value: &[u8],
         bucket: bool,
     ) -> Result<()> {
         let mut guard = self.write_state()?;
@@ -211,14 +209,10 @@ impl Tx<'_> {
         Self::check_bucket(w, bid)?;
         w.epoch += 1;
         w.buckets[bid].dirty = true;
-        let e = LeafEntry {
-            key: key.to_vec(),
-            value,
-            bucket,
-        };
+        let e = NewEntry { key, value, bucket };
         let root = match w.buckets[bid].root {
             None => {
-                let id = push_node(w, Node::Leaf(vec![e]), 0);
+                let id = push_node(w, Node::Leaf(LeafNode::single(key, value, bucket)), 0);
                 w.buckets[bid].root = Some(Child::Node(id));
                 return Ok(());
             }
@@ -228,7 +222,7 @@ impl Tx<'_> {
         w.buckets[bid].root = Some(Child::Node(id));
         let mut path = std::mem::take(&mut w.path);
         path.clear();
-        let parts = self.put_rec(w, id, e, &mut path);
+        let parts = self.put_rec(w, id, &e, &mut path);
         w.path = path;
         let parts = parts?;
         if !parts.is_empty() {
@@ -281,34 +275,115 @@ impl Tx<'_> {
         Ok(w.nodes.len() - before)
     }
 
+    /// The read-only half of a delete: find `key` (an entry whose bucket flag is `bucket`) under
+    /// `root` without copying anything,
+    /// recording in `idx` the child index taken at each level and the key's index in its
+    /// leaf. Returns the leaf's depth, or `None` if the key is absent. Pages are checked as a
+    /// lookup checks them: one level below their parent, and a leaf inside the separators of
+    /// its path (so a misdirected leaf is corruption, not a key silently "absent").
+    fn find_for_delete(
+        &self,
+        w: &WriteState,
+        root: Child,
+        key: &[u8],
+        bucket: bool,
+        idx: &mut [usize; MAX_DEPTH + 1],
+    ) -> Result<Option<usize>> {
+        let mut cur = root;
+        let mut lo: Option<&[u8]> = None;
+        let mut hi: Option<&[u8]> = None;
+        let mut parent_level: Option<u8> = None;
+        for (depth, slot) in idx.iter_mut().enumerate() {
+            match cur {
+                Child::Node(id) => match w.nodes.get(id) {
+                    Some(Node::Leaf(leaf)) => {
+                        let (i, eq) = leaf.search(key);
+                        if !eq {
+                            return Ok(None);
+                        }
+                        if leaf.bucket(i) != bucket {
+                            return Err(Error::IncompatibleValue);
+                        }
+                        *slot = i;
+                        return Ok(Some(depth));
+                    }
+                    Some(Node::Branch(e)) => {
+                        let i = Node::search_branch(e, key);
+                        let below = (i >= 1).then(|| e[i].key.as_slice());
+                        let above = e.get(i + 1).map(|x| x.key.as_slice());
+                        narrow(&mut lo, &mut hi, below, above);
+                        parent_level = w.levels.get(id).copied();
+                        *slot = i;
+                        cur = e
+                            .get(i)
+                            .map(|x| x.child)
+                            .ok_or_else(|| Error::bug("branch node with no elements"))?;
+                    }
+                    None => return Err(Error::bug("arena node id out of range")),
+                },
+                Child::Page(r) => {
+                    let p = self.load(&r)?;
+                    if let Some(l) = parent_level {
+                        check_level(&p, l)?;
+                    }
+                    if p.leaf {
+                        check_range(&p, lo, hi)?;
+                        let (i, eq) = p.search_leaf(key)?;
+                        if !eq {
+                            return Ok(None);
+                        }
+                        if p.leaf_item(i)?.bucket != bucket {
+                            return Err(Error::IncompatibleValue);
+                        }
+                        *slot = i;
+                        return Ok(Some(depth));
+                    }
+                    let (i, fence) = p.search_branch_bounds(key)?;
+                    narrow(&mut lo, &mut hi, fence.below, fence.above);
+                    parent_level = Some(p.level);
+                    *slot = i;
+                    cur = Child::Page(p.child(i)?);
+                }
+            }
+        }
+        Err(match cur {
+            Child::Page(r) => Error::too_deep(r.pgid),
+            Child::Node(_) => Error::arena_too_deep(),
+        })
+    }
+
+    /// The writing half of a delete: copy the path that [`Tx::find_for_delete`] recorded in
+    /// `idx` into the arena, remove the key from its leaf, and rebalance on the way up.
     fn del_rec(
         &self,
         w: &mut WriteState,
         id: NodeId,
         key: &[u8],
+        idx: &[usize],
         path: &mut Vec<(NodeId, usize)>,
     ) -> Result<()> {
         let depth = path.len();
-        if depth > MAX_DEPTH {
-            return Err(Error::arena_too_deep());
-        }
+        let Some(&i) = idx.get(depth) else {
+            return Err(Error::bug("delete path deeper than its search"));
+        };
         let (i, child) = match &mut w.nodes[id] {
-            Node::Leaf(entries) => {
-                let (i, eq) = Node::search_leaf(entries, key);
-                if eq {
-                    entries.remove(i);
+            Node::Leaf(leaf) => {
+                // The same tree the search read (copying a page does not change it).
+                if i >= leaf.len() || leaf.key(i) != key {
+                    return Err(Error::bug("delete path does not lead to its key"));
                 }
+                leaf.remove(i);
                 return Ok(());
             }
-            Node::Branch(entries) => {
-                let i = Node::search_branch(entries, key);
-                (i, entries[i].child)
-            }
+            Node::Branch(entries) => match entries.get(i) {
+                Some(e) => (i, e.child),
+                None => return Err(Error::bug("delete path leaves its branch")),
+            },
         };
         path.push((id, i));
         let r = self.materialize(w, child, path).and_then(|cid| {
             Self::set_child(w, id, i, Child::Node(cid));
-            self.del_rec(w, cid, key, path)
+            self.del_rec(w, cid, key, idx, path)
         });
         path.pop();
         r?;
@@ -393,9 +468,9 @@ impl Tx<'_> {
         if w.nodes[lid].len() + w.nodes[rid].len() > crate::tx::node::MAX_ELEMS {
             return Ok(());
         }
-        let right = std::mem::replace(&mut w.nodes[rid], Node::Leaf(Vec::new()));
+        let right = std::mem::replace(&mut w.nodes[rid], Node::Leaf(LeafNode::default()));
         match (&mut w.nodes[lid], right) {
-            (Node::Leaf(le), Node::Leaf(re)) => le.extend(re),
+            (Node::Leaf(le), Node::Leaf(re)) => le.append(re),
             (Node::Branch(le), Node::Branch(mut re)) => {
                 if let Some(first) = re.first_mut() {
                     first.key = rkey;
@@ -410,8 +485,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Remove `key` from bucket `bid` (which must hold it).
-    pub(crate) fn delete_entry(&self, bid: usize, key: &[u8]) -> Result<()> {
+    /// Remove `key` from bucket `bid`: nothing changes (no page is copied) if it is absent,
+    /// and [`Error::IncompatibleValue`] if it is a nested bucket and `bucket` is false (or the
+    /// other way round). One search per level: a
+    /// read-only descent finds the key and records the path, then the path is copied along
+    /// the recorded indices (a lookup followed by a second descent cost a removal 30% more).
+    pub(crate) fn delete_entry(&self, bid: usize, key: &[u8], bucket: bool) -> Result<()> {
         let mut guard = self.write_state()?;
         let w = &mut *guard;
         Self::check_bucket(w, bid)?;
@@ -419,12 +498,16 @@ impl Tx<'_> {
             None => return Ok(()),
             Some(c) => c,
         };
+        let mut idx = [0usize; MAX_DEPTH + 1];
+        let Some(leaf_depth) = self.find_for_delete(w, root, key, bucket, &mut idx)? else {
+            return Ok(());
+        };
         w.epoch += 1;
         w.buckets[bid].dirty = true;
         let id = self.materialize(w, root, &[])?;
         let mut path = std::mem::take(&mut w.path);
         path.clear();
-        let r = self.del_rec(w, id, key, &mut path);
+        let r = self.del_rec(w, id, key, &idx[..=leaf_depth], &mut path);
         w.path = path;
         r?;
         // Collapse the root: an empty leaf means an empty tree; a branch with one child is
@@ -534,10 +617,9 @@ impl Tx<'_> {
                         walk.stack.extend(children.into_iter().map(|c| (c, owner)));
                     }
                     Node::Leaf(e) => {
-                        let items: Vec<(Vec<u8>, Vec<u8>)> = e
-                            .iter()
-                            .filter(|e| e.bucket)
-                            .map(|e| (e.key.clone(), e.value.clone()))
+                        let items: Vec<(Vec<u8>, Vec<u8>)> = (0..e.len())
+                            .filter(|&i| e.bucket(i))
+                            .map(|i| (e.key(i).to_vec(), e.value(i).to_vec()))
                             .collect();
                         for (k, v) in items {
                             walk.nested(w, owner, &k, &v, 0)?;
@@ -548,6 +630,13 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// An entry on its way into a leaf.
+struct NewEntry<'k> {
+    key: &'k [u8],
+    value: &'k [u8],
+    bucket: bool,
 }
 
 /// Add a node at height `level` to the arena.
