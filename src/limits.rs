@@ -7,6 +7,6 @@ pub const MAX_VALUE_SIZE: usize = (1 << 31) - 2;
 /// Deepest tree a cursor will descend; needing more is reported as corruption.
 pub const MAX_DEPTH: usize = 40;
 /// Format version written in every meta page.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Default page size.
 pub const DEFAULT_PAGE_SIZE: usize = 4096;

@@ -11,10 +11,12 @@ use crate::format::page::{
 use crate::limits::FORMAT_VERSION;
 
 /// The oldest format this build reads. Version 2 differs from 3 only in having no inline
-/// buckets, and 3 from 4 only in where a meta may stand (in version 3 always slot `txid % 2`,
-/// a placement version 4 still allows), so older files read as they are; their next commit
-/// writes version-4 metas (and an older build then refuses the file, as it must: it could not
-/// read an inline bucket, or would take a meta outside slot `txid % 2` for damage).
+/// buckets, 3 from 4 only in where a meta may stand (in version 3 always slot `txid % 2`,
+/// a placement version 4 still allows), and 4 from 5 only in the key prefixes of the pages
+/// that carry the prefix flag (a page without it reads as before), so older files read as
+/// they are; their next commit writes version-5 metas (and an older build then refuses the
+/// file, as it must: it could not read an inline bucket, would take a meta outside slot
+/// `txid % 2` for damage, or would reject a page's flags as unknown).
 pub(crate) const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// "DEADBOLT" read as a little-endian u64.
@@ -119,7 +121,7 @@ impl Meta {
         wr_u64(&mut b, 72, self.hwm);
         self.root.encode(&mut b[80..80 + REF_SIZE]);
         self.freelist.encode(&mut b[104..104 + REF_SIZE]);
-        seal(&mut b, PageType::Meta, 0, 0, self.slot(), self.txid);
+        seal(&mut b, PageType::Meta, (0, 0), 0, self.slot(), self.txid);
         b
     }
 

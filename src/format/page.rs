@@ -49,6 +49,27 @@ impl PageType {
 /// Leaf element flag: the value is a nested bucket header.
 pub(crate) const FLAG_BUCKET: u8 = 1;
 
+/// Offset of the page flags byte in the header (format 5; 0 before).
+pub(crate) const PAGE_FLAGS: usize = 28;
+/// Page flag: every element carries the first bytes of its key (a *key prefix*: 3 bytes in a
+/// leaf element, 4 in a branch element), so a search probe compares the element's own bytes
+/// and reads the key only when the prefixes are equal: one cache line per probe, not two.
+pub(crate) const FLAG_PREFIXED: u8 = 1;
+/// Prefix bytes in a leaf element (bytes 1..4) and in a branch element (bytes 28..32).
+pub(crate) const LEAF_PREFIX: usize = 3;
+pub(crate) const BRANCH_PREFIX: usize = 4;
+
+/// The first `n` (at most 4) bytes of `key`, zero-padded, as a big-endian number. Padding
+/// keeps the order one way: `key_prefix(a) < key_prefix(b)` implies `a < b`, and `a <= b`
+/// implies `key_prefix(a) <= key_prefix(b)`; equal prefixes say nothing, and the keys decide.
+#[inline]
+pub(crate) fn key_prefix(key: &[u8], n: usize) -> u32 {
+    let mut a = [0u8; 4];
+    let m = key.len().min(n).min(4);
+    a[..m].copy_from_slice(&key[..m]);
+    u32::from_be_bytes(a) >> (8 * (4 - n.min(4)))
+}
+
 // ---- little-endian, bounds-checked readers -------------------------------------------------
 
 pub(crate) fn rd_u8(b: &[u8], off: usize) -> Option<u8> {
@@ -226,6 +247,7 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
         leaf: true,
         level: 0,
         count: h.count as usize,
+        prefixed: false,
     };
     Ok((inline, h.pgid))
 }
@@ -269,6 +291,8 @@ pub(crate) struct Header {
     pub pgid: u64,
     pub txid: u64,
     pub overflow: u32,
+    /// Page flags (byte 28): [`FLAG_PREFIXED`] on branch and leaf pages of format 5.
+    pub flags: u8,
 }
 
 impl Header {
@@ -289,15 +313,17 @@ impl Header {
             pgid: u64_at(8),
             txid: u64_at(16),
             overflow: u32_at(24),
+            flags: a[PAGE_FLAGS],
         })
     }
 }
 
-/// Write a header into `b` (the whole span) and fill in its checksum. Returns the checksum.
+/// Write a header with page flags `flags` into `b` (the whole span) and fill in its checksum.
+/// Returns the checksum.
 pub(crate) fn seal(
     b: &mut [u8],
     ptype: PageType,
-    level: u8,
+    (level, flags): (u8, u8),
     count: u16,
     pgid: u64,
     txid: u64,
@@ -307,7 +333,7 @@ pub(crate) fn seal(
     wr_u16(b, 6, count);
     wr_u64(b, 8, pgid);
     wr_u64(b, 16, txid);
-    wr_u32(b, 28, 0);
+    wr_u32(b, 28, u32::from(flags));
     let crc = span_crc(b);
     wr_u32(b, 0, crc);
     crc
@@ -337,6 +363,8 @@ pub(crate) struct Page<'a> {
     /// Height above the leaves (header byte 5): 0 for a leaf, a branch's children are one less.
     pub level: u8,
     pub count: usize,
+    /// The elements carry key prefixes ([`FLAG_PREFIXED`]).
+    pub prefixed: bool,
 }
 
 /// The separators around a child taken in a branch: the key it was reached through (none for
@@ -365,6 +393,7 @@ impl<'a> Page<'a> {
             leaf: h.ptype == PageType::Leaf as u8,
             level: h.level,
             count: h.count as usize,
+            prefixed: h.flags & FLAG_PREFIXED != 0,
         }
     }
 
@@ -404,6 +433,59 @@ impl<'a> Page<'a> {
         match self.key_fast(i) {
             Some(k) => Ok(k),
             None => Err(self.bad(format!("key of element {i} lies outside the page"))),
+        }
+    }
+
+    /// Order of element `i`'s key against `key`, whose prefix is `q`: by the element's key
+    /// prefix (meaningful on a prefixed page only) when it differs, without reading the key;
+    /// else by the keys. `None`: the element or its key lies outside the page.
+    #[inline(always)]
+    fn cmp_at(&self, i: usize, key: &[u8], q: u32) -> Option<std::cmp::Ordering> {
+        if i >= self.count {
+            return None;
+        }
+        let (e, p) = if self.leaf {
+            let e = HEADER + i * LEAF_ELEM;
+            let f: &[u8; LEAF_ELEM] = self.data.get(e..e + LEAF_ELEM)?.try_into().ok()?;
+            (e + 4, u32::from_be_bytes([0, f[1], f[2], f[3]]))
+        } else {
+            let e = HEADER + i * BRANCH_ELEM;
+            let f: &[u8; BRANCH_ELEM] = self.data.get(e..e + BRANCH_ELEM)?.try_into().ok()?;
+            (e + 20, u32::from_be_bytes([f[28], f[29], f[30], f[31]]))
+        };
+        if p != q {
+            return Some(p.cmp(&q));
+        }
+        let f: &[u8; 8] = self.data.get(e..e + 8)?.try_into().ok()?;
+        let ko = u32::from_le_bytes([f[0], f[1], f[2], f[3]]) as usize;
+        let kl = u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize;
+        Some(cmp_keys(self.data.get(ko..ko.checked_add(kl)?)?, key))
+    }
+
+    /// The key prefix stored in element `i` (for validation).
+    fn prefix(&self, i: usize) -> Option<u32> {
+        if self.leaf {
+            let e = HEADER + i * LEAF_ELEM + 1;
+            let b = self.data.get(e..e.checked_add(LEAF_PREFIX)?)?;
+            Some(u32::from_be_bytes([0, b[0], b[1], b[2]]))
+        } else {
+            let e = HEADER + i * BRANCH_ELEM + 28;
+            let b: &[u8; 4] = self.data.get(e..e.checked_add(4)?)?.try_into().ok()?;
+            Some(u32::from_be_bytes(*b))
+        }
+    }
+
+    #[cold]
+    fn probe_error(&self, i: usize) -> Error {
+        self.bad(format!("element {i} or its key lies outside the page"))
+    }
+
+    /// The prefix size of this page's elements.
+    fn prefix_len(&self) -> usize {
+        if self.leaf {
+            LEAF_PREFIX
+        } else {
+            BRANCH_PREFIX
         }
     }
 
@@ -495,6 +577,10 @@ impl<'a> Page<'a> {
                 self.data.len()
             )));
         }
+        let flags = rd_u8(self.data, PAGE_FLAGS).unwrap_or(0xff);
+        if flags & !FLAG_PREFIXED != 0 {
+            return Err(self.bad(format!("unknown page flags {flags:#x}")));
+        }
         let mut prev: Option<&[u8]> = None;
         for i in 0..self.count {
             let key = if self.leaf {
@@ -520,6 +606,9 @@ impl<'a> Page<'a> {
             if key.is_empty() || key.len() > MAX_KEY_SIZE {
                 return Err(self.bad(format!("element {i} has a key of {} bytes", key.len())));
             }
+            if self.prefixed && self.prefix(i) != Some(key_prefix(key, self.prefix_len())) {
+                return Err(self.bad(format!("element {i}'s key prefix does not match its key")));
+            }
             if let Some(p) = prev {
                 if p >= key {
                     return Err(self.bad(format!("keys out of order at element {i}")));
@@ -533,6 +622,9 @@ impl<'a> Page<'a> {
     /// Index of the child to descend into for `key`: the last element `i >= 1` whose key is
     /// `<= key`, else 0 (the first separator is a lower bound only).
     pub(crate) fn search_branch(&self, key: &[u8]) -> Result<usize> {
+        if self.prefixed {
+            return self.search_branch_prefixed(key);
+        }
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -550,6 +642,17 @@ impl<'a> Page<'a> {
     /// anyway, so carrying them down a descent (fence keys) reads no extra bytes.
     #[inline]
     pub(crate) fn search_branch_bounds(&self, key: &[u8]) -> Result<(usize, Fence<'a>)> {
+        if self.prefixed {
+            // The probes compared prefixes, mostly: read the two separators once, at the end.
+            let i = self.search_branch_prefixed(key)?;
+            let below = if i >= 1 { Some(self.key(i)?) } else { None };
+            let above = if i + 1 < self.count {
+                Some(self.key(i + 1)?)
+            } else {
+                None
+            };
+            return Ok((i, Fence { below, above }));
+        }
         let (mut lo, mut hi) = (1usize, self.count);
         let (mut below, mut above) = (None, None);
         while lo < hi {
@@ -566,8 +669,42 @@ impl<'a> Page<'a> {
         Ok((lo - 1, Fence { below, above }))
     }
 
+    /// [`Page::search_branch`] on a prefixed page.
+    fn search_branch_prefixed(&self, key: &[u8]) -> Result<usize> {
+        let q = key_prefix(key, BRANCH_PREFIX);
+        let (mut lo, mut hi) = (1usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let ord = self
+                .cmp_at(mid, key, q)
+                .ok_or_else(|| self.probe_error(mid))?;
+            if ord != std::cmp::Ordering::Greater {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo - 1)
+    }
+
     /// First element whose key is `>= key`, and whether it is equal.
     pub(crate) fn search_leaf(&self, key: &[u8]) -> Result<(usize, bool)> {
+        if self.prefixed {
+            let q = key_prefix(key, LEAF_PREFIX);
+            let (mut lo, mut hi) = (0usize, self.count);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                match self
+                    .cmp_at(mid, key, q)
+                    .ok_or_else(|| self.probe_error(mid))?
+                {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Equal => return Ok((mid, true)),
+                    std::cmp::Ordering::Greater => hi = mid,
+                }
+            }
+            return Ok((lo, false));
+        }
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::freelist::{decode_record, Record, KIND_FULL, MAX_CHAIN};
 use crate::format::meta::Meta;
-use crate::format::page::{span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType};
+use crate::format::page::{
+    span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType, FLAG_PREFIXED, PAGE_FLAGS,
+};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::store::free::{FreeState, RunSet};
@@ -152,6 +154,10 @@ impl Store {
         Ok(())
     }
 
+    /// The node page `r` points to (see [`Store::load_span`]). The hot path of every read: a
+    /// page verified before takes only the header checks against `r`, here, with no `Result`
+    /// or header struct built; anything else (first read, a mismatch, an error to describe)
+    /// takes the full path.
     #[inline]
     pub(crate) fn load_page<'a>(
         &self,
@@ -159,6 +165,52 @@ impl Store {
         hwm: u64,
         r: &ChildRef,
     ) -> Result<Page<'a>> {
+        match self.load_verified(bytes, hwm, r) {
+            Some(p) => Ok(p),
+            None => self.load_page_slow(bytes, hwm, r),
+        }
+    }
+
+    /// [`Store::load_page`] for a page already verified whose header agrees with `r` in id,
+    /// type, txid and span (the checks [`Store::locate`] makes); `None` otherwise.
+    #[inline]
+    fn load_verified<'a>(&self, bytes: &'a [u8], hwm: u64, r: &ChildRef) -> Option<Page<'a>> {
+        if self.opts.verify_every_access || r.pgid < 2 || r.pgid >= hwm {
+            return None;
+        }
+        let off = usize::try_from(r.pgid).ok()?.checked_mul(self.page_size)?;
+        let h: &[u8; 32] = bytes.get(off..off.checked_add(32)?)?.try_into().ok()?;
+        let u64_at = |o: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&h[o..o + 8]);
+            u64::from_le_bytes(x)
+        };
+        let (ptype, overflow) = (h[4], u32::from_le_bytes([h[24], h[25], h[26], h[27]]));
+        let leaf = ptype == PageType::Leaf as u8;
+        if !(leaf || ptype == PageType::Branch as u8)
+            || u64_at(8) != r.pgid
+            || (u64_at(16) != r.txid && !planted::NO_PARENT_CHECKSUM)
+            || u64::from(overflow) > self.max_overflow
+            || r.pgid + 1 + u64::from(overflow) > hwm
+            || !self.verified.is(r.pgid)
+        {
+            return None;
+        }
+        let len = (overflow as usize + 1).checked_mul(self.page_size)?;
+        let data = bytes.get(off..off.checked_add(len)?)?;
+        Some(Page {
+            id: r.pgid,
+            data,
+            leaf,
+            level: h[5],
+            count: u16::from_le_bytes([h[6], h[7]]) as usize,
+            prefixed: h[PAGE_FLAGS] & FLAG_PREFIXED != 0,
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn load_page_slow<'a>(&self, bytes: &'a [u8], hwm: u64, r: &ChildRef) -> Result<Page<'a>> {
         let (h, span) = self.load_span(bytes, hwm, r, Expect::Node)?;
         Ok(Page::from_header(r.pgid, &h, span))
     }

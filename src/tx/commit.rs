@@ -399,7 +399,7 @@ impl Commit<'_, '_> {
         let mut buf = vec![0u8; plan.pages as usize * p];
         set_overflow(&mut buf, (plan.pages - 1) as u32);
         encode_record(&mut buf, &rec);
-        let crc = seal(&mut buf, PageType::Freelist, 0, 0, at, self.txid);
+        let crc = seal(&mut buf, PageType::Freelist, (0, 0), 0, at, self.txid);
         self.write_span(at, buf)?;
         let r = ChildRef {
             pgid: at,

@@ -9,8 +9,9 @@ use std::cmp::Ordering;
 
 use crate::error::Result;
 use crate::format::page::{
-    cmp_keys, inline_limit, seal, set_overflow, wr_u16, wr_u32, wr_u64, ChildRef, Page, PageType,
-    BRANCH_ELEM, FLAG_BUCKET, HEADER, LEAF_ELEM, REF_SIZE,
+    cmp_keys, inline_limit, key_prefix, seal, set_overflow, wr_u16, wr_u32, wr_u64, ChildRef, Page,
+    PageType, BRANCH_ELEM, BRANCH_PREFIX, FLAG_BUCKET, FLAG_PREFIXED, HEADER, LEAF_ELEM,
+    LEAF_PREFIX, REF_SIZE,
 };
 
 pub(crate) type NodeId = usize;
@@ -216,12 +217,17 @@ impl LeafNode {
     }
 
     /// Write the element array, keys and values after the header into `b` (at least
-    /// [`LeafNode::size`] bytes).
-    fn write_elements(&self, b: &mut [u8]) {
+    /// [`LeafNode::size`] bytes), with key prefixes if `prefixed` (a page; an inline bucket
+    /// has none, docs/FORMAT.md section 5).
+    fn write_elements(&self, b: &mut [u8], prefixed: bool) {
         let mut data = HEADER + self.slots.len() * LEAF_ELEM;
         for (i, s) in self.slots.iter().enumerate() {
             let at = HEADER + i * LEAF_ELEM;
             b[at] = if s.bucket { FLAG_BUCKET } else { 0 };
+            if prefixed {
+                let prefix = key_prefix(&self.heap[s.off..s.off + s.klen as usize], LEAF_PREFIX);
+                b[at + 1..at + 4].copy_from_slice(&prefix.to_be_bytes()[1..]);
+            }
             wr_u32(b, at + 4, data as u32);
             wr_u32(b, at + 8, s.klen);
             wr_u32(b, at + 12, s.vlen);
@@ -306,12 +312,19 @@ impl Node {
         let pages = size.div_ceil(page_size).max(1);
         let mut b = vec![0u8; pages * page_size];
         set_overflow(&mut b, (pages - 1) as u32);
-        self.write_elements(&mut b);
+        self.write_elements(&mut b, true);
         let ptype = match self {
             Node::Leaf(_) => PageType::Leaf,
             Node::Branch(_) => PageType::Branch,
         };
-        let crc = seal(&mut b, ptype, level, self.len() as u16, pgid, txid);
+        let crc = seal(
+            &mut b,
+            ptype,
+            (level, FLAG_PREFIXED),
+            self.len() as u16,
+            pgid,
+            txid,
+        );
         (b, crc)
     }
 
@@ -332,7 +345,7 @@ impl Node {
     /// the page-id field, and every other header field zero.
     pub(crate) fn encode_inline(&self, sequence: u64) -> Vec<u8> {
         let mut b = vec![0u8; self.size()];
-        self.write_elements(&mut b);
+        self.write_elements(&mut b, false);
         b[4] = PageType::Leaf as u8;
         wr_u16(&mut b, 6, self.len() as u16);
         wr_u64(&mut b, 8, sequence);
@@ -340,11 +353,12 @@ impl Node {
     }
 
     /// Write the element array and the keys and values after the header into `b` (at least
-    /// [`Node::size`] bytes).
-    fn write_elements(&self, b: &mut [u8]) {
+    /// [`Node::size`] bytes); leaf elements get key prefixes if `prefixed`, branch elements
+    /// always (a branch is never inline).
+    fn write_elements(&self, b: &mut [u8], prefixed: bool) {
         let mut data = HEADER + self.len() * BRANCH_ELEM;
         match self {
-            Node::Leaf(leaf) => leaf.write_elements(b),
+            Node::Leaf(leaf) => leaf.write_elements(b, prefixed),
             Node::Branch(entries) => {
                 for (i, e) in entries.iter().enumerate() {
                     let at = HEADER + i * BRANCH_ELEM;
@@ -355,7 +369,8 @@ impl Node {
                     r.encode(&mut b[at..at + REF_SIZE]);
                     wr_u32(b, at + 20, data as u32);
                     wr_u32(b, at + 24, e.key.len() as u32);
-                    wr_u32(b, at + 28, 0);
+                    let prefix = key_prefix(&e.key, BRANCH_PREFIX);
+                    b[at + 28..at + 32].copy_from_slice(&prefix.to_be_bytes());
                     b[data..data + e.key.len()].copy_from_slice(&e.key);
                     data += e.key.len();
                 }
