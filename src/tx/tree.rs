@@ -154,8 +154,11 @@ impl Tx<'_> {
                 let i = Node::search_branch(entries, e.key);
                 // Keep every separator a lower bound of its subtree, the first one included,
                 // so that splits below produce separators in order.
-                if i == 0 && e.key < entries[0].key.as_slice() {
-                    entries[0].key = e.key.to_vec();
+                if i == 0
+                    && crate::format::page::cmp_keys(e.key, entries[0].key())
+                        == std::cmp::Ordering::Less
+                {
+                    entries[0].set_key(e.key.to_vec());
                 }
                 (i, entries[i].child)
             }
@@ -171,10 +174,10 @@ impl Tx<'_> {
         let n_parts = parts.len();
         let mut ins = Vec::with_capacity(n_parts);
         for pid in parts {
-            ins.push(BranchEntry {
-                key: w.nodes[pid].key(0).to_vec(),
-                child: Child::Node(pid),
-            });
+            ins.push(BranchEntry::new(
+                w.nodes[pid].key(0).to_vec(),
+                Child::Node(pid),
+            ));
         }
         let append = if let Node::Branch(entries) = &mut w.nodes[id] {
             let at = i + 1;
@@ -226,15 +229,15 @@ impl Tx<'_> {
         w.path = path;
         let parts = parts?;
         if !parts.is_empty() {
-            let mut entries = vec![BranchEntry {
-                key: w.nodes[id].key(0).to_vec(),
-                child: Child::Node(id),
-            }];
+            let mut entries = vec![BranchEntry::new(
+                w.nodes[id].key(0).to_vec(),
+                Child::Node(id),
+            )];
             for pid in parts {
-                entries.push(BranchEntry {
-                    key: w.nodes[pid].key(0).to_vec(),
-                    child: Child::Node(pid),
-                });
+                entries.push(BranchEntry::new(
+                    w.nodes[pid].key(0).to_vec(),
+                    Child::Node(pid),
+                ));
             }
             let level = w.levels.get(id).copied().unwrap_or(0).saturating_add(1);
             let root = push_node(w, Node::Branch(entries), level);
@@ -309,8 +312,8 @@ impl Tx<'_> {
                     }
                     Some(Node::Branch(e)) => {
                         let i = Node::search_branch(e, key);
-                        let below = (i >= 1).then(|| e[i].key.as_slice());
-                        let above = e.get(i + 1).map(|x| x.key.as_slice());
+                        let below = (i >= 1).then(|| e[i].key());
+                        let above = e.get(i + 1).map(|x| x.key());
                         narrow(&mut lo, &mut hi, below, above);
                         parent_level = w.levels.get(id).copied();
                         *slot = i;
@@ -444,7 +447,7 @@ impl Tx<'_> {
     ) -> Result<()> {
         let p = self.db.page_size;
         let (lc, rc, rkey) = match &w.nodes[parent] {
-            Node::Branch(e) => (e[l].child, e[r].child, e[r].key.clone()),
+            Node::Branch(e) => (e[l].child, e[r].child, e[r].key().to_vec()),
             Node::Leaf(_) => return Ok(()),
         };
         let lsize = self.child_size(w, lc)?;
@@ -473,7 +476,7 @@ impl Tx<'_> {
             (Node::Leaf(le), Node::Leaf(re)) => le.append(re),
             (Node::Branch(le), Node::Branch(mut re)) => {
                 if let Some(first) = re.first_mut() {
-                    first.key = rkey;
+                    first.set_key(rkey);
                 }
                 le.extend(re);
             }
