@@ -7,9 +7,12 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use deadbolt_bench::{engine_names, key, open, Rng};
+use deadbolt_bench::{engine_names, key, open, Engine, Rng};
+use tempfile::TempDir;
 
 const ENTRIES: u64 = 20_000;
+/// Keys put into a fresh database, and removed from a loaded one, in one transaction.
+const BULK: u64 = 10_000;
 
 fn engines(c: &mut Criterion) {
     for name in engine_names() {
@@ -51,8 +54,46 @@ fn engines(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+
+        // A fresh database per iteration, made (and dropped) outside the measurement.
+        g.bench_function("bulk_put_10000_keys", |b| {
+            b.iter_batched(
+                || fresh(name),
+                |(db, dir)| {
+                    db.write(0..BULK).expect("bulk put");
+                    (db, dir)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+
+        // bbolt-rs 1.3.10 panics in its freelist on removals ("Page N already freed", see
+        // examples/bbolt_repro.rs), which would end the whole run.
+        if name != "bbolt-rs" {
+            g.bench_function("remove_10000_of_20000_keys", |b| {
+                b.iter_batched(
+                    || {
+                        let (db, dir) = fresh(name);
+                        db.write(0..ENTRIES).expect("load");
+                        (db, dir)
+                    },
+                    |(db, dir)| {
+                        db.remove(0..BULK).expect("remove");
+                        (db, dir)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
         g.finish();
     }
+}
+
+/// A fresh, empty database of engine `name` in a directory of its own (dropped after it).
+fn fresh(name: &str) -> (Box<dyn Engine>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = open(name, &dir.path().join("db")).expect("open");
+    (db, dir)
 }
 
 criterion_group!(benches, engines);

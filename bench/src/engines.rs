@@ -400,9 +400,15 @@ mod peers {
 
     impl Lmdb {
         pub fn open(dir: &Path) -> Res<Lmdb> {
+            Lmdb::open_with_map_size(dir, 64 << 30)
+        }
+
+        /// [`Lmdb::open`] with a map (LMDB's reservation of address space for the file) of
+        /// `bytes` instead of 64 GiB, which valgrind cannot reserve (it stops below 32 GiB).
+        pub fn open_with_map_size(dir: &Path, bytes: usize) -> Res<Lmdb> {
             std::fs::create_dir_all(dir)?;
             let mut o = heed::EnvOpenOptions::new();
-            o.map_size(64 << 30).max_dbs(4);
+            o.map_size(bytes).max_dbs(4);
             // SAFETY: the directory is fresh and only this process opens it.
             let env = unsafe { o.open(dir)? };
             // heed ties database handles to the environment's lifetime; the process opens one

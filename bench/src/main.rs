@@ -10,6 +10,7 @@
 
 mod args;
 mod child;
+mod costs;
 mod duel;
 mod go;
 mod machine;
@@ -40,6 +41,12 @@ fn main() -> ExitCode {
         }
         if let Some(engine) = &a.bucket_child {
             return child::bucket_child(engine, &base);
+        }
+        if let Some(c) = &a.cost_child {
+            return costs::cost_child(c, &base);
+        }
+        if a.costs {
+            return costs::costs(&a, &base);
         }
         report::report(&a, &base)
     };

@@ -156,7 +156,7 @@ fn get(results: &Results, e: &str, metric: &str) -> Option<f64> {
 }
 
 /// Thousands separators for figures of 100 and more (no decimals); 1 decimal from 10, else 2.
-fn fmt_num(v: f64) -> String {
+pub fn fmt_num(v: f64) -> String {
     let (s, digits) = if v >= 100.0 {
         (format!("{v:.0}"), 0)
     } else if v >= 10.0 {

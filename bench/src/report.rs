@@ -25,17 +25,24 @@ pub fn report(a: &Args, base: &Path) -> Res<()> {
     };
     let report = render(a, &m);
     println!("{report}");
-    if let Some(out) = &a.out {
-        let report = if a.append {
-            let before = std::fs::read_to_string(out)
-                .map_err(|e| format!("reading {} to append to it: {e}", out.display()))?;
-            format!("{before}\n---\n\n{}", as_section(&report))
-        } else {
-            report
-        };
-        std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
-        eprintln!("wrote {}", out.display());
+    match &a.out {
+        Some(out) => write_out(out, a.append, &report),
+        None => Ok(()),
     }
+}
+
+/// Write `report` to `out`, replacing the file or, with `append`, after what it holds as a
+/// further section (one heading level down, after a rule).
+pub fn write_out(out: &Path, append: bool, report: &str) -> Res<()> {
+    let report = if append {
+        let before = std::fs::read_to_string(out)
+            .map_err(|e| format!("reading {} to append to it: {e}", out.display()))?;
+        format!("{before}\n---\n\n{}", as_section(report))
+    } else {
+        report.to_string()
+    };
+    std::fs::write(out, &report).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 
