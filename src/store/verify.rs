@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::freelist::{decode_record, Record, KIND_FULL, MAX_CHAIN};
 use crate::format::meta::Meta;
-use crate::format::page::{
-    span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType, FLAG_PREFIXED, PAGE_FLAGS,
-};
+use crate::format::page::{span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::store::free::{FreeState, RunSet};
@@ -179,33 +177,21 @@ impl Store {
             return None;
         }
         let off = usize::try_from(r.pgid).ok()?.checked_mul(self.page_size)?;
-        let h: &[u8; 32] = bytes.get(off..off.checked_add(32)?)?.try_into().ok()?;
-        let u64_at = |o: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&h[o..o + 8]);
-            u64::from_le_bytes(x)
-        };
-        let (ptype, overflow) = (h[4], u32::from_le_bytes([h[24], h[25], h[26], h[27]]));
-        let leaf = ptype == PageType::Leaf as u8;
-        if !(leaf || ptype == PageType::Branch as u8)
-            || u64_at(8) != r.pgid
-            || (u64_at(16) != r.txid && !planted::NO_PARENT_CHECKSUM)
-            || u64::from(overflow) > self.max_overflow
-            || r.pgid + 1 + u64::from(overflow) > hwm
+        let h = Header::parse(bytes.get(off..)?)?;
+        let leaf = h.ptype == PageType::Leaf as u8;
+        let over = u64::from(h.overflow);
+        if !(leaf || h.ptype == PageType::Branch as u8)
+            || h.pgid != r.pgid
+            || (h.txid != r.txid && !planted::NO_PARENT_CHECKSUM)
+            || over > self.max_overflow
+            || r.pgid + 1 + over > hwm
             || !self.verified.is(r.pgid)
         {
             return None;
         }
-        let len = (overflow as usize + 1).checked_mul(self.page_size)?;
+        let len = (h.overflow as usize + 1).checked_mul(self.page_size)?;
         let data = bytes.get(off..off.checked_add(len)?)?;
-        Some(Page {
-            id: r.pgid,
-            data,
-            leaf,
-            level: h[5],
-            count: u16::from_le_bytes([h[6], h[7]]) as usize,
-            prefixed: h[PAGE_FLAGS] & FLAG_PREFIXED != 0,
-        })
+        Some(Page::from_header(r.pgid, &h, data))
     }
 
     #[cold]
