@@ -42,7 +42,8 @@ impl Tx<'_> {
             allocated: Vec::new(),
             io_started: false,
             deferred: Vec::new(),
-            run: None,
+            run_off: 0,
+            run: Vec::new(),
             written: Vec::new(),
         };
         let res = c.run();
@@ -106,8 +107,11 @@ struct Commit<'t, 'db> {
     deferred: Vec<(u64, Vec<u8>)>,
     /// Spans written by this commit, checked at the end to hold each page at most once.
     written: Vec<(u64, u64)>,
-    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes).
-    run: Option<(u64, Vec<u8>)>,
+    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes, unless one span is
+    /// larger) starting at file offset `run_off`; empty when none is pending. Pages are
+    /// serialized straight into it, and the buffer is reused after each write.
+    run_off: u64,
+    run: Vec<u8>,
 }
 
 /// Largest single coalesced write.
@@ -135,16 +139,29 @@ impl Commit<'_, '_> {
         s
     }
 
-    fn write_span(&mut self, pgid: u64, buf: Vec<u8>) -> Result<()> {
-        let p = self.db().page_size as u64;
-        let n = buf.len() as u64 / p;
-        // Invariants of the allocator: a span is whole pages, never written while the free set
-        // still offers it (and, at the end, each page is written once: check_written_once).
-        if buf.is_empty() || buf.len() as u64 != n * p {
+    /// Write `buf`, a span of whole pages, at page `pgid`.
+    fn write_span(&mut self, pgid: u64, buf: &[u8]) -> Result<()> {
+        let p = self.db().page_size;
+        if buf.is_empty() || !buf.len().is_multiple_of(p) {
             return Err(Error::bug(format!(
                 "a span of {} bytes is not whole pages",
                 buf.len()
             )));
+        }
+        self.span_buf(pgid, (buf.len() / p) as u64)?
+            .copy_from_slice(buf);
+        Ok(())
+    }
+
+    /// The zeroed bytes of an `n`-page span at page `pgid`, to be filled before the next call:
+    /// a slice of the pending coalesced write when the span follows it (a bulk load allocates
+    /// spans in order), else of a new one after the pending write is issued.
+    fn span_buf(&mut self, pgid: u64, n: u64) -> Result<&mut [u8]> {
+        let p = self.db().page_size as u64;
+        // Invariants of the allocator: a span is whole pages, never written while the free set
+        // still offers it (and, at the end, each page is written once: check_written_once).
+        if n == 0 {
+            return Err(Error::bug(format!("an empty span at page {pgid}")));
         }
         self.written.push((pgid, n));
         if self.wr.free.free.overlaps(pgid, n) {
@@ -155,8 +172,9 @@ impl Commit<'_, '_> {
         for id in pgid..pgid + n {
             self.db().verified.clear(id);
         }
+        let len = n * p;
         let off = pgid * p;
-        let end = off + buf.len() as u64;
+        let end = off + len;
         self.io_started = true;
         if end > self.wr.file_len {
             // Grow by an eighth of the file (16 pages at least, 64 MiB at most): a bulk load
@@ -170,21 +188,22 @@ impl Commit<'_, '_> {
         }
         let c = &self.db().counters;
         c.pages_written.fetch_add(n, Relaxed);
-        c.bytes_written.fetch_add(buf.len() as u64, Relaxed);
+        c.bytes_written.fetch_add(len, Relaxed);
+        // A span is at most max_overflow + 1 pages, which the caller checked against memory.
+        let len = len as usize;
         if planted::META_BEFORE_DATA {
-            self.deferred.push((off, buf));
-            return Ok(());
+            self.deferred.push((off, vec![0u8; len]));
+            let last = self.deferred.last_mut().map(|(_, b)| b.as_mut_slice());
+            return last.ok_or_else(|| Error::bug("deferred span vanished"));
         }
-        // Coalesce adjacent spans into one write (a bulk load allocates them in order).
-        if let Some((roff, rbuf)) = &mut self.run {
-            if *roff + rbuf.len() as u64 == off && rbuf.len() + buf.len() <= WRITE_RUN {
-                rbuf.extend_from_slice(&buf);
-                return Ok(());
-            }
+        let follows = !self.run.is_empty() && self.run_off + self.run.len() as u64 == off;
+        if !follows || self.run.len() + len > WRITE_RUN {
+            self.flush_run()?;
+            self.run_off = off;
         }
-        self.flush_run()?;
-        self.run = Some((off, buf));
-        Ok(())
+        let start = self.run.len();
+        self.run.resize(start + len, 0);
+        Ok(&mut self.run[start..])
     }
 
     /// The allocator's invariant, checked before the meta makes the commit real: no page was
@@ -205,8 +224,9 @@ impl Commit<'_, '_> {
 
     /// Issue the pending coalesced write, if any.
     fn flush_run(&mut self) -> Result<()> {
-        if let Some((off, buf)) = self.run.take() {
-            self.db().storage.write_at(off, &buf)?;
+        if !self.run.is_empty() {
+            self.db().storage.write_at(self.run_off, &self.run)?;
+            self.run.clear();
         }
         Ok(())
     }
@@ -242,8 +262,9 @@ impl Commit<'_, '_> {
             return Err(Error::bug(d));
         }
         let pgid = self.alloc(pages);
-        let (buf, crc) = node.serialize(p, pgid, self.txid, level);
-        self.write_span(pgid, buf)?;
+        let txid = self.txid;
+        let buf = self.span_buf(pgid, pages)?;
+        let crc = node.serialize_into(buf, p, pgid, txid, level);
         Ok(ChildRef {
             pgid,
             txid: self.txid,
@@ -400,7 +421,7 @@ impl Commit<'_, '_> {
         set_overflow(&mut buf, (plan.pages - 1) as u32);
         encode_record(&mut buf, &rec);
         let crc = seal(&mut buf, PageType::Freelist, (0, 0), 0, at, self.txid);
-        self.write_span(at, buf)?;
+        self.write_span(at, &buf)?;
         let r = ChildRef {
             pgid: at,
             txid: self.txid,

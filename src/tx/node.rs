@@ -351,33 +351,33 @@ impl Node {
         rest.partition_point(|e| e.cmp(key, q) != Ordering::Greater)
     }
 
-    /// Serialize into a span of `pages * page_size` bytes for page `pgid` at height `level`
-    /// above the leaves; children must all be `Child::Page`. Returns the span and its checksum.
-    pub(crate) fn serialize(
+    /// Serialize into `b`, a zeroed span of whole pages (as many as [`Node::size`] needs), for
+    /// page `pgid` at height `level` above the leaves; children must all be `Child::Page`.
+    /// Returns the span's checksum. The commit hands out slices of its coalesced write buffer,
+    /// so a spilled page costs no allocation and no second copy.
+    pub(crate) fn serialize_into(
         &self,
+        b: &mut [u8],
         page_size: usize,
         pgid: u64,
         txid: u64,
         level: u8,
-    ) -> (Vec<u8>, u32) {
-        let size = self.size();
-        let pages = size.div_ceil(page_size).max(1);
-        let mut b = vec![0u8; pages * page_size];
-        set_overflow(&mut b, (pages - 1) as u32);
-        self.write_elements(&mut b, true);
+    ) -> u32 {
+        let pages = (b.len() / page_size).max(1);
+        set_overflow(b, (pages - 1) as u32);
+        self.write_elements(b, true);
         let ptype = match self {
             Node::Leaf(_) => PageType::Leaf,
             Node::Branch(_) => PageType::Branch,
         };
-        let crc = seal(
-            &mut b,
+        seal(
+            b,
             ptype,
             (level, FLAG_PREFIXED),
             self.len() as u16,
             pgid,
             txid,
-        );
-        (b, crc)
+        )
     }
 
     /// True when this node can be stored inline as a bucket's only leaf (docs/FORMAT.md,
