@@ -162,11 +162,40 @@ impl<'tx> Bucket<'tx> {
 
     /// A nested bucket, or `None`. [`Error::IncompatibleValue`] if `name` holds a value.
     pub fn bucket(&self, name: &[u8]) -> Result<Option<Bucket<'tx>>> {
-        match self.tx.lookup(self.r, name)? {
-            None => Ok(None),
-            Some((_, false)) => Err(Error::IncompatibleValue),
-            Some((h, true)) => Ok(Some(self.child(name, h)?)),
+        // A read transaction keeps the nested buckets it opened (see tx::bucket_cache), unless
+        // every access must be verified again.
+        let parent = match self.r {
+            BucketRef::Read {
+                root: BucketRoot::Tree(p),
+                ..
+            } if !self.tx.db.opts.verify_every_access => Some(p.pgid),
+            _ => None,
+        };
+        if let Some(parent) = parent {
+            if let Some((root, seq)) = self.tx.opened.borrow().get(parent, name) {
+                let r = BucketRef::Read {
+                    root: BucketRoot::Tree(root),
+                    seq,
+                };
+                return Ok(Some(Bucket::new(self.tx, r)));
+            }
         }
+        let child = match self.tx.lookup(self.r, name)? {
+            None => return Ok(None),
+            Some((_, false)) => return Err(Error::IncompatibleValue),
+            Some((h, true)) => self.child(name, h)?,
+        };
+        if let (
+            Some(parent),
+            BucketRef::Read {
+                root: BucketRoot::Tree(root),
+                seq,
+            },
+        ) = (parent, child.r)
+        {
+            self.tx.opened.borrow_mut().put(parent, name, root, seq);
+        }
+        Ok(Some(child))
     }
 
     /// Create a nested bucket; [`Error::BucketExists`] if it exists.

@@ -573,3 +573,80 @@ fn pages_this_process_wrote_are_not_verified_again_unless_asked() {
         "every access verified"
     );
 }
+
+/// Nested buckets named alike under different parents, each big enough to have a tree of
+/// pages of its own (so a read transaction keeps it once opened).
+fn twin_buckets(db: &Db) {
+    db.update(|tx| {
+        for parent in [&b"a"[..], b"b"] {
+            let p = tx.create_bucket(parent)?;
+            for i in 0..50u32 {
+                p.put(&i.to_be_bytes(), &[1u8; 100])?;
+            }
+            let x = p.create_bucket(b"x")?;
+            for i in 0..200u32 {
+                x.put(&i.to_be_bytes(), parent)?;
+            }
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_bucket_opened_again_in_a_read_transaction_is_its_own_parents_and_costs_no_lookup() {
+    let db = Db::in_memory().unwrap();
+    twin_buckets(&db);
+    db.view(|tx| {
+        for round in 0..3 {
+            for parent in [&b"a"[..], b"b"] {
+                let p = tx.bucket(parent)?.unwrap();
+                let before = tx.pages_loaded();
+                let x = p.bucket(b"x")?.unwrap();
+                let opened = tx.pages_loaded() - before;
+                if round == 0 {
+                    assert!(opened > 0, "the first open looks the name up in its parent");
+                } else {
+                    assert_eq!(opened, 0, "opening {parent:?}/x again loads no page");
+                }
+                assert_eq!(x.get(&7u32.to_be_bytes())?.unwrap().as_ref(), parent);
+                assert_eq!(x.iter().count(), 200);
+            }
+        }
+        assert!(tx.bucket(b"a")?.unwrap().bucket(b"y")?.is_none());
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn with_verify_every_access_a_bucket_opened_again_is_looked_up_again() {
+    let db = Db::open_storage(
+        Arc::new(MemStorage::new()),
+        Options {
+            verify_every_access: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    twin_buckets(&db);
+    db.view(|tx| {
+        let p = tx.bucket(b"a")?.unwrap();
+        p.bucket(b"x")?.unwrap();
+        let before = tx.pages_loaded();
+        assert_eq!(
+            p.bucket(b"x")?
+                .unwrap()
+                .get(&1u32.to_be_bytes())?
+                .unwrap()
+                .as_ref(),
+            b"a"
+        );
+        assert!(
+            tx.pages_loaded() > before + 1,
+            "the parent's page is read again"
+        );
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}

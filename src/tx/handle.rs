@@ -10,6 +10,7 @@ use crate::format::page::{ChildRef, Page};
 use crate::limits::MAX_DEPTH;
 use crate::store::mvcc::{reusable_upto, Arc};
 use crate::store::{Snapshot, Store, WriterGuard};
+use crate::tx::bucket_cache::BucketCache;
 use crate::tx::node::{Child, Node, NodeId};
 
 /// One bucket opened in the write transaction.
@@ -75,6 +76,9 @@ pub struct Tx<'db> {
     loads: Cell<u64>,
     /// Registration number in the readers table (deregistered on drop).
     reader: Option<u64>,
+    /// Nested buckets this read transaction has opened (unused by the write transaction,
+    /// whose buckets live in its [`WriteState`]).
+    pub(crate) opened: RefCell<BucketCache>,
 }
 
 impl<'db> Tx<'db> {
@@ -88,6 +92,7 @@ impl<'db> Tx<'db> {
             closed: Cell::new(false),
             loads: Cell::new(0),
             reader: Some(id),
+            opened: RefCell::default(),
         }
     }
 
@@ -133,6 +138,7 @@ impl<'db> Tx<'db> {
             closed: Cell::new(false),
             loads: Cell::new(0),
             reader: None,
+            opened: RefCell::default(),
         })
     }
 

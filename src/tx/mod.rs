@@ -2,6 +2,7 @@
 //! lookups, fence checks, the write arena's B+tree mutation, and commit.
 
 pub(crate) mod access;
+pub(crate) mod bucket_cache;
 pub(crate) mod commit;
 pub(crate) mod fence;
 pub(crate) mod handle;
