@@ -44,7 +44,9 @@ pub use bucket::{Bucket, BucketNames, BucketStats, Iter};
 pub use cursor::{Budget, Cursor, Entry, Usage};
 pub use db::{Db, Stats};
 pub use error::{Error, Result};
-pub use limits::{DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+pub use limits::{
+    DEFAULT_PAGE_SIZE, FORMAT_VERSION, MAX_DEPTH, MAX_INLINE_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE,
+};
 pub use ops::check::{CheckReport, Problem};
 pub use ops::maintenance::{CompactStep, PageInfo};
 pub use ops::salvage::{salvage, salvage_storage, LostRange, SalvageReport};

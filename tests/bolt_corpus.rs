@@ -488,14 +488,16 @@ fn import_healthy(name: &str, opts: &ImportOptions) {
         "{name}: deadbolt check after import: {:?}",
         chk.problems
     );
-    // Every bucket bbolt kept inline is inline in deadbolt too, and no other: bbolt also
-    // keeps an empty bucket "inline" (an empty page image), which deadbolt stores as a header
-    // with no root, so those are counted apart.
+    // Every bucket bbolt kept inline is inline in deadbolt too: bbolt also keeps an empty
+    // bucket "inline" (an empty page image), which deadbolt stores as a header with no root,
+    // so those are counted apart. deadbolt may inline more: a small bucket holding inline
+    // buckets (format 6), which bbolt always gives a page.
     let empty = empty_buckets(&db);
-    assert_eq!(
-        chk.inline_buckets + empty,
-        r.check.walk.inline_buckets,
-        "{name}: buckets inline in bbolt and in deadbolt ({empty} empty)"
+    assert!(
+        chk.inline_buckets + empty >= r.check.walk.inline_buckets,
+        "{name}: {} buckets inline in deadbolt ({empty} empty), {} in bbolt",
+        chk.inline_buckets,
+        r.check.walk.inline_buckets
     );
     let src = model_from_bolt(&before).unwrap();
     assert_eq!(

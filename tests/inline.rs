@@ -111,8 +111,8 @@ fn a_bucket_moves_out_when_it_grows_and_back_in_when_it_shrinks() {
     put_n(&db, 3);
     assert_eq!(
         inline_and_leaves(&db),
-        (1, 1),
-        "child inline, top on one leaf"
+        (2, 0),
+        "child inline in top, and top (a small bucket of inline buckets) inline too"
     );
     // 3 + 27 pairs of 33 bytes: well past a quarter of a 1 KiB page.
     put_n(&db, 30);
@@ -134,7 +134,11 @@ fn a_bucket_moves_out_when_it_grows_and_back_in_when_it_shrinks() {
     .unwrap();
     drop(db);
     let db = open(&s);
-    assert_eq!(inline_and_leaves(&db), (1, 1), "child moved back in");
+    assert_eq!(
+        inline_and_leaves(&db),
+        (2, 0),
+        "child moved back in, and top with it"
+    );
     let report = db.check().unwrap();
     assert!(report.is_ok(), "{report}");
     let keys: Vec<Vec<u8>> = db
@@ -147,7 +151,7 @@ fn a_bucket_moves_out_when_it_grows_and_back_in_when_it_shrinks() {
 }
 
 #[test]
-fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back() {
+fn a_small_bucket_of_inline_buckets_is_inline_until_one_of_them_needs_a_page() {
     let s = Arc::new(MemStorage::new());
     let db = open(&s);
     db.update(|tx| {
@@ -156,7 +160,8 @@ fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back()
         Ok::<_, Error>(())
     })
     .unwrap();
-    assert_eq!(inline_and_leaves(&db).0, 1);
+    // "obj" inline in "ns", and "ns", holding only that, inline in the root's leaf.
+    assert_eq!(inline_and_leaves(&db), (2, 0));
     db.update(|tx| {
         let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
         o.next_sequence()?;
@@ -166,8 +171,12 @@ fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back()
     .unwrap();
     drop(db);
     let db = open(&s);
-    // "obj" holds a bucket, so it has a page; "labels" is inline inside that page.
-    assert_eq!(inline_and_leaves(&db), (1, 2));
+    // Format 6: "labels" is inline inside "obj", inside "ns" (before, a bucket holding a
+    // bucket always had a page of its own).
+    assert_eq!(inline_and_leaves(&db), (3, 0));
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.inline_buckets, 3);
     db.view(|tx| {
         let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
         assert_eq!(o.sequence(), 1);
@@ -176,6 +185,26 @@ fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back()
         Ok::<_, Error>(())
     })
     .unwrap();
+    // "labels" outgrows the inline limit: it gets pages, and "obj", which now points at them,
+    // a page too.
+    db.update(|tx| {
+        let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
+        let l = o.bucket(b"labels")?.unwrap();
+        for i in 0..40u32 {
+            l.put(format!("label-{i:03}").as_bytes(), b"0123456789")?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    let (inline, leaves) = inline_and_leaves(&db);
+    assert_eq!(inline, 0, "nothing inline once labels has pages");
+    assert!(
+        leaves >= 3,
+        "ns, obj and labels each on pages ({leaves} leaves)"
+    );
+    assert!(db.check().unwrap().is_ok());
     db.update(|tx| {
         let o = tx.bucket(b"ns")?.unwrap().bucket(b"obj")?.unwrap();
         o.delete_bucket(b"labels")
@@ -183,7 +212,7 @@ fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back()
     .unwrap();
     drop(db);
     let db = open(&s);
-    assert_eq!(inline_and_leaves(&db), (1, 1));
+    assert_eq!(inline_and_leaves(&db), (2, 0), "obj and ns back inline");
     let report = db.check().unwrap();
     assert!(report.is_ok(), "{report}");
     db.view(|tx| {
@@ -194,6 +223,55 @@ fn a_nested_bucket_takes_its_parent_out_of_line_and_deleting_it_brings_it_back()
         Ok::<_, Error>(())
     })
     .unwrap();
+}
+
+/// Buckets nested `depth` deep under "top", each holding one pair.
+fn chain(db: &Db, depth: usize) {
+    db.update(|tx| {
+        let mut b = tx.create_bucket(b"top")?;
+        for d in 0..depth {
+            b.put(b"k", format!("level {d}").as_bytes())?;
+            b = b.create_bucket(b"n")?;
+        }
+        b.put(b"k", b"bottom")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn inline_buckets_nest_at_most_max_inline_depth_deep_and_deeper_chains_take_pages() {
+    // 4 KiB pages: a chain of MAX_INLINE_DEPTH small buckets fits in one inline value.
+    let opts = Options {
+        page_size: 4096,
+        ..opts()
+    };
+    for depth in [1, 3, 6, 10] {
+        let s = Arc::new(MemStorage::new());
+        let db = Db::open_storage(s.clone(), opts.clone()).unwrap();
+        chain(&db, depth);
+        drop(db);
+        let db = Db::open_storage(s.clone(), opts.clone()).unwrap();
+        let report = db.check().unwrap();
+        assert!(report.is_ok(), "depth {depth}: {report}");
+        // "top" and the depth buckets under it: all small, so inline as far as the bound lets
+        // them (the deepest MAX_INLINE_DEPTH of the chain; the ones above have pages).
+        let want = (depth + 1).min(deadbolt::MAX_INLINE_DEPTH) as u64;
+        assert_eq!(report.inline_buckets, want, "depth {depth}");
+        db.view(|tx| {
+            let mut b = tx.bucket(b"top")?.unwrap();
+            for d in 0..depth {
+                assert_eq!(
+                    b.get(b"k")?.unwrap().as_ref(),
+                    format!("level {d}").as_bytes()
+                );
+                b = b.bucket(b"n")?.unwrap();
+            }
+            assert_eq!(b.get(b"k")?.unwrap().as_ref(), b"bottom");
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! starts with a 32-byte header; see docs/FORMAT.md for the byte-by-byte layout.
 
 use crate::error::{Error, Result};
-use crate::limits::{MAX_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
+use crate::limits::{MAX_DEPTH, MAX_INLINE_DEPTH, MAX_KEY_SIZE, MAX_VALUE_SIZE};
 
 /// Size of the common page header.
 pub(crate) const HEADER: usize = 32;
@@ -250,6 +250,30 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
         prefixed: false,
     };
     Ok((inline, h.pgid))
+}
+
+/// Height of the inline bucket `value`, `depth` levels down from where the question was
+/// asked: 1 if it holds only pairs, one more than its tallest nested bucket if those are all inline; `None` if one has
+/// pages of its own, the value is malformed, or the nesting passes [`MAX_INLINE_DEPTH`]. The
+/// depth bounds the recursion.
+pub(crate) fn inline_height(value: &[u8], depth: usize) -> Option<usize> {
+    if depth >= MAX_INLINE_DEPTH {
+        return None;
+    }
+    if value.len() == BUCKET_HEADER {
+        // An empty bucket has no pages: it may stay inside an inline one.
+        let empty = BucketHeader::decode(value, 0).ok()?.root.is_empty();
+        return empty.then_some(0);
+    }
+    let (page, _) = inline_page(value, 0).ok()?;
+    let mut h = 1;
+    for i in 0..page.count {
+        let it = page.leaf_item(i).ok()?;
+        if it.bucket {
+            h = h.max(1 + inline_height(it.value, depth + 1)?);
+        }
+    }
+    Some(h)
 }
 
 /// Largest inline value any page size allows ([`inline_limit`] of the largest page).
@@ -526,34 +550,34 @@ impl<'a> Page<'a> {
             .ok_or_else(|| self.bad(format!("branch element {i} outside the page")))
     }
 
-    /// Full structural validation, done once per page (with the checksum):
-    /// element array inside the span, every key and value inside the span, flags known,
-    /// bucket headers of the right size, keys non-empty, bounded and strictly ascending.
-    /// Bucket element `i`'s value, longer than a bucket header, must be a sound inline bucket:
-    /// its header (see [`inline_page`]) and its elements (as on any page), and no nested
-    /// bucket inside it. Not recursive: an inline bucket holds only key/value pairs.
-    fn validate_inline(&self, i: usize, value: &[u8]) -> Result<()> {
+    /// Bucket element `i`'s value, longer than a bucket header, must be a sound inline bucket
+    /// one level below this page's inline depth `depth` (0 for a page of the file): its header
+    /// (see [`inline_page`]) and its elements (as on any page). Its own nested buckets must be
+    /// inline too, at most [`MAX_INLINE_DEPTH`] deep, so the recursion is bounded.
+    fn validate_inline(&self, i: usize, value: &[u8], depth: usize) -> Result<()> {
+        if depth >= MAX_INLINE_DEPTH {
+            return Err(self.bad(format!(
+                "bucket element {i}: an inline bucket nested deeper than {MAX_INLINE_DEPTH}"
+            )));
+        }
         let (inline, _) = inline_page(value, self.id)
             .map_err(|e| self.bad(format!("bucket element {i}: {e}")))?;
-        // Nested buckets first, so that validating the inline page never comes back here.
-        let elements_fit = HEADER + inline.count * LEAF_ELEM <= value.len();
-        for j in 0..inline.count {
-            let flags = rd_u8(value, HEADER + j * LEAF_ELEM);
-            if !elements_fit || flags.is_none_or(|f| f & FLAG_BUCKET != 0) {
-                return Err(self.bad(format!(
-                    "inline bucket at element {i}: element {j} is a nested bucket or lies \
-                     outside it ({} elements in {} bytes)",
-                    inline.count,
-                    value.len()
-                )));
-            }
-        }
         inline
-            .validate()
+            .validate_at(depth + 1)
             .map_err(|e| self.bad(format!("inline bucket at element {i}: {e}")))
     }
 
+    /// Full structural validation, done once per page (with the checksum):
+    /// element array inside the span, every key and value inside the span, flags known,
+    /// bucket headers of the right size, keys non-empty, bounded and strictly ascending, and
+    /// every inline bucket in it (with the ones nested in those) sound.
     pub(crate) fn validate(&self) -> Result<()> {
+        self.validate_at(0)
+    }
+
+    /// [`Page::validate`] of a page at inline depth `depth` (0: a page of the file, 1: an
+    /// inline bucket in one, and so on).
+    fn validate_at(&self, depth: usize) -> Result<()> {
         if self.count == 0 {
             return Err(self.bad("page with no elements".into()));
         }
@@ -590,7 +614,14 @@ impl<'a> Page<'a> {
                     return Err(self.bad(format!("element {i} has unknown flags {flags:#x}")));
                 }
                 if it.bucket && it.value.len() != BUCKET_HEADER {
-                    self.validate_inline(i, it.value)?;
+                    self.validate_inline(i, it.value, depth)?;
+                } else if it.bucket
+                    && depth > 0
+                    && !BucketHeader::decode(it.value, self.id)?.root.is_empty()
+                {
+                    return Err(self.bad(format!(
+                        "element {i} of an inline bucket is a bucket with pages of its own"
+                    )));
                 }
                 if it.value.len() > MAX_VALUE_SIZE {
                     return Err(self.bad(format!("value of element {i} too large")));

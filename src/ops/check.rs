@@ -223,28 +223,34 @@ impl Checker<'_> {
         }
     }
 
-    /// Count a leaf's keys and queue the roots of the buckets nested in it.
+    /// Count a leaf's keys and queue the roots of the buckets nested in it. Inline buckets
+    /// (checked with this page, forced validation) are walked here, with the inline buckets in
+    /// them: a work list at most [`crate::MAX_INLINE_DEPTH`] deep, as validation ensures.
     fn queue_buckets(&mut self, page: &Page<'_>, it: &Visit) {
-        for i in 0..page.count {
-            let Ok(e) = page.leaf_item(i) else { continue };
-            if !e.bucket {
-                self.report.keys += 1;
-                continue;
-            }
-            self.report.buckets += 1;
-            let mut path = (*it.path).clone();
-            path.push(e.key.to_vec());
-            match BucketValue::decode(e.value, page.id, self.tx.db.page_size) {
-                Ok(bh) => match bh.root {
-                    BucketRoot::Tree(r) if !r.is_empty() => self.stack.push(Visit::root(r, path)),
-                    BucketRoot::Tree(_) => {}
-                    // Checked with this page (forced validation); its pairs are keys.
-                    BucketRoot::Inline(inline) => {
-                        self.report.keys += inline.count as u64;
-                        self.report.inline_buckets += 1;
-                    }
-                },
-                Err(err) => self.problem(page.id, &path, err.to_string()),
+        let mut work = vec![(*page, (*it.path).clone())];
+        while let Some((page, base)) = work.pop() {
+            for i in 0..page.count {
+                let Ok(e) = page.leaf_item(i) else { continue };
+                if !e.bucket {
+                    self.report.keys += 1;
+                    continue;
+                }
+                self.report.buckets += 1;
+                let mut path = base.clone();
+                path.push(e.key.to_vec());
+                match BucketValue::decode(e.value, page.id, self.tx.db.page_size) {
+                    Ok(bh) => match bh.root {
+                        BucketRoot::Tree(r) if !r.is_empty() => {
+                            self.stack.push(Visit::root(r, path))
+                        }
+                        BucketRoot::Tree(_) => {}
+                        BucketRoot::Inline(inline) => {
+                            self.report.inline_buckets += 1;
+                            work.push((inline, path));
+                        }
+                    },
+                    Err(err) => self.problem(page.id, &path, err.to_string()),
+                }
             }
         }
     }

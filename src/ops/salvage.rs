@@ -299,6 +299,39 @@ impl Salvage<'_> {
         Ok(())
     }
 
+    /// Copy inline bucket `page` (at `path`, created) and the inline buckets nested in it,
+    /// verified with the leaf that holds them: a work list at most [`crate::MAX_INLINE_DEPTH`]
+    /// deep, as validation ensures.
+    fn inline(&mut self, page: Page<'_>, path: Vec<Vec<u8>>) -> Result<()> {
+        let mut work = vec![(page, path)];
+        while let Some((page, path)) = work.pop() {
+            for j in 0..page.count {
+                let p = page.leaf_item(j)?;
+                if !p.bucket {
+                    self.out.put(&path, p.key, p.value)?;
+                    self.report.keys += 1;
+                    continue;
+                }
+                let mut child = path.clone();
+                child.push(p.key.to_vec());
+                let h = BucketValue::decode(p.value, page.id, self.store.page_size)?;
+                self.out.ensure_bucket(&child, h.sequence)?;
+                self.report.buckets += 1;
+                match h.root {
+                    BucketRoot::Inline(inline) => work.push((inline, child)),
+                    BucketRoot::Tree(r) if r.is_empty() => {}
+                    BucketRoot::Tree(_) => {
+                        return Err(Error::corrupt(
+                            page.id,
+                            "an inline bucket holds a bucket with pages of its own",
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Copy a leaf's pairs inside the subtree's range; create its nested buckets and queue
     /// their trees.
     fn leaf(&mut self, page: &Page<'_>, it: &Subtree) -> Result<()> {
@@ -328,14 +361,8 @@ impl Salvage<'_> {
                             self.stack.push(Subtree::root(r, path))
                         }
                         BucketRoot::Tree(_) => {}
-                        // Verified with this leaf: copy its pairs now.
-                        BucketRoot::Inline(inline) => {
-                            for j in 0..inline.count {
-                                let p = inline.leaf_item(j)?;
-                                self.out.put(&path, p.key, p.value)?;
-                                self.report.keys += 1;
-                            }
-                        }
+                        // Verified with this leaf: copy it now.
+                        BucketRoot::Inline(inline) => self.inline(inline, path)?,
                     }
                 }
                 Err(err) => self.report.lost.push(LostRange {

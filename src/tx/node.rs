@@ -9,10 +9,11 @@ use std::cmp::Ordering;
 
 use crate::error::Result;
 use crate::format::page::{
-    cmp_keys, inline_limit, key_prefix, seal, set_overflow, wr_u16, wr_u32, wr_u64, ChildRef, Page,
-    PageType, BRANCH_ELEM, BRANCH_PREFIX, FLAG_BUCKET, FLAG_PREFIXED, HEADER, LEAF_ELEM,
-    LEAF_PREFIX, REF_SIZE,
+    cmp_keys, inline_height, inline_limit, key_prefix, seal, set_overflow, wr_u16, wr_u32, wr_u64,
+    ChildRef, Page, PageType, BRANCH_ELEM, BRANCH_PREFIX, FLAG_BUCKET, FLAG_PREFIXED, HEADER,
+    LEAF_ELEM, LEAF_PREFIX, REF_SIZE,
 };
+use crate::limits::MAX_INLINE_DEPTH;
 
 pub(crate) type NodeId = usize;
 
@@ -77,8 +78,17 @@ impl LeafNode {
     pub(crate) fn bucket(&self, i: usize) -> bool {
         self.slots[i].bucket
     }
-    pub(crate) fn has_bucket(&self) -> bool {
-        self.slots.iter().any(|s| s.bucket)
+    /// Height of this leaf as an inline bucket: 1 if it holds only pairs, one more than its
+    /// tallest nested bucket if those are all inline; `None` if one has pages of its own (or
+    /// the nesting passes [`MAX_INLINE_DEPTH`]).
+    pub(crate) fn inline_height(&self) -> Option<usize> {
+        let mut h = 1;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.bucket {
+                h = h.max(1 + inline_height(self.value(i), 0)?);
+            }
+        }
+        (h <= MAX_INLINE_DEPTH).then_some(h)
     }
 
     /// Serialized size in bytes (header included), in constant time.
@@ -381,12 +391,14 @@ impl Node {
     }
 
     /// True when this node can be stored inline as a bucket's only leaf (docs/FORMAT.md,
-    /// section 5): a leaf of at least one pair, no nested bucket, at most
-    /// [`inline_limit`] bytes.
+    /// section 5): a leaf of at least one element, at most [`inline_limit`] bytes, whose
+    /// nested buckets are all inline, at most [`MAX_INLINE_DEPTH`] deep with this one.
     pub(crate) fn inlineable(&self, page_size: usize) -> bool {
         match self {
             Node::Leaf(e) => {
-                !e.is_empty() && !e.has_bucket() && self.size() <= inline_limit(page_size)
+                !e.is_empty()
+                    && self.size() <= inline_limit(page_size)
+                    && e.inline_height().is_some()
             }
             Node::Branch(_) => false,
         }
@@ -468,6 +480,7 @@ pub(crate) fn split_sizes(sizes: &[usize], first_cap: usize, cap: usize, min: us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::page::{Header, BUCKET_HEADER};
     use std::collections::BTreeMap;
 
     /// A deterministic generator (splitmix64) so a failure names the seed that replays it.
@@ -557,5 +570,61 @@ mod tests {
                 check(&n, &model, seed);
             }
         }
+    }
+
+    /// A chain of `depth` inline buckets, each holding a pair and (but the last) the next.
+    fn inline_chain(depth: usize) -> Vec<u8> {
+        let mut v = Node::Leaf(LeafNode::single(b"k", b"bottom", false)).encode_inline(0);
+        for _ in 1..depth {
+            let mut n = LeafNode::single(b"k", b"pair", false);
+            n.insert(1, b"n", &v, true);
+            v = Node::Leaf(n).encode_inline(0);
+        }
+        v
+    }
+
+    /// Validate a 4 KiB leaf page holding bucket `value` under the name "top".
+    fn validate_holding(value: &[u8]) -> Result<()> {
+        let node = Node::Leaf(LeafNode::single(b"top", value, true));
+        let mut b = vec![0u8; 4096];
+        node.serialize_into(&mut b, 4096, 7, 1, 0);
+        let h = Header::parse(&b).expect("header");
+        Page::from_header(7, &h, &b).validate()
+    }
+
+    #[test]
+    fn inline_buckets_nested_past_the_bound_or_holding_pages_are_corruption() {
+        for depth in 1..=MAX_INLINE_DEPTH {
+            let v = inline_chain(depth);
+            assert!(validate_holding(&v).is_ok(), "depth {depth}");
+            assert_eq!(inline_height(&v, 0), Some(depth));
+        }
+        let deep = inline_chain(MAX_INLINE_DEPTH + 1);
+        let e = validate_holding(&deep).expect_err("too deep");
+        assert!(e.to_string().contains("nested deeper"), "{e}");
+        assert_eq!(inline_height(&deep, 0), None);
+        let mut n = LeafNode::single(b"k", b"pair", false);
+        n.insert(
+            1,
+            b"n",
+            &Node::Leaf(LeafNode::single(b"x", b"y", false)).encode_inline(0),
+            true,
+        );
+        assert_eq!(n.inline_height(), Some(2));
+        // An empty bucket (a header with no root) has no pages: it may stay inside.
+        let mut n = LeafNode::single(b"k", b"pair", false);
+        n.insert(1, b"m", &[0u8; BUCKET_HEADER], true);
+        assert_eq!(n.inline_height(), Some(1));
+        let r = validate_holding(&Node::Leaf(n).encode_inline(0));
+        assert!(r.is_ok(), "{r:?}");
+        // An inline bucket pointing at a tree of pages (a header with a root).
+        let mut header = [0u8; BUCKET_HEADER];
+        header[0] = 9;
+        let mut n = LeafNode::single(b"k", b"pair", false);
+        n.insert(1, b"n", &header, true);
+        assert_eq!(n.inline_height(), None, "not inlineable");
+        let v = Node::Leaf(n).encode_inline(0);
+        let e = validate_holding(&v).expect_err("pages inside an inline bucket");
+        assert!(e.to_string().contains("pages of its own"), "{e}");
     }
 }
