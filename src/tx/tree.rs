@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::error::{Error, Result};
-use crate::format::page::{BucketRoot, BucketValue, Page, HEADER};
+use crate::format::page::{BucketRoot, BucketValue, Page, BRANCH_ELEM, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::tx::fence::{check_level, check_range, narrow};
 use crate::tx::handle::{BucketState, Tx, WriteState};
@@ -158,7 +158,7 @@ impl Tx<'_> {
                     && crate::format::page::cmp_keys(e.key, entries[0].key())
                         == std::cmp::Ordering::Less
                 {
-                    entries[0].set_key(e.key.to_vec());
+                    entries[0].set_key(e.key);
                 }
                 (i, entries[i].child)
             }
@@ -174,10 +174,7 @@ impl Tx<'_> {
         let n_parts = parts.len();
         let mut ins = Vec::with_capacity(n_parts);
         for pid in parts {
-            ins.push(BranchEntry::new(
-                w.nodes[pid].key(0).to_vec(),
-                Child::Node(pid),
-            ));
+            ins.push(BranchEntry::new(w.nodes[pid].key(0), Child::Node(pid)));
         }
         let append = if let Node::Branch(entries) = &mut w.nodes[id] {
             let at = i + 1;
@@ -229,15 +226,9 @@ impl Tx<'_> {
         w.path = path;
         let parts = parts?;
         if !parts.is_empty() {
-            let mut entries = vec![BranchEntry::new(
-                w.nodes[id].key(0).to_vec(),
-                Child::Node(id),
-            )];
+            let mut entries = vec![BranchEntry::new(w.nodes[id].key(0), Child::Node(id))];
             for pid in parts {
-                entries.push(BranchEntry::new(
-                    w.nodes[pid].key(0).to_vec(),
-                    Child::Node(pid),
-                ));
+                entries.push(BranchEntry::new(w.nodes[pid].key(0), Child::Node(pid)));
             }
             let level = w.levels.get(id).copied().unwrap_or(0).saturating_add(1);
             let root = push_node(w, Node::Branch(entries), level);
@@ -411,9 +402,19 @@ impl Tx<'_> {
             Child::Node(id) => id,
             Child::Page(_) => return Ok(()),
         };
-        let (clen, csize, cleaf) = {
+        // A leaf's size is kept; a branch's is a sum over its entries, so a branch with enough
+        // entries to pass a quarter page on their elements alone is not summed (a removal
+        // asked this at every level).
+        let (clen, big) = {
             let n = &w.nodes[cid];
-            (n.len(), n.size(), n.is_leaf())
+            let clen = n.len();
+            let big = match n {
+                Node::Leaf(_) => n.size() >= p / 4,
+                Node::Branch(_) => {
+                    clen >= 2 && (HEADER + clen * BRANCH_ELEM >= p / 4 || n.size() >= p / 4)
+                }
+            };
+            (clen, big)
         };
         if clen == 0 {
             if let Node::Branch(e) = &mut w.nodes[parent] {
@@ -421,7 +422,7 @@ impl Tx<'_> {
             }
             return Ok(());
         }
-        if csize >= p / 4 && (cleaf || clen >= 2) {
+        if big {
             return Ok(());
         }
         let sib = if i > 0 {
@@ -476,7 +477,7 @@ impl Tx<'_> {
             (Node::Leaf(le), Node::Leaf(re)) => le.append(re),
             (Node::Branch(le), Node::Branch(mut re)) => {
                 if let Some(first) = re.first_mut() {
-                    first.set_key(rkey);
+                    first.set_key(&rkey);
                 }
                 le.extend(re);
             }
