@@ -557,14 +557,7 @@ fn pages_this_process_wrote_are_not_verified_again_unless_asked() {
     let before = db.stats().pages_verified;
     walk(&db);
     assert_eq!(db.stats().pages_verified, before, "no page re-verified");
-    let db = Db::open_storage(
-        Arc::new(MemStorage::new()),
-        Options {
-            verify_every_access: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = verifying_db();
     fill(&db);
     let before = db.stats().pages_verified;
     walk(&db);
@@ -621,14 +614,7 @@ fn a_bucket_opened_again_in_a_read_transaction_is_its_own_parents_and_costs_no_l
 
 #[test]
 fn with_verify_every_access_a_bucket_opened_again_is_looked_up_again() {
-    let db = Db::open_storage(
-        Arc::new(MemStorage::new()),
-        Options {
-            verify_every_access: true,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let db = verifying_db();
     twin_buckets(&db);
     db.view(|tx| {
         let p = tx.bucket(b"a")?.unwrap();
@@ -649,4 +635,16 @@ fn with_verify_every_access_a_bucket_opened_again_is_looked_up_again() {
         Ok::<_, Error>(())
     })
     .unwrap();
+}
+
+/// An in-memory database that verifies every page on every access.
+fn verifying_db() -> Db {
+    Db::open_storage(
+        Arc::new(MemStorage::new()),
+        Options {
+            verify_every_access: true,
+            ..Options::default()
+        },
+    )
+    .unwrap()
 }
