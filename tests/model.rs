@@ -8,8 +8,9 @@
 //! - `run_inline`: the shapes inline buckets (issue 15) depend on, in phases at 1-4 KiB pages:
 //!   many small buckets (0-5 small keys), grown a few bytes at a time across commits past a
 //!   quarter page and shrunk back below it, a nested bucket created in and deleted from small
-//!   buckets (a bucket with a child is never inline), sequences as a transaction's only change,
-//!   and deletion of small and large buckets, with reopens between the phases.
+//!   buckets (a bucket with a child is inline only if the child is inline or empty, format 6),
+//!   sequences as a transaction's only change, and deletion of small and large buckets, with
+//!   reopens between the phases.
 //!
 //! The verification reads every bucket with cursors (first/last/next/prev/seek, buckets
 //! included), iterators and ranges from both ends (interleaved too), point reads and
@@ -928,7 +929,7 @@ fn run_inline(seed: u64) {
         });
     }
     r.reopen(&format!("seed {seed}: after growth"));
-    // A nested bucket in buckets without one (a bucket with a child is never inline): created
+    // A nested bucket in buckets without one (which then stay inline only if it is): created
     // (empty, with a key, or with a child of its own) in one commit, deleted in the next; and
     // one created and deleted in the same transaction.
     let mut hosts = r.leaves();

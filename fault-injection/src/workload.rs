@@ -124,7 +124,8 @@ fn shrink_after_sync(p: usize) -> Fixed {
 }
 
 /// Small buckets across the inline limit (issue 15: a nested bucket of at most about a quarter
-/// page, with no nested bucket of its own, lives in its parent's leaf). An entry here is about
+/// page lives in its parent's leaf; since format 6 with its own nested buckets, if those are
+/// inline or empty too). An entry here is about
 /// 0.18 of a quarter page (a 2-byte key, a value of 45/1024 of a page less 19 bytes, and a
 /// 16-byte element header), so four entries are well under the limit and eight well over it
 /// at every page size, whatever the engine's exact rule. Commit by commit: six small nested
@@ -161,14 +162,14 @@ fn small_buckets(p: usize) -> Fixed {
     c2.extend(fill(&s(0), 0, 8, 120)); // empty -> over the limit
     c2.extend(fill(&s(4), 4, 9, 130)); // 4 -> 9 entries
     c2.extend(fill(&s(5), 4, 6, 140)); // 4 -> 6 entries: near the limit
-    c2.push(Op::CreateBucket(b("b/s3/n"))); // a child: never inline
+    c2.push(Op::CreateBucket(b("b/s3/n"))); // a small child: both inline in format 6
     c2.extend(fill(&b("b/s3/n"), 0, 1, 150));
     c2.push(Op::DeleteBucket(s(2))); // a small bucket deleted
     c2.extend(fill(&s(1), 0, 1, 160)); // stays small, value rewritten
     let mut c3 = Vec::new();
     c3.extend(remove(&s(0), 2, 8)); // 8 -> 2 entries: back under the limit
     c3.extend(remove(&s(4), 0, 6)); // 9 -> 3
-    c3.push(Op::DeleteBucket(b("b/s3/n"))); // s3 can be inline again
+    c3.push(Op::DeleteBucket(b("b/s3/n"))); // s3 holds pairs only again
     c3.extend(remove(&s(1), 0, 1)); // emptied
     c3.extend(fill(&s(5), 6, 10, 170)); // 6 -> 10 entries
     c3.extend(fill(&b("t"), 2, 9, 180)); // the top-level one over the limit
