@@ -253,9 +253,10 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
 }
 
 /// Height of the inline bucket `value`, `depth` levels down from where the question was
-/// asked: 1 if it holds only pairs, one more than its tallest nested bucket if those are all inline; `None` if one has
-/// pages of its own, the value is malformed, or the nesting passes [`MAX_INLINE_DEPTH`]. The
-/// depth bounds the recursion.
+/// asked: 0 for an empty bucket's header, 1 for an inline bucket of pairs, one more than its
+/// tallest nested bucket if those are all inline or empty; `None` if one has pages of its own,
+/// the value is malformed, or the nesting passes [`MAX_INLINE_DEPTH`]. The depth bounds the
+/// recursion.
 pub(crate) fn inline_height(value: &[u8], depth: usize) -> Option<usize> {
     if depth >= MAX_INLINE_DEPTH {
         return None;

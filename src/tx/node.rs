@@ -79,8 +79,8 @@ impl LeafNode {
         self.slots[i].bucket
     }
     /// Height of this leaf as an inline bucket: 1 if it holds only pairs, one more than its
-    /// tallest nested bucket if those are all inline; `None` if one has pages of its own (or
-    /// the nesting passes [`MAX_INLINE_DEPTH`]).
+    /// tallest nested bucket if those are all inline or empty (see [`inline_height`]); `None`
+    /// if one has pages of its own (or the nesting passes [`MAX_INLINE_DEPTH`]).
     pub(crate) fn inline_height(&self) -> Option<usize> {
         let mut h = 1;
         for (i, s) in self.slots.iter().enumerate() {
