@@ -271,7 +271,8 @@ impl Storage for FileStorage {
             // inode only under both locks held here; a view of the old inode keeps that inode
             // mapped (and alive) on its own. A foreign process that ignores the lock and truncates
             // the file can still cause SIGBUS, as with every mmap-based engine.
-            #[allow(unsafe_code)] // The one `unsafe` of the engine (lib.rs denies the rest).
+            #[allow(unsafe_code)]
+            // One of the two `unsafe`s of the engine (lib.rs denies the rest).
             let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*file)? };
             Some(map)
         };

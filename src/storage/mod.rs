@@ -12,6 +12,7 @@ use std::io;
 use std::sync::Arc;
 
 mod file;
+pub(crate) mod heap;
 mod mem;
 
 pub use file::{FileOptions, FileStorage};

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::format::page::{ChildRef, Page};
 use crate::limits::MAX_DEPTH;
+use crate::storage::heap;
 use crate::store::mvcc::{reusable_upto, Arc};
 use crate::store::{Snapshot, Store, WriterGuard};
 use crate::tx::bucket_cache::BucketCache;
@@ -218,5 +219,14 @@ impl Drop for Tx<'_> {
             self.db.shared.end_read(self.snap.meta.txid, id);
         }
         self.closed.set(true);
+        // A large arena is freed here, then given back with the writer lock released (commit
+        // has released it already; a rollback releases it now).
+        if let Some(w) = self.write.take() {
+            let large = w.into_inner().nodes.len() >= heap::RELEASE_AFTER_NODES;
+            drop(self.guard.take());
+            if large {
+                heap::release_freed();
+            }
+        }
     }
 }
