@@ -1,6 +1,7 @@
 //! Repeat one workload on one engine so a profiler sees mostly that workload:
 //! `perf record --call-graph dwarf target/release/examples/profile deadbolt reads 1000000`.
-//! Phases: load, reads, commits, batch, removals, scans, nested.
+//! Phases: load, reads, commits, batch, removals, scans, nested, walk (the metadata walk: `n`
+//! is the number of walks over 10,000 objects, each the first after a reopen).
 use std::time::Instant;
 
 use deadbolt_bench::{key, open, Res, Rng};
@@ -14,7 +15,11 @@ fn main() -> Res<()> {
     let db = open(&engine, &tmp.path().join("db"))?;
     let t = Instant::now();
     db.write(0..n)?;
-    eprintln!("setup load {:?}", t.elapsed());
+    eprintln!(
+        "setup load {:?}, peak RSS {:?} KiB",
+        t.elapsed(),
+        deadbolt_bench::peak_rss_kib()
+    );
     let mut r = Rng::new(1);
     let keys: Vec<_> = (0..n).map(|_| key(r.below(n))).collect();
     let t = Instant::now();
@@ -56,8 +61,36 @@ fn main() -> Res<()> {
             }
             eprintln!("nested lookups only: {:?}", t.elapsed());
         }
+        "walk" => {
+            for c in 0..100 {
+                db.objects_write(c * 100..(c + 1) * 100)?;
+            }
+            // As the report times it: the first walk after a reopen, which verifies every page.
+            let mut db = db;
+            let mut walks = std::time::Duration::ZERO;
+            for _ in 0..n.min(1_000) {
+                db = db.reopen(&tmp.path().join("db"), &mut || Ok(()))?;
+                let t = Instant::now();
+                walk(&*db)?;
+                walks += t.elapsed();
+            }
+            eprintln!("walks only: {walks:?}");
+            return Ok(());
+        }
         other => return Err(format!("unknown phase {other}").into()),
     }
-    eprintln!("{engine} {phase}: {:?}", t.elapsed());
+    eprintln!(
+        "{engine} {phase}: {:?}, peak RSS {:?} KiB",
+        t.elapsed(),
+        deadbolt_bench::peak_rss_kib()
+    );
+    Ok(())
+}
+
+/// One metadata walk, in a function of its own so that callgrind can count it alone
+/// (`--toggle-collect='*profile*walk*'`).
+#[inline(never)]
+fn walk(db: &dyn deadbolt_bench::Engine) -> Res<()> {
+    db.walk()?;
     Ok(())
 }
