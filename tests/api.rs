@@ -648,3 +648,81 @@ fn verifying_db() -> Db {
     )
     .unwrap()
 }
+
+/// Keys of a 20,000-entry bucket in a scattered order (a multiplicative hash of `i`), so
+/// leaves split at random places as under random inserts.
+fn scattered_key(i: u32) -> [u8; 4] {
+    i.wrapping_mul(2_654_435_761).to_be_bytes()
+}
+
+#[test]
+fn removing_every_other_key_left_as_many_leaves_a_third_full_and_now_adjacent_ones_merge() {
+    let db = Db::open_storage(Arc::new(MemStorage::new()), Options::default()).unwrap();
+    let n = 20_000u32;
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..n {
+            b.put(&scattered_key(i), &[7u8; 60])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let leaves =
+        |db: &Db| db.view(|tx| Ok::<_, Error>(tx.bucket(b"b")?.unwrap().stats()?.leaf_pages));
+    let before = leaves(&db).unwrap();
+    db.update(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        for i in (0..n).step_by(2) {
+            b.delete(&scattered_key(i))?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let after = leaves(&db).unwrap();
+    // Half the data in leaves filled to at most three quarters: well under 3/4 of the leaves.
+    assert!(after * 4 < before * 3, "leaves {before} -> {after}");
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        let mut want: Vec<[u8; 4]> = (1..n).step_by(2).map(scattered_key).collect();
+        want.sort();
+        let got: Vec<Vec<u8>> = b
+            .iter()
+            .map(|r| r.map(|(k, _)| k.to_vec()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(g, w)| g[..] == w[..]));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert!(db.check().unwrap().is_ok());
+}
+
+#[test]
+fn a_bucket_left_with_two_leaves_a_third_full_kept_a_branch_root_over_them_and_now_is_one_leaf() {
+    let db = Db::open_storage(Arc::new(MemStorage::new()), Options::default()).unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..60u32 {
+            b.put(&i.to_be_bytes(), &[1u8; 100])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    // Two leaves, each a little over a third full once two keys in three are gone: above
+    // the quarter page under which a delete merges them.
+    let s = db.view(|tx| tx.bucket(b"b")?.unwrap().stats()).unwrap();
+    assert_eq!((s.leaf_pages, s.branch_pages), (2, 1), "{s:?}");
+    db.update(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        for i in 0..60u32 {
+            if i % 3 != 0 {
+                b.delete(&i.to_be_bytes())?;
+            }
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let s = db.view(|tx| tx.bucket(b"b")?.unwrap().stats()).unwrap();
+    assert_eq!((s.keys, s.branch_pages, s.depth), (20, 0, 1), "{s:?}");
+    assert!(db.check().unwrap().is_ok());
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::error::{Error, Result};
 use crate::format::freelist::encode_record;
 use crate::format::meta::Meta;
-use crate::format::page::{seal, set_overflow, BucketHeader, ChildRef, PageType};
+use crate::format::page::{seal, set_overflow, BucketHeader, ChildRef, PageType, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::storage::Storage;
@@ -14,7 +14,7 @@ use crate::store::mvcc::Arc;
 use crate::store::shared::log_resize;
 use crate::store::{Snapshot, Store, Writer};
 use crate::tx::handle::Tx;
-use crate::tx::node::{Child, LeafNode, Node};
+use crate::tx::node::{BranchEntry, Child, LeafNode, Node, MAX_ELEMS};
 
 impl Tx<'_> {
     /// Commit: write the changed pages and the free-space record into free pages, then the
@@ -231,6 +231,43 @@ impl Commit<'_, '_> {
         Ok(())
     }
 
+    /// Merge adjacent changed leaves under one branch while two fit in three quarters of a
+    /// page (and [`MAX_ELEMS`] elements), before they are written. A delete merges a leaf only
+    /// once it falls under a quarter page, so removing half the keys of a tree left its leaves
+    /// about a third full and the commit wrote as many pages as before: 1,000,000 entries,
+    /// 500,000 removed, wrote 332,030 pages and grew the file to 608 MiB. Three quarters
+    /// leaves room for inserts before the merged leaf splits again. Only leaves already in
+    /// the arena are merged: reading a sibling page to size it is the delete's job.
+    fn merge_leaves(&mut self, entries: &mut Vec<BranchEntry>) -> Result<()> {
+        let fit = self.db().page_size * 3 / 4;
+        let mut w = self.tx.write_state()?;
+        let mut j = 0;
+        // Each round either removes an entry or moves on: at most 2 * entries.len() rounds.
+        while j + 1 < entries.len() {
+            let (Child::Node(a), Child::Node(b)) = (entries[j].child, entries[j + 1].child) else {
+                j += 1;
+                continue;
+            };
+            let fits = match (&w.nodes[a], &w.nodes[b]) {
+                (Node::Leaf(l), Node::Leaf(r)) => {
+                    l.size() + r.size() - HEADER <= fit && l.len() + r.len() <= MAX_ELEMS
+                }
+                _ => false,
+            };
+            if !fits {
+                j += 1;
+                continue;
+            }
+            let right = std::mem::replace(&mut w.nodes[b], Node::Leaf(LeafNode::default()));
+            match (&mut w.nodes[a], right) {
+                (Node::Leaf(l), Node::Leaf(r)) => l.append(r),
+                _ => return Err(Error::bug("merged leaves are not leaves")),
+            }
+            entries.remove(j + 1);
+        }
+        Ok(())
+    }
+
     /// Write the dirty subtree under `c` bottom-up and return the pointer to its new root.
     fn spill(&mut self, c: Child, depth: usize) -> Result<ChildRef> {
         let id = match c {
@@ -245,6 +282,11 @@ impl Commit<'_, '_> {
             Node::Leaf(LeafNode::default()),
         );
         if let Node::Branch(entries) = &mut node {
+            self.merge_leaves(entries)?;
+            if let (0, [only]) = (depth, entries.as_slice()) {
+                // The merges left the root of a bucket with one child: that child is the root.
+                return self.spill(only.child, depth);
+            }
             for e in entries.iter_mut() {
                 let r = self.spill(e.child, depth + 1)?;
                 e.child = Child::Page(r);
