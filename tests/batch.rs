@@ -242,8 +242,21 @@ fn a_failed_commit_fails_every_caller_of_the_batch() {
                 .put(format!("k{i}").as_bytes(), b"v")
         }
     });
+    // The callers that shared the failed batch get its I/O error. A caller the scheduler kept
+    // off the CPU past the leader's QUIET wait (200 µs; CI on two loaded cores does) opened a
+    // later batch on the poisoned handle and gets `Poisoned`: failed as well. What must never
+    // happen, a caller acknowledged although the sync covering its write failed, fails the
+    // test however the threads were scheduled.
+    let io = res
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(Error::Io(_)))))
+        .count();
+    assert!(io >= 1, "{res:?}");
     for r in &res {
-        assert!(matches!(r, Ok(Err(Error::Io(_)))), "{r:?}");
+        assert!(
+            matches!(r, Ok(Err(Error::Io(_) | Error::Poisoned(_)))),
+            "{r:?}"
+        );
     }
     // The handle is poisoned afterwards, as with update.
     assert!(matches!(
