@@ -224,7 +224,7 @@ impl LeafNode {
         self.live += right.live;
     }
 
-    /// Pack the heap once its dead bytes outweigh the live ones and a page's worth.
+    /// Pack the heap once its dead bytes outweigh the live ones and [`PACK_FLOOR`].
     fn maybe_pack(&mut self) {
         let dead = self.heap.len() - self.live;
         if dead <= self.live.max(PACK_FLOOR) {
