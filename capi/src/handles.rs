@@ -136,7 +136,9 @@ pub(crate) struct RootCursor {
 }
 
 pub(crate) enum CursorKind {
-    Bucket(Cursor<'static>),
+    /// Boxed: a cursor holds its root-to-leaf stack inline (about 300 bytes), and a slot is
+    /// kept for every cursor a transaction opened, root cursors included.
+    Bucket(Box<Cursor<'static>>),
     Root(RootCursor),
 }
 

@@ -941,7 +941,7 @@ pub unsafe extern "C" fn deadbolt_cursor_open(
                 }
                 CursorKind::Root(RootCursor { names, pos: None })
             } else {
-                CursorKind::Bucket(s.bucket(bucket)?.cursor())
+                CursorKind::Bucket(Box::new(s.bucket(bucket)?.cursor()))
             };
             let h = s.add_cursor(kind)?;
             // SAFETY: checked non-null above, writable by contract.

@@ -505,39 +505,44 @@ impl<'a> Page<'a> {
         self.bad(format!("element {i} or its key lies outside the page"))
     }
 
-    /// The prefix size of this page's elements.
-    fn prefix_len(&self) -> usize {
-        if self.leaf {
-            LEAF_PREFIX
-        } else {
-            BRANCH_PREFIX
-        }
-    }
-
     /// Leaf element `i`.
+    #[inline]
     pub(crate) fn leaf_item(&self, i: usize) -> Result<LeafItem<'a>> {
-        let e = HEADER + i * LEAF_ELEM;
-        let fields = (
-            rd_u8(self.data, e),
-            rd_u32(self.data, e + 4),
-            rd_u32(self.data, e + 8),
-            rd_u32(self.data, e + 12),
-        );
-        let (flags, ko, kl, vl) = match fields {
-            (Some(f), Some(a), Some(b), Some(c)) if i < self.count && self.leaf => {
-                (f, a as usize, b as usize, c as usize)
-            }
-            _ => return Err(self.bad(format!("leaf element {i} out of bounds"))),
-        };
-        let key = rd_slice(self.data, ko, kl)
-            .ok_or_else(|| self.bad(format!("key of element {i} outside the page")))?;
-        let value = rd_slice(self.data, ko + kl, vl)
-            .ok_or_else(|| self.bad(format!("value of element {i} outside the page")))?;
+        let (f, key, value) = self.leaf_elem(i)?;
         Ok(LeafItem {
             key,
             value,
-            bucket: flags & FLAG_BUCKET != 0,
+            bucket: f[0] & FLAG_BUCKET != 0,
         })
+    }
+
+    /// Leaf element `i`'s 16 bytes, key and value: one bounds check for the element and one
+    /// each for key and value (a metadata walk reads an item per entry, and validation one per
+    /// element).
+    #[inline]
+    fn leaf_elem(&self, i: usize) -> Result<(&'a [u8; LEAF_ELEM], &'a [u8], &'a [u8])> {
+        let e = HEADER + i * LEAF_ELEM;
+        let f: &[u8; LEAF_ELEM] = match self.data.get(e..e + LEAF_ELEM) {
+            Some(f) if i < self.count && self.leaf => {
+                f.try_into().map_err(|_| self.elem_error(i))?
+            }
+            _ => return Err(self.elem_error(i)),
+        };
+        let ko = u32::from_le_bytes([f[4], f[5], f[6], f[7]]) as usize;
+        let kl = u32::from_le_bytes([f[8], f[9], f[10], f[11]]) as usize;
+        let vl = u32::from_le_bytes([f[12], f[13], f[14], f[15]]) as usize;
+        let Some(key) = rd_slice(self.data, ko, kl) else {
+            return Err(self.bad(format!("key of element {i} outside the page")));
+        };
+        let Some(value) = rd_slice(self.data, ko.saturating_add(kl), vl) else {
+            return Err(self.bad(format!("value of element {i} outside the page")));
+        };
+        Ok((f, key, value))
+    }
+
+    #[cold]
+    fn elem_error(&self, i: usize) -> Error {
+        self.bad(format!("leaf element {i} out of bounds"))
     }
 
     /// Child pointer of branch element `i`.
@@ -609,25 +614,33 @@ impl<'a> Page<'a> {
         let mut prev: Option<&[u8]> = None;
         for i in 0..self.count {
             let key = if self.leaf {
-                let it = self.leaf_item(i)?;
-                let flags = rd_u8(self.data, HEADER + i * LEAF_ELEM).unwrap_or(0xff);
+                let (f, key, value) = self.leaf_elem(i)?;
+                let flags = f[0];
                 if flags & !FLAG_BUCKET != 0 {
                     return Err(self.bad(format!("element {i} has unknown flags {flags:#x}")));
                 }
-                if it.bucket && it.value.len() != BUCKET_HEADER {
-                    self.validate_inline(i, it.value, depth)?;
-                } else if it.bucket
+                let bucket = flags & FLAG_BUCKET != 0;
+                if bucket && value.len() != BUCKET_HEADER {
+                    self.validate_inline(i, value, depth)?;
+                } else if bucket
                     && depth > 0
-                    && !BucketHeader::decode(it.value, self.id)?.root.is_empty()
+                    && !BucketHeader::decode(value, self.id)?.root.is_empty()
                 {
                     return Err(self.bad(format!(
                         "element {i} of an inline bucket is a bucket with pages of its own"
                     )));
                 }
-                if it.value.len() > MAX_VALUE_SIZE {
+                if value.len() > MAX_VALUE_SIZE {
                     return Err(self.bad(format!("value of element {i} too large")));
                 }
-                it.key
+                if self.prefixed
+                    && u32::from_be_bytes([0, f[1], f[2], f[3]]) != key_prefix(key, LEAF_PREFIX)
+                {
+                    return Err(
+                        self.bad(format!("element {i}'s key prefix does not match its key"))
+                    );
+                }
+                key
             } else {
                 let c = self.child(i)?;
                 if c.pgid < 2 {
@@ -638,11 +651,12 @@ impl<'a> Page<'a> {
             if key.is_empty() || key.len() > MAX_KEY_SIZE {
                 return Err(self.bad(format!("element {i} has a key of {} bytes", key.len())));
             }
-            if self.prefixed && self.prefix(i) != Some(key_prefix(key, self.prefix_len())) {
+            if self.prefixed && !self.leaf && self.prefix(i) != Some(key_prefix(key, BRANCH_PREFIX))
+            {
                 return Err(self.bad(format!("element {i}'s key prefix does not match its key")));
             }
             if let Some(p) = prev {
-                if p >= key {
+                if cmp_keys(p, key) != std::cmp::Ordering::Less {
                     return Err(self.bad(format!("keys out of order at element {i}")));
                 }
             }

@@ -154,6 +154,9 @@ impl<'db> Tx<'db> {
         let Loc::Page(page) = leaf else {
             return Ok(());
         };
+        if path.is_empty() {
+            return Ok(()); // a root leaf: no separators (the walk of small buckets, mostly)
+        }
         let first = page.key(0)?;
         let last = page.key(page.count.saturating_sub(1))?;
         for &(loc, i) in path {
@@ -174,24 +177,29 @@ impl<'db> Tx<'db> {
         Ok(())
     }
 
-    /// Key, value and bucket flag of leaf element `i`.
+    /// Key, value and bucket flag of leaf element `i`. Inline for a page (a cursor step reads
+    /// one per entry); a node's copy is out of line.
+    #[inline]
     pub(crate) fn loc_item<'a>(&'a self, loc: Loc<'a>, i: usize) -> Result<LeafItem<'a>> {
         match loc {
             Loc::Page(p) => {
                 let it = p.leaf_item(i)?;
                 Ok((Cow::Borrowed(it.key), Cow::Borrowed(it.value), it.bucket))
             }
-            Loc::Node(n) => {
-                let w = self.write_state()?;
-                match w.nodes.get(n) {
-                    Some(Node::Leaf(e)) if i < e.len() => Ok((
-                        Cow::Owned(e.key(i).to_vec()),
-                        Cow::Owned(e.value(i).to_vec()),
-                        e.bucket(i),
-                    )),
-                    _ => Err(Error::stale_position()),
-                }
-            }
+            Loc::Node(n) => self.node_item(n, i),
+        }
+    }
+
+    #[inline(never)]
+    fn node_item<'a>(&'a self, n: NodeId, i: usize) -> Result<LeafItem<'a>> {
+        let w = self.write_state()?;
+        match w.nodes.get(n) {
+            Some(Node::Leaf(e)) if i < e.len() => Ok((
+                Cow::Owned(e.key(i).to_vec()),
+                Cow::Owned(e.value(i).to_vec()),
+                e.bucket(i),
+            )),
+            _ => Err(Error::stale_position()),
         }
     }
 
