@@ -7,9 +7,10 @@
 //! its parent's page, which a map inside the transaction cannot hold, and opening one is a
 //! lookup in that small parent anyway.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
+
+use foldhash::fast::FixedState;
 
 use crate::format::page::ChildRef;
 
@@ -30,15 +31,20 @@ struct Cached {
 
 /// The map, keyed by a hash of (parent root page, name); a hit is checked against both, so a
 /// collision only costs a lookup.
+///
+/// The hash is foldhash's, with a fixed seed, not std's SipHash: with SipHash (run once for the
+/// slot and once more by the map on it) the two probes of a nested-bucket read were half its
+/// instructions. A file whose names collide on purpose gains nothing: the map is bounded by
+/// [`MAX_CACHED_BUCKETS`], and a colliding name is simply not kept.
 #[derive(Default)]
 pub(crate) struct BucketCache {
-    map: HashMap<u64, Cached>,
+    map: HashMap<u64, Cached, FixedState>,
 }
 
 fn slot(parent: u64, name: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    parent.hash(&mut h);
-    name.hash(&mut h);
+    let mut h = FixedState::default().build_hasher();
+    h.write_u64(parent);
+    h.write(name);
     h.finish()
 }
 
