@@ -703,9 +703,11 @@ impl<'tx> Cursor<'tx> {
     pub fn open_bucket(&self, key: &[u8]) -> Result<Bucket<'tx>> {
         let (tx, parent, item) = self.position()?;
         let parent = Bucket::new(tx, parent);
+        // The caller passes the key of the entry it just got, mostly: the same bytes.
+        let same = |k: &[u8]| std::ptr::eq(k, key) || k == key;
         match item {
-            Some((k, v, true)) if k.as_ref() == key => parent.child(key, v),
-            Some((k, _, false)) if k.as_ref() == key => Err(Error::IncompatibleValue),
+            Some((k, v, true)) if same(&k) => parent.child(key, v),
+            Some((k, _, false)) if same(&k) => Err(Error::IncompatibleValue),
             // A write transaction, or a key other than the position's: look it up, and
             // charge a budget for the pages the lookup loaded.
             _ => {

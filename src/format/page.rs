@@ -104,7 +104,9 @@ pub(crate) fn wr_u64(b: &mut [u8], off: usize, v: u64) {
 }
 
 /// Byte-wise key order, with a fast first step: most keys differ in their first eight bytes,
-/// which compare as one big-endian integer without a call to `memcmp`.
+/// which compare as one big-endian integer without a call to `memcmp`; a key shorter than
+/// eight bytes (the field names of metadata buckets) is compared byte by byte, also without
+/// the call.
 #[inline]
 pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     if a.len() >= 8 && b.len() >= 8 {
@@ -115,6 +117,13 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
         if x != y {
             return x.cmp(&y);
         }
+    } else {
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return x.cmp(y);
+            }
+        }
+        return a.len().cmp(&b.len());
     }
     a.cmp(b)
 }
@@ -762,5 +771,42 @@ impl<'a> Page<'a> {
         }
         let eq = lo < self.count && self.key(lo)? == key;
         Ok((lo, eq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key of `len` bytes over `alphabet`.
+    fn keys(alphabet: &[u8], len: usize, out: &mut Vec<Vec<u8>>) {
+        let mut k = vec![0usize; len];
+        loop {
+            out.push(k.iter().map(|&i| alphabet[i]).collect());
+            let Some(p) = k.iter().rposition(|&i| i + 1 < alphabet.len()) else {
+                return;
+            };
+            k[p] += 1;
+            k[p + 1..].iter_mut().for_each(|i| *i = 0);
+        }
+    }
+
+    #[test]
+    fn cmp_keys_orders_short_long_and_zero_padded_keys_as_bytes_do() {
+        // Short keys take the byte loop, keys of 8 bytes and more the word: every pair across
+        // the boundary (lengths 0 to 10), with 0x00 (which a zero-padded word would confuse
+        // with the end of a key) and 0xff.
+        let mut all = Vec::new();
+        for len in 0..=4 {
+            keys(&[0, 1, 0xff], len, &mut all);
+        }
+        for len in 5..=10 {
+            keys(&[0, 0xff], len, &mut all);
+        }
+        for a in &all {
+            for b in &all {
+                assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 }
