@@ -726,3 +726,63 @@ fn a_bucket_left_with_two_leaves_a_third_full_kept_a_branch_root_over_them_and_n
     assert_eq!((s.keys, s.branch_pages, s.depth), (20, 0, 1), "{s:?}");
     assert!(db.check().unwrap().is_ok());
 }
+
+/// A 24-byte key that looks random (splitmix64 of `i`, three times), as in the benchmarks.
+fn random_key(i: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    for (j, c) in k.chunks_mut(8).enumerate() {
+        let mut z = i
+            .wrapping_mul(3)
+            .wrapping_add(j as u64)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        c.copy_from_slice(&(z ^ (z >> 31)).to_be_bytes());
+    }
+    k
+}
+
+#[test]
+fn branch_separators_were_whole_24_byte_keys_and_now_are_the_few_bytes_that_divide_the_leaves() {
+    use common::format::*;
+    const P: usize = 4096;
+    let s = Arc::new(MemStorage::new());
+    let db = Db::open_storage(s.clone(), Options::default()).unwrap();
+    let n = 20_000u64;
+    for c in 0..10 {
+        db.update(|tx| {
+            let b = tx.create_bucket_if_not_exists(b"b")?;
+            for i in (c * n / 10)..((c + 1) * n / 10) {
+                b.put(&random_key(i), &[7u8; 60])?;
+            }
+            Ok::<_, Error>(())
+        })
+        .unwrap();
+    }
+    // Every key is still found, in order, and the tree checks (the fences hold).
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        let mut want: Vec<[u8; 24]> = (0..n).map(random_key).collect();
+        want.sort();
+        for (got, w) in b.iter().zip(&want) {
+            assert_eq!(&got?.0[..], &w[..]);
+        }
+        assert_eq!(b.stats()?.keys, n);
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert!(db.check().unwrap().is_ok());
+    drop(db);
+    // The bucket's root branch, read from the file by the independent format reader.
+    let img = s.to_bytes();
+    let meta = newest_meta(&img, P);
+    let (header, _) = top_bucket_header(&img, P, &meta, b"b");
+    let root = u64_at(&img, header);
+    assert_eq!(page_type(&img, P, root), 2, "bucket b's root is a branch");
+    let lens: Vec<usize> = (1..count(&img, P, root))
+        .map(|i| u32_at(&img, branch_elem(P, root, i) + 24) as usize)
+        .collect();
+    assert!(lens.len() >= 2, "root has {} children", lens.len() + 1);
+    // 20,000 random keys are told apart by 2 or 3 bytes: no separator needs 8.
+    assert!(lens.iter().all(|&l| (1..8).contains(&l)), "{lens:?}");
+}

@@ -310,10 +310,13 @@ pub fn random_commit(rng: &mut Rng, state: &State, p: &Params) -> Vec<Op> {
 }
 
 /// A top-level bucket name of about `page / 3` bytes, so that a few fill a root leaf and the
-/// root tree (the tree of top-level buckets) splits and merges at several levels.
+/// root tree (the tree of top-level buckets) splits and merges at several levels. The names
+/// differ only in their last bytes: a leaf split stores the shortest separator that divides
+/// the halves, and names told apart by a leading number gave 4-byte separators, with which
+/// the branches no longer split (the tree stopped at height 2).
 fn root_name(j: usize, page: usize) -> Vec<u8> {
-    let mut n = format!("r{j:03}-").into_bytes();
-    n.resize(page / 3, b'r');
+    let mut n = vec![b'r'; page / 3 - 4];
+    n.extend_from_slice(format!("-{j:03}").as_bytes());
     n
 }
 
