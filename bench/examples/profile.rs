@@ -1,7 +1,8 @@
 //! Repeat one workload on one engine so a profiler sees mostly that workload:
 //! `perf record --call-graph dwarf target/release/examples/profile deadbolt reads 1000000`.
 //! Phases: load, reads, commits, batch, removals, scans, nested, walk (the metadata walk: `n`
-//! is the number of walks over 10,000 objects, each the first after a reopen).
+//! is the number of walks over 10,000 objects, each the first after a reopen), mddelete (`n`
+//! rounds of the metadata delete row).
 use std::time::Instant;
 
 use deadbolt_bench::{key, open, Res, Rng};
@@ -77,6 +78,25 @@ fn main() -> Res<()> {
             eprintln!("walks only: {walks:?}");
             return Ok(());
         }
+        "mddelete" => {
+            // The metadata delete row: `n` rounds of writing the 10,000 objects into a fresh
+            // file and deleting every second one in commits of 100.
+            let mut deletes = std::time::Duration::ZERO;
+            for round in 0..n.min(100) {
+                let d = open(&engine, &tmp.path().join(format!("md{round}")))?;
+                for c in 0..100 {
+                    d.objects_write(c * 100..(c + 1) * 100)?;
+                }
+                let deleted: Vec<u64> = (1..10_000u64).step_by(2).collect(); // as the report
+                let t = Instant::now();
+                for chunk in deleted.chunks(100) {
+                    md_delete(&*d, chunk)?;
+                }
+                deletes += t.elapsed();
+            }
+            eprintln!("deletes only: {deletes:?}");
+            return Ok(());
+        }
         other => return Err(format!("unknown phase {other}").into()),
     }
     eprintln!(
@@ -92,5 +112,12 @@ fn main() -> Res<()> {
 #[inline(never)]
 fn walk(db: &dyn deadbolt_bench::Engine) -> Res<()> {
     db.walk()?;
+    Ok(())
+}
+
+/// One commit of the metadata delete row, alone for callgrind (`--toggle-collect='*md_delete*'`).
+#[inline(never)]
+fn md_delete(db: &dyn deadbolt_bench::Engine, idx: &[u64]) -> Res<()> {
+    db.objects_delete(idx)?;
     Ok(())
 }
