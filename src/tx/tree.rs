@@ -553,7 +553,7 @@ impl Tx<'_> {
     ) -> Result<usize> {
         let mut guard = self.write_state()?;
         let w = &mut *guard;
-        if let Some(&id) = w.index.get(&(parent, name.to_vec())) {
+        if let Some(id) = w.index.get(parent, name) {
             if !w.buckets[id].deleted {
                 return Ok(id);
             }
@@ -576,7 +576,7 @@ impl Tx<'_> {
             depth,
         });
         let id = w.buckets.len() - 1;
-        w.index.insert((parent, name.to_vec()), id);
+        w.index.insert(parent, name, id);
         Ok(id)
     }
 
@@ -693,8 +693,8 @@ impl FreeWalk {
         page: u64,
     ) -> Result<()> {
         let h = BucketValue::decode(value, page, self.page_size)?;
-        match (owner.and_then(|b| w.index.get(&(b, name.to_vec()))), h.root) {
-            (Some(&cid), _) if !w.buckets[cid].deleted => self.buckets.push(cid),
+        match (owner.and_then(|b| w.index.get(b, name)), h.root) {
+            (Some(cid), _) if !w.buckets[cid].deleted => self.buckets.push(cid),
             (_, BucketRoot::Tree(r)) if !r.is_empty() => self.stack.push((Child::Page(r), None)),
             // Empty, or inline: no page of its own to free.
             _ => {}
