@@ -496,17 +496,12 @@ impl<'a> Page<'a> {
         Some(cmp_keys(self.data.get(ko..ko.checked_add(kl)?)?, key))
     }
 
-    /// The key prefix stored in element `i` (for validation).
-    fn prefix(&self, i: usize) -> Option<u32> {
-        if self.leaf {
-            let e = HEADER + i * LEAF_ELEM + 1;
-            let b = self.data.get(e..e.checked_add(LEAF_PREFIX)?)?;
-            Some(u32::from_be_bytes([0, b[0], b[1], b[2]]))
-        } else {
-            let e = HEADER + i * BRANCH_ELEM + 28;
-            let b: &[u8; 4] = self.data.get(e..e.checked_add(4)?)?.try_into().ok()?;
-            Some(u32::from_be_bytes(*b))
-        }
+    /// The key prefix stored in branch element `i` (for validation; a leaf's comes with
+    /// [`Page::leaf_elem`]).
+    fn branch_prefix(&self, i: usize) -> Option<u32> {
+        let e = HEADER + i * BRANCH_ELEM + 28;
+        let b: &[u8; 4] = self.data.get(e..e.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_be_bytes(*b))
     }
 
     #[cold]
@@ -622,7 +617,7 @@ impl<'a> Page<'a> {
         }
         let mut prev: Option<&[u8]> = None;
         for i in 0..self.count {
-            let key = if self.leaf {
+            let (key, stored, prefix_len) = if self.leaf {
                 let (f, key, value) = self.leaf_elem(i)?;
                 let flags = f[0];
                 if flags & !FLAG_BUCKET != 0 {
@@ -642,26 +637,19 @@ impl<'a> Page<'a> {
                 if value.len() > MAX_VALUE_SIZE {
                     return Err(self.bad(format!("value of element {i} too large")));
                 }
-                if self.prefixed
-                    && u32::from_be_bytes([0, f[1], f[2], f[3]]) != key_prefix(key, LEAF_PREFIX)
-                {
-                    return Err(
-                        self.bad(format!("element {i}'s key prefix does not match its key"))
-                    );
-                }
-                key
+                let stored = u32::from_be_bytes([0, f[1], f[2], f[3]]);
+                (key, Some(stored), LEAF_PREFIX)
             } else {
                 let c = self.child(i)?;
                 if c.pgid < 2 {
                     return Err(self.bad(format!("element {i} points at page {}", c.pgid)));
                 }
-                self.key(i)?
+                (self.key(i)?, self.branch_prefix(i), BRANCH_PREFIX)
             };
             if key.is_empty() || key.len() > MAX_KEY_SIZE {
                 return Err(self.bad(format!("element {i} has a key of {} bytes", key.len())));
             }
-            if self.prefixed && !self.leaf && self.prefix(i) != Some(key_prefix(key, BRANCH_PREFIX))
-            {
+            if self.prefixed && stored != Some(key_prefix(key, prefix_len)) {
                 return Err(self.bad(format!("element {i}'s key prefix does not match its key")));
             }
             if let Some(p) = prev {

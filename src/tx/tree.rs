@@ -172,12 +172,7 @@ impl Tx<'_> {
         path.pop();
         let (cid, parts) = parts?;
         let n_parts = parts.len();
-        let mut ins = Vec::with_capacity(n_parts);
-        let mut left = cid;
-        for pid in parts {
-            ins.push(BranchEntry::new(separator(w, left, pid), Child::Node(pid)));
-            left = pid;
-        }
+        let ins = right_entries(w, cid, &parts);
         let append = if let Node::Branch(entries) = &mut w.nodes[id] {
             let at = i + 1;
             entries.splice(at..at, ins);
@@ -229,11 +224,7 @@ impl Tx<'_> {
         let parts = parts?;
         if !parts.is_empty() {
             let mut entries = vec![BranchEntry::new(w.nodes[id].key(0), Child::Node(id))];
-            let mut left = id;
-            for pid in parts {
-                entries.push(BranchEntry::new(separator(w, left, pid), Child::Node(pid)));
-                left = pid;
-            }
+            entries.extend(right_entries(w, id, &parts));
             let level = w.levels.get(id).copied().unwrap_or(0).saturating_add(1);
             let root = push_node(w, Node::Branch(entries), level);
             w.buckets[bid].root = Some(Child::Node(root));
@@ -701,6 +692,15 @@ impl FreeWalk {
         }
         Ok(())
     }
+}
+
+/// Branch entries for `parts`, the nodes a split put to the right of `left`, in order.
+fn right_entries(w: &WriteState, left: NodeId, parts: &[NodeId]) -> Vec<BranchEntry> {
+    let lefts = std::iter::once(left).chain(parts.iter().copied());
+    lefts
+        .zip(parts)
+        .map(|(l, &r)| BranchEntry::new(separator(w, l, r), Child::Node(r)))
+        .collect()
 }
 
 /// The separator for node `right`, split off to the right of `left`. Between two leaves it is
