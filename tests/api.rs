@@ -303,6 +303,65 @@ fn failed_sync_poisons_the_handle() {
     assert!(logged.iter().any(|m| m.contains("EIO")), "{logged:?}");
 }
 
+/// A storage that keeps the size of every write it is given.
+struct WriteSizes {
+    inner: MemStorage,
+    sizes: parking_lot::Mutex<Vec<usize>>,
+}
+impl Storage for WriteSizes {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn view(&self) -> io::Result<Arc<dyn View>> {
+        self.inner.view()
+    }
+    fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
+        self.sizes.lock().push(d.len());
+        self.inner.write_at(o, d)
+    }
+    fn set_len(&self, l: u64) -> io::Result<()> {
+        self.inner.set_len(l)
+    }
+    fn create(&self, image: &[u8]) -> io::Result<()> {
+        self.inner.create(image)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+}
+
+#[test]
+fn one_mib_writes_filled_the_page_cache_with_large_folios_that_every_later_page_write_paid_for_so_a_commit_writes_at_most_64_kib_at_once(
+) {
+    // The kernel's cost of writing one page into a cached folio grows with the folio, and the
+    // folio's size follows the writes that filled it (src/tx/commit.rs, WRITE_RUN): a bulk
+    // load's writes must stay coalesced, but in runs of at most 64 KiB.
+    let s = Arc::new(WriteSizes {
+        inner: MemStorage::new(),
+        sizes: parking_lot::Mutex::new(Vec::new()),
+    });
+    let db = Db::open_storage(s.clone(), Options::default()).unwrap();
+    let before = db.stats().pages_written;
+    s.sizes.lock().clear();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..20_000u32 {
+            b.put(&i.to_be_bytes(), &[7u8; 150])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let pages = db.stats().pages_written - before;
+    let sizes = s.sizes.lock().clone();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(largest <= 64 << 10, "a write of {largest} bytes");
+    assert!(
+        pages > 500 && (sizes.len() as u64) * 8 < pages,
+        "{pages} pages in {} writes: the bulk load's pages are no longer coalesced",
+        sizes.len()
+    );
+}
+
 #[test]
 fn one_sync_per_durable_commit_and_no_sync_option() {
     let db = Db::in_memory().unwrap();
