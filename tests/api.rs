@@ -334,7 +334,7 @@ impl Storage for WriteSizes {
 fn one_mib_writes_filled_the_page_cache_with_large_folios_that_every_later_page_write_paid_for_so_a_commit_writes_at_most_64_kib_at_once(
 ) {
     // The kernel's cost of writing one page into a cached folio grows with the folio, and the
-    // folio's size follows the writes that filled it (src/tx/commit.rs, WRITE_RUN): a bulk
+    // folio's size follows the writes that filled it (src/storage/mod.rs, MAX_WRITE): a bulk
     // load's writes must stay coalesced, but in runs of at most 64 KiB.
     let s = Arc::new(WriteSizes {
         inner: MemStorage::new(),

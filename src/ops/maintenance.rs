@@ -12,7 +12,7 @@ use crate::format::page::{
 };
 use crate::ops::bulk::BulkWriter;
 use crate::ops::check::CheckReport;
-use crate::storage::{FileOptions, FileStorage, Storage};
+use crate::storage::{FileOptions, FileStorage, Storage, MAX_WRITE};
 use crate::store::Options;
 
 /// Raw facts about one page, for inspection tools.
@@ -34,7 +34,9 @@ pub struct PageInfo {
     pub keys: Vec<Vec<u8>>,
 }
 
-/// Writes sequentially through a [`Storage`] (the one I/O boundary).
+/// Writes sequentially through a [`Storage`] (the one I/O boundary), at most [`MAX_WRITE`]
+/// bytes at a time: a backup is written as one buffer, whose page cache would otherwise be left
+/// in the largest folios for the daemon that opens it.
 struct StorageWriter<'a> {
     s: &'a dyn Storage,
     off: u64,
@@ -42,9 +44,10 @@ struct StorageWriter<'a> {
 
 impl std::io::Write for StorageWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.s.write_at(self.off, buf)?;
-        self.off += buf.len() as u64;
-        Ok(buf.len())
+        let n = buf.len().min(MAX_WRITE);
+        self.s.write_at(self.off, &buf[..n])?;
+        self.off += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -382,5 +385,59 @@ impl Db {
         }
         todo[first..].reverse();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::storage::{MemStorage, View};
+
+    /// A storage that keeps the size of every write.
+    struct Sizes {
+        inner: MemStorage,
+        sizes: parking_lot::Mutex<Vec<usize>>,
+    }
+    impl Storage for Sizes {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn view(&self) -> std::io::Result<Arc<dyn View>> {
+            self.inner.view()
+        }
+        fn write_at(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
+            self.sizes.lock().push(d.len());
+            self.inner.write_at(o, d)
+        }
+        fn set_len(&self, l: u64) -> std::io::Result<()> {
+            self.inner.set_len(l)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.inner.sync_data()
+        }
+        fn create(&self, image: &[u8]) -> std::io::Result<()> {
+            self.inner.create(image)
+        }
+    }
+
+    #[test]
+    fn a_backup_went_out_in_one_write_of_the_whole_file_and_now_goes_in_64_kib_pieces() {
+        let s = Sizes {
+            inner: MemStorage::new(),
+            sizes: parking_lot::Mutex::new(Vec::new()),
+        };
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut w = StorageWriter { s: &s, off: 0 };
+        w.write_all(&data).unwrap();
+        let sizes = s.sizes.lock().clone();
+        assert_eq!(sizes, [65536, 65536, 65536, 65536, 37856]);
+        let view = s.inner.view().unwrap();
+        assert_eq!(
+            view.bytes(),
+            data.as_slice(),
+            "the pieces are the file, in order"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::format::meta::Meta;
 use crate::format::page::{seal, set_overflow, BucketHeader, ChildRef, PageType, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
-use crate::storage::Storage;
+use crate::storage::{Storage, MAX_WRITE};
 use crate::store::mvcc::Arc;
 use crate::store::shared::log_resize;
 use crate::store::{Snapshot, Store, Writer};
@@ -114,15 +114,8 @@ struct Commit<'t, 'db> {
     run: Vec<u8>,
 }
 
-/// Largest single coalesced write: 64 KiB. The kernel's page cache sizes its folios by the
-/// writes that fill it, and a later write of one page into a large folio costs in proportion to
-/// the folio, both in the write (ext4_block_write_begin walks every block of it) and in its
-/// writeback (mpage_process_page_bufs). With 1 MiB writes, the bulk-loaded file made every
-/// later scattered page write pay for 256 blocks: batches of 1,000 random keys into 1,000,000
-/// entries spent 1.3 s of 100 commits in those two kernel functions, 0.3 s with 64 KiB writes
-/// (perf record -e cpu-clock, `profile deadbolt batch 1000000`), and the bulk load did not
-/// measurably slow down.
-const WRITE_RUN: usize = 64 << 10;
+/// Largest single coalesced write (why 64 KiB, not more: [`MAX_WRITE`]).
+const WRITE_RUN: usize = MAX_WRITE;
 
 impl Commit<'_, '_> {
     fn db(&self) -> &Store {
