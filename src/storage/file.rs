@@ -272,7 +272,8 @@ impl Storage for FileStorage {
             // mapped (and alive) on its own. A foreign process that ignores the lock and truncates
             // the file can still cause SIGBUS, as with every mmap-based engine.
             #[allow(unsafe_code)]
-            // One of the two `unsafe`s of the engine (lib.rs denies the rest).
+            // One of the three `unsafe`s of the engine (lib.rs denies the rest; the others are in
+            // storage::heap and store::verify::prefetch_head).
             let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*file)? };
             Some(map)
         };

@@ -26,7 +26,7 @@ pub(crate) fn release_freed() {
         // SAFETY: `malloc_trim` takes no pointers and touches only glibc's own free lists,
         // under its arena locks: it is sound from any thread at any time. A global allocator
         // other than glibc's leaves glibc's heap nearly empty, and the call then does nothing.
-        #[allow(unsafe_code)] // One of the two `unsafe`s of the engine (lib.rs denies the rest).
+        #[allow(unsafe_code)] // One of the three `unsafe`s of the engine (lib.rs denies the rest).
         unsafe {
             libc::malloc_trim(0);
         }

@@ -177,6 +177,7 @@ impl Store {
             return None;
         }
         let off = usize::try_from(r.pgid).ok()?.checked_mul(self.page_size)?;
+        prefetch_head(bytes, off, self.page_size);
         let h = Header::parse(bytes.get(off..)?)?;
         let leaf = h.ptype == PageType::Leaf as u8;
         let over = u64::from(h.overflow);
@@ -344,4 +345,38 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Cache lines after a page's header that [`prefetch_head`] asks for: the first KiB of the
+/// page, which holds every element of a leaf of up to 60 entries (the benchmark's leaves of
+/// 24-byte keys and 150-byte values hold about 21) and the first probes' region of a branch.
+/// Side by side on an AMD EPYC (`profile deadbolt reads 1000000`, 5 x 1,000,000 random gets),
+/// no prefetch took 6.3-7.9 s, 7 lines 6.0-6.3 s, 15 lines 4.5-5.5 s, 31 lines about the same
+/// as 15, the whole page (63) no better; LMDB 6.7-7.4 s in the same runs.
+const PREFETCH_LINES: usize = 15;
+
+/// Ask the CPU for the cache lines right after the header of the page at byte `off` (the
+/// first elements, which the binary search probes next) while the header's own line, which
+/// the caller reads now, is on its way: the misses overlap instead of following one another.
+/// A hint only; pages are never read through it.
+#[inline]
+fn prefetch_head(bytes: &[u8], off: usize, page_size: usize) {
+    let Some(head) = bytes.get(off..off.saturating_add(page_size.min(64 * (PREFETCH_LINES + 1))))
+    else {
+        return;
+    };
+    #[cfg(target_arch = "x86_64")]
+    for line in head.chunks(64).skip(1) {
+        // SAFETY: `_mm_prefetch` is a hint that never faults and reads nothing into the
+        // program; it is `unsafe` only for its `sse` target feature, which every x86_64 CPU
+        // has (it is in the target's baseline). The pointer is inside `bytes` anyway.
+        #[allow(unsafe_code)] // One of the three `unsafe`s of the engine (lib.rs denies the rest).
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = head;
 }
