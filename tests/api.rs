@@ -249,12 +249,22 @@ fn exclusive_lock_and_read_only_mode() {
     );
 }
 
-/// A storage whose sync fails on demand.
-struct FailingSync {
+/// A storage whose sync fails on demand, and which keeps the size of every write.
+struct SpyStorage {
     inner: MemStorage,
     fail: AtomicBool,
+    sizes: parking_lot::Mutex<Vec<usize>>,
 }
-impl Storage for FailingSync {
+impl SpyStorage {
+    fn new() -> Arc<SpyStorage> {
+        Arc::new(SpyStorage {
+            inner: MemStorage::new(),
+            fail: AtomicBool::new(false),
+            sizes: parking_lot::Mutex::new(Vec::new()),
+        })
+    }
+}
+impl Storage for SpyStorage {
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
@@ -262,6 +272,7 @@ impl Storage for FailingSync {
         self.inner.view()
     }
     fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
+        self.sizes.lock().push(d.len());
         self.inner.write_at(o, d)
     }
     fn set_len(&self, l: u64) -> io::Result<()> {
@@ -281,10 +292,7 @@ impl Storage for FailingSync {
 
 #[test]
 fn failed_sync_poisons_the_handle() {
-    let s = Arc::new(FailingSync {
-        inner: MemStorage::new(),
-        fail: AtomicBool::new(false),
-    });
+    let s = SpyStorage::new();
     common::logs::capture();
     let db = Db::open_storage(s.clone(), Options::default()).unwrap();
     db.update(|tx| tx.create_bucket(b"b").map(|_| ())).unwrap();
@@ -303,43 +311,13 @@ fn failed_sync_poisons_the_handle() {
     assert!(logged.iter().any(|m| m.contains("EIO")), "{logged:?}");
 }
 
-/// A storage that keeps the size of every write it is given.
-struct WriteSizes {
-    inner: MemStorage,
-    sizes: parking_lot::Mutex<Vec<usize>>,
-}
-impl Storage for WriteSizes {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn view(&self) -> io::Result<Arc<dyn View>> {
-        self.inner.view()
-    }
-    fn write_at(&self, o: u64, d: &[u8]) -> io::Result<()> {
-        self.sizes.lock().push(d.len());
-        self.inner.write_at(o, d)
-    }
-    fn set_len(&self, l: u64) -> io::Result<()> {
-        self.inner.set_len(l)
-    }
-    fn create(&self, image: &[u8]) -> io::Result<()> {
-        self.inner.create(image)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.inner.sync_data()
-    }
-}
-
 #[test]
 fn one_mib_writes_filled_the_page_cache_with_large_folios_that_every_later_page_write_paid_for_so_a_commit_writes_at_most_64_kib_at_once(
 ) {
     // The kernel's cost of writing one page into a cached folio grows with the folio, and the
     // folio's size follows the writes that filled it (src/storage/mod.rs, MAX_WRITE): a bulk
     // load's writes must stay coalesced, but in runs of at most 64 KiB.
-    let s = Arc::new(WriteSizes {
-        inner: MemStorage::new(),
-        sizes: parking_lot::Mutex::new(Vec::new()),
-    });
+    let s = SpyStorage::new();
     let db = Db::open_storage(s.clone(), Options::default()).unwrap();
     let before = db.stats().pages_written;
     s.sizes.lock().clear();
@@ -801,36 +779,49 @@ fn random_key(i: u64) -> [u8; 24] {
     k
 }
 
-#[test]
-fn branch_separators_were_whole_24_byte_keys_and_now_are_the_few_bytes_that_divide_the_leaves() {
-    use common::format::*;
-    const P: usize = 4096;
+/// A database of `n` random keys (`random_key(0..n)`) with values of `value` in bucket `b`,
+/// written in `commits` transactions of equal size.
+fn random_keys_db(n: u64, commits: u64, value: &[u8]) -> (Arc<MemStorage>, Db) {
     let s = Arc::new(MemStorage::new());
     let db = Db::open_storage(s.clone(), Options::default()).unwrap();
-    let n = 20_000u64;
-    for c in 0..10 {
+    for c in 0..commits {
         db.update(|tx| {
             let b = tx.create_bucket_if_not_exists(b"b")?;
-            for i in (c * n / 10)..((c + 1) * n / 10) {
-                b.put(&random_key(i), &[7u8; 60])?;
+            for i in (c * n / commits)..((c + 1) * n / commits) {
+                b.put(&random_key(i), value)?;
             }
             Ok::<_, Error>(())
         })
         .unwrap();
     }
-    // Every key is still found, in order, and the tree checks (the fences hold).
+    (s, db)
+}
+
+/// Every key of [`random_keys_db`] is there, in order, and the tree checks (the fences hold).
+fn assert_random_keys_in_order(db: &Db, n: u64) {
     db.view(|tx| {
         let b = tx.bucket(b"b")?.unwrap();
         let mut want: Vec<[u8; 24]> = (0..n).map(random_key).collect();
         want.sort();
-        for (got, w) in b.iter().zip(&want) {
-            assert_eq!(&got?.0[..], &w[..]);
+        let mut got = 0;
+        for (kv, w) in b.iter().zip(&want) {
+            assert_eq!(&kv?.0[..], &w[..]);
+            got += 1;
         }
-        assert_eq!(b.stats()?.keys, n);
+        assert_eq!(got, n);
         Ok::<_, Error>(())
     })
     .unwrap();
     assert!(db.check().unwrap().is_ok());
+}
+
+#[test]
+fn branch_separators_were_whole_24_byte_keys_and_now_are_the_few_bytes_that_divide_the_leaves() {
+    use common::format::*;
+    const P: usize = 4096;
+    let n = 20_000u64;
+    let (s, db) = random_keys_db(n, 10, &[7u8; 60]);
+    assert_random_keys_in_order(&db, n);
     drop(db);
     // The bucket's root branch, read from the file by the independent format reader.
     let img = s.to_bytes();
@@ -879,36 +870,16 @@ fn bottom_branches_were_left_69_percent_full_by_half_splits_and_now_a_commit_pac
     let n = 300_000u64;
     // One transaction of random keys (a bulk load), then ten commits of scattered inserts.
     for commits in [1u64, 10] {
-        let s = Arc::new(MemStorage::new());
-        let db = Db::open_storage(s.clone(), Options::default()).unwrap();
-        for c in 0..commits {
-            db.update(|tx| {
-                let b = tx.create_bucket_if_not_exists(b"b")?;
-                for i in (c * n / commits)..((c + 1) * n / commits) {
-                    b.put(&random_key(i), &[7u8; 8])?;
-                }
-                Ok::<_, Error>(())
-            })
-            .unwrap();
-        }
+        let (s, db) = random_keys_db(n, commits, &[7u8; 8]);
+        assert_random_keys_in_order(&db, n);
         db.view(|tx| {
             let b = tx.bucket(b"b")?.unwrap();
-            let mut want: Vec<[u8; 24]> = (0..n).map(random_key).collect();
-            want.sort();
-            let mut got = 0;
-            for (kv, w) in b.iter().zip(&want) {
-                assert_eq!(&kv?.0[..], &w[..]);
-                got += 1;
-            }
-            assert_eq!(got, n);
             for i in (0..n).step_by(97) {
                 assert_eq!(b.get(&random_key(i))?.as_deref(), Some(&[7u8; 8][..]));
             }
             Ok::<_, Error>(())
         })
         .unwrap();
-        // The fences: every leaf's keys inside the separators above it.
-        assert!(db.check().unwrap().is_ok());
         drop(db);
         let (pages, fill) = bottom_branch_fill(&s.to_bytes());
         // Half splits alone leave about ln 2 = 69% (0.68 here before the repack); the repack
