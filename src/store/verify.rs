@@ -349,7 +349,8 @@ impl Store {
 
 /// Cache lines after a page's header that [`prefetch_head`] asks for: the first KiB of the
 /// page, which holds every element of a leaf of up to 60 entries (the benchmark's leaves of
-/// 24-byte keys and 150-byte values hold about 21) and the first probes' region of a branch.
+/// 24-byte keys and 150-byte values hold about 21); of a branch it holds the first 30 or so
+/// elements, not where its first probes land, and prefetching the whole page was no better.
 /// Side by side on an AMD EPYC (`profile deadbolt reads 1000000`, 5 x 1,000,000 random gets),
 /// no prefetch took 6.3-7.9 s, 7 lines 6.0-6.3 s, 15 lines 4.5-5.5 s, 31 lines about the same
 /// as 15, the whole page (63) no better; LMDB 6.7-7.4 s in the same runs.
