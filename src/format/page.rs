@@ -128,6 +128,26 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     a.cmp(b)
 }
 
+/// Ask the CPU to bring the cache line holding `bytes[off]` into its caches, if `off` is inside
+/// `bytes`: a hint for a read that is coming, so that its miss overlaps with others instead of
+/// following them. Nothing is read through it; off x86_64 it does nothing.
+#[inline]
+pub(crate) fn prefetch(bytes: &[u8], off: usize) {
+    let Some(b) = bytes.get(off) else { return };
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is a hint that never faults and reads nothing into the program; it
+    // is `unsafe` only for its `sse` target feature, which every x86_64 CPU has (it is in the
+    // target's baseline). The pointer is inside `bytes` anyway.
+    #[allow(unsafe_code)] // One of the three `unsafe`s of the engine (lib.rs denies the rest).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (b as *const u8).cast(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = b;
+}
+
 /// A pointer to a page as its parent records it: id, the txid that wrote it, and its checksum.
 /// This is what makes the tree a Merkle tree: a parent's checksum covers its children's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -715,6 +735,17 @@ impl<'a> Page<'a> {
     /// [`Page::search_branch`] on a prefixed page.
     fn search_branch_prefixed(&self, key: &[u8]) -> Result<usize> {
         let q = key_prefix(key, BRANCH_PREFIX);
+        // The first probe is the middle element; the next two levels' probes are among these
+        // six, so asking for them now overlaps their misses with the first one's instead of
+        // taking them in turn (a branch's elements span the page). Side by side on an AMD EPYC,
+        // `profile deadbolt reads 1000000` took 3.7-4.1 s with these against 4.2-4.8 s without,
+        // five runs each; a fourth level (eight more) was no better.
+        if self.count >= 16 {
+            let n = self.count;
+            for i in [n / 4, 3 * n / 4, n / 8, 3 * n / 8, 5 * n / 8, 7 * n / 8] {
+                prefetch(self.data, HEADER + i * BRANCH_ELEM);
+            }
+        }
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

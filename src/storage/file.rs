@@ -273,7 +273,7 @@ impl Storage for FileStorage {
             // the file can still cause SIGBUS, as with every mmap-based engine.
             #[allow(unsafe_code)]
             // One of the three `unsafe`s of the engine (lib.rs denies the rest; the others are in
-            // storage::heap and store::verify::prefetch_head).
+            // storage::heap and format::page::prefetch).
             let map = unsafe { memmap2::MmapOptions::new().len(len).map(&*file)? };
             Some(map)
         };

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::freelist::{decode_record, Record, KIND_FULL, MAX_CHAIN};
 use crate::format::meta::Meta;
-use crate::format::page::{span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType};
+use crate::format::page::{
+    prefetch, span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType,
+};
 use crate::limits::MAX_DEPTH;
 use crate::planted;
 use crate::store::free::{FreeState, RunSet};
@@ -359,25 +361,9 @@ const PREFETCH_LINES: usize = 15;
 /// Ask the CPU for the cache lines right after the header of the page at byte `off` (the
 /// first elements, which the binary search probes next) while the header's own line, which
 /// the caller reads now, is on its way: the misses overlap instead of following one another.
-/// A hint only; pages are never read through it.
 #[inline]
 fn prefetch_head(bytes: &[u8], off: usize, page_size: usize) {
-    let Some(head) = bytes.get(off..off.saturating_add(page_size.min(64 * (PREFETCH_LINES + 1))))
-    else {
-        return;
-    };
-    #[cfg(target_arch = "x86_64")]
-    for line in head.chunks(64).skip(1) {
-        // SAFETY: `_mm_prefetch` is a hint that never faults and reads nothing into the
-        // program; it is `unsafe` only for its `sse` target feature, which every x86_64 CPU
-        // has (it is in the target's baseline). The pointer is inside `bytes` anyway.
-        #[allow(unsafe_code)] // One of the three `unsafe`s of the engine (lib.rs denies the rest).
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
+    for line in 1..=PREFETCH_LINES.min((page_size / 64).saturating_sub(1)) {
+        prefetch(bytes, off.saturating_add(line * 64));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = head;
 }
