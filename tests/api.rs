@@ -326,6 +326,8 @@ fn one_mib_writes_filled_the_page_cache_with_large_folios_that_every_later_page_
         for i in 0..20_000u32 {
             b.put(&i.to_be_bytes(), &[7u8; 150])?;
         }
+        // One value whose overflow span alone is longer than a write may be.
+        b.put(b"large", &vec![9u8; 200_000])?;
         Ok::<_, Error>(())
     })
     .unwrap();
@@ -809,6 +811,7 @@ fn assert_random_keys_in_order(db: &Db, n: u64) {
             got += 1;
         }
         assert_eq!(got, n);
+        assert_eq!(b.stats()?.keys, n);
         Ok::<_, Error>(())
     })
     .unwrap();

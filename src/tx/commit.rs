@@ -107,15 +107,13 @@ struct Commit<'t, 'db> {
     deferred: Vec<(u64, Vec<u8>)>,
     /// Spans written by this commit, checked at the end to hold each page at most once.
     written: Vec<(u64, u64)>,
-    /// Adjacent page writes gathered into one (at most [`WRITE_RUN`] bytes, unless one span is
-    /// larger) starting at file offset `run_off`; empty when none is pending. Pages are
-    /// serialized straight into it, and the buffer is reused after each write.
+    /// Adjacent page writes gathered into one (at most [`MAX_WRITE`] bytes, unless one span is
+    /// larger, and issued in pieces of at most that) starting at file offset `run_off`; empty
+    /// when none is pending. Pages are serialized straight into it, and the buffer is reused
+    /// after each write.
     run_off: u64,
     run: Vec<u8>,
 }
-
-/// Largest single coalesced write (why 64 KiB, not more: [`MAX_WRITE`]).
-const WRITE_RUN: usize = MAX_WRITE;
 
 impl Commit<'_, '_> {
     fn db(&self) -> &Store {
@@ -197,7 +195,7 @@ impl Commit<'_, '_> {
             return last.ok_or_else(|| Error::bug("deferred span vanished"));
         }
         let follows = !self.run.is_empty() && self.run_off + self.run.len() as u64 == off;
-        if !follows || self.run.len() + len > WRITE_RUN {
+        if !follows || self.run.len() + len > MAX_WRITE {
             self.flush_run()?;
             self.run_off = off;
         }
@@ -225,7 +223,13 @@ impl Commit<'_, '_> {
     /// Issue the pending coalesced write, if any.
     fn flush_run(&mut self) -> Result<()> {
         if !self.run.is_empty() {
-            self.db().storage.write_at(self.run_off, &self.run)?;
+            // A span longer than MAX_WRITE (a large value's overflow pages) is still written in
+            // pieces of at most MAX_WRITE.
+            let mut off = self.run_off;
+            for piece in self.run.chunks(MAX_WRITE) {
+                self.db().storage.write_at(off, piece)?;
+                off += piece.len() as u64;
+            }
             self.run.clear();
         }
         Ok(())
