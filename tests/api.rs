@@ -535,8 +535,8 @@ fn incremental_compaction_gives_space_back_while_in_use() {
 /// visits. Now each step goes on from the last one's key path: the forward pass visits each
 /// page once plus a re-descent per step, and only the last few steps (the one that reaches
 /// the end and starts over, and those that find what is left and then nothing) walk a whole
-/// pass. Here: 3,124 visits in 96 steps over 687 pages, where the walk from the start made
-/// 28,643 (and fails the bound below).
+/// pass. Here: 4,957 visits in 109 steps over 756 pages (3,124, 96 and 687 before commits packed
+/// changed leaves), where the walk from the start made 28,643 (and fails the bound below).
 #[test]
 fn a_run_of_compaction_steps_goes_on_where_the_last_stopped() {
     let db = Db::in_memory().unwrap();
@@ -557,9 +557,11 @@ fn a_run_of_compaction_steps_goes_on_where_the_last_stopped() {
     println!("{steps} steps over {pages} live pages: {total} page visits");
     assert!(steps > 20 && steps <= 2000, "{steps} steps");
     // Each step: a re-descent (3 levels here) and the pages it moves (8, with their paths);
-    // the last steps: up to three whole passes while the target settles.
+    // the last steps: up to five whole passes while the target settles (each commit writes
+    // the moved pages' paths and packs changed neighbours, which can leave a page or two
+    // above the target for the next pass: 6, 4, 1 and 0 pages moved in the last four here).
     assert!(
-        total <= 4 * pages + steps * 12,
+        total <= 6 * pages + steps * 12,
         "{total} page visits in {steps} steps over {pages} pages"
     );
     assert!(db.check().unwrap().is_ok());
@@ -893,5 +895,32 @@ fn bottom_branches_were_left_69_percent_full_by_half_splits_and_now_a_commit_pac
             "{commits} commits: {pages} bottom branches, {:.0}% full",
             fill * 100.0
         );
+    }
+}
+
+/// A leaf splits in half when it overflows, so random inserts leave leaves about 70% full, and
+/// a transaction that touches every leaf of a range wrote them so: 10,000 one-key buckets
+/// created 1,000 per commit took 300 leaves for 860 KB (the file 2.40 MiB, redb's 1.03). Now a
+/// commit packs each run of adjacent changed leaves to seven eighths of a page, in a bulk load
+/// and in commits of scattered inserts that touch most leaves, and the keys stay in order
+/// inside their fences.
+#[test]
+fn random_inserts_left_leaves_70_percent_full_and_now_a_commit_packs_the_runs_it_writes() {
+    let n = 30_000u64;
+    for commits in [1u64, 10] {
+        let (_s, db) = random_keys_db(n, commits, &[7u8; 40]);
+        assert_random_keys_in_order(&db, n);
+        let st = db.view(|tx| tx.bucket(b"b")?.unwrap().stats()).unwrap();
+        // Each entry takes a 16-byte element, its 24-byte key and its value; each leaf a
+        // 32-byte header.
+        let used = n * (16 + 24 + 40) + st.leaf_pages * 32;
+        let fill = used as f64 / (st.leaf_pages * 4096) as f64;
+        assert!(
+            fill > 0.8,
+            "{commits} commits: {} leaves, {:.0}% full",
+            st.leaf_pages,
+            fill * 100.0
+        );
+        assert!(db.check().unwrap().is_ok());
     }
 }

@@ -2,7 +2,7 @@
 //! `perf record --call-graph dwarf target/release/examples/profile deadbolt reads 1000000`.
 //! Phases: load, reads, commits, batch, removals, scans, nested, walk (the metadata walk: `n`
 //! is the number of walks over 10,000 objects, each the first after a reopen), mddelete (`n`
-//! rounds of the metadata delete row).
+//! rounds of the metadata delete row), onekey (`n` runs of the one-key buckets row).
 use std::time::Instant;
 
 use deadbolt_bench::{key, open, Res, Rng};
@@ -76,6 +76,28 @@ fn main() -> Res<()> {
                 walks += t.elapsed();
             }
             eprintln!("walks only: {walks:?}");
+            return Ok(());
+        }
+        "onekey" => {
+            // The one-key buckets row, `n` times into fresh files; the last file is copied to
+            // `$ONEKEY_KEEP` when that is set, for `deadbolt pages` and `deadbolt stats`.
+            for round in 0..n.min(100) {
+                let dir = tmp.path().join(format!("ok{round}"));
+                let mut d = open(&engine, &dir)?;
+                for c in 0..10 {
+                    d.one_key_write(c * 1_000..(c + 1) * 1_000)?;
+                }
+                d = d.reopen(&dir, &mut || Ok(()))?;
+                let mut size = 0;
+                d.reopen(&dir, &mut || {
+                    size = deadbolt_bench::dir_size(&dir)?;
+                    Ok(())
+                })?;
+                eprintln!("{engine} one-key file: {size} bytes");
+                if let Some(keep) = std::env::var_os("ONEKEY_KEEP") {
+                    std::fs::copy(dir.join("deadbolt.db"), keep)?;
+                }
+            }
             return Ok(());
         }
         "mddelete" => {

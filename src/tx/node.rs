@@ -235,6 +235,25 @@ impl LeafNode {
         self.live += right.live;
     }
 
+    /// An empty leaf with room for `entries` entries of `bytes` key and value bytes in all.
+    pub(crate) fn with_capacity(entries: usize, bytes: usize) -> LeafNode {
+        LeafNode {
+            slots: Vec::with_capacity(entries),
+            heap: Vec::with_capacity(bytes),
+            live: 0,
+        }
+    }
+
+    /// Append entry `i` of `src` (its key sorts after every key of this node).
+    pub(crate) fn push_from(&mut self, src: &LeafNode, i: usize) {
+        let s = src.slots[i];
+        let bytes = &src.heap[s.off..s.off + (s.klen + s.vlen) as usize];
+        let off = self.heap.len();
+        self.heap.extend_from_slice(bytes);
+        self.slots.push(Slot { off, ..s });
+        self.live += bytes.len();
+    }
+
     /// Pack the heap once its dead bytes outweigh the live ones and [`PACK_FLOOR`].
     fn maybe_pack(&mut self) {
         let dead = self.heap.len() - self.live;
@@ -529,6 +548,20 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+/// The shortest prefix of `b` that sorts after `a`, for `a < b`: every key `<= a` is below it
+/// and every key `>= b` at or above it, which is all a separator between two leaves must be
+/// (docs/FORMAT.md, "Separators"; suffix truncation). Random 24-byte keys need about three
+/// bytes. If `a < b` does not hold (a broken invariant), the whole of `b` is returned.
+pub(crate) fn shortest_separator<'b>(a: &[u8], b: &'b [u8]) -> &'b [u8] {
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    // a < b, so they differ at `same` (or `a` is a prefix of `b`): `same < b.len()`.
+    if same < b.len() {
+        &b[..=same]
+    } else {
+        b
     }
 }
 

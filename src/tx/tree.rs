@@ -8,7 +8,9 @@ use crate::format::page::{BucketRoot, BucketValue, Page, BRANCH_ELEM, HEADER};
 use crate::limits::MAX_DEPTH;
 use crate::tx::fence::{check_level, check_range, narrow};
 use crate::tx::handle::{BucketState, Tx, WriteState};
-use crate::tx::node::{branch_entry_size, split_sizes, BranchEntry, Child, LeafNode, Node, NodeId};
+use crate::tx::node::{
+    branch_entry_size, shortest_separator, split_sizes, BranchEntry, Child, LeafNode, Node, NodeId,
+};
 
 impl Tx<'_> {
     fn page_span_pages(&self, p: &Page<'_>) -> u64 {
@@ -704,23 +706,14 @@ fn right_entries(w: &WriteState, left: NodeId, parts: &[NodeId]) -> Vec<BranchEn
 }
 
 /// The separator for node `right`, split off to the right of `left`. Between two leaves it is
-/// the shortest prefix of `right`'s first key that sorts after `left`'s last key (suffix
-/// truncation): every key of `left` is below it and every key of `right` at or above it, which
-/// is all a separator must be (docs/FORMAT.md, "Separators"). Random 24-byte keys need about
-/// three bytes, so a branch page holds about 1.6 times as many children, and a commit of
-/// scattered writes rewrites fewer branch pages. Between branches it is `right`'s first key,
-/// itself a separator.
+/// the [`shortest_separator`] of `left`'s last key and `right`'s first: a branch page holds
+/// about 1.6 times as many children of random 24-byte keys, and a commit of scattered writes
+/// rewrites fewer branch pages. Between branches it is `right`'s first key, itself a separator.
 fn separator(w: &WriteState, left: NodeId, right: NodeId) -> &[u8] {
     let b = w.nodes[right].key(0);
     if let (Node::Leaf(l), Node::Leaf(_)) = (&w.nodes[left], &w.nodes[right]) {
         if let Some(last) = l.len().checked_sub(1) {
-            let a = l.key(last);
-            let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-            // a < b, so they differ at `same` (or `a` is a prefix of `b`); `same < b.len()`
-            // fails only if that invariant is broken, and then the whole key is kept.
-            if same < b.len() {
-                return &b[..=same];
-            }
+            return shortest_separator(l.key(last), b);
         }
     }
     b
