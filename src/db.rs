@@ -10,7 +10,7 @@ use crate::storage::{FileOptions, FileStorage, MemStorage, Storage};
 use crate::store::confirm::Confirmer;
 use crate::store::mvcc::Arc;
 use crate::store::watch::ReaderInfo;
-use crate::store::{Options, Recovery, Store};
+use crate::store::{Options, Recovery, Store, Writer};
 use crate::tx::Tx;
 
 /// Engine counters and facts about the newest snapshot.
@@ -212,7 +212,10 @@ impl Db {
         if w.poisoned.is_some() {
             return Ok(());
         }
-        self.inner.sync_locked(&mut w)
+        self.inner.sync_locked(&mut w)?;
+        // The file grows ahead of its pages (docs/FORMAT.md, section 6); a closed file keeps
+        // only the pages in use, as `Db::shrink_to_fit` would leave it.
+        self.shrink_locked(&mut w).map(|_| ())
     }
 
     /// Give back every byte past the high-water mark: truncate the file to the pages in use and
@@ -232,26 +235,30 @@ impl Db {
         if w.unsynced || w.last_synced < txid {
             self.inner.sync_locked(&mut w)?;
         }
+        self.shrink_locked(&mut w)
+    }
+
+    /// Truncate the synced file to its high-water mark (see [`Db::shrink_to_fit`]) and sync
+    /// the new length; no sync when nothing was cut.
+    fn shrink_locked(&self, w: &mut Writer) -> Result<bool> {
         let (snap, _) = self.inner.shared.current();
-        let done = match self
-            .inner
-            .truncate_to_hwm(&mut w, &snap.meta)
-            .and_then(|d| {
-                self.inner
-                    .storage
-                    .sync_data()
-                    .map(|_| d)
-                    .map_err(Error::from)
-            }) {
-            Ok(d) => d,
+        let r = self.inner.truncate_to_hwm(w, &snap.meta).and_then(|d| {
+            if d {
+                self.inner.storage.sync_data()?;
+                self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(d)
+        });
+        match r {
+            Ok(d) => {
+                self.inner.counters.publish(w);
+                Ok(d)
+            }
             Err(e) => {
                 w.poison(format!("shrinking the file failed: {e}"));
-                return Err(e);
+                Err(e)
             }
-        };
-        self.inner.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        self.inner.counters.publish(&w);
-        Ok(done)
+        }
     }
 
     /// Run `f` in a write transaction shared with other concurrent callers of `batch`, so that

@@ -924,3 +924,39 @@ fn random_inserts_left_leaves_70_percent_full_and_now_a_commit_packs_the_runs_it
         assert!(db.check().unwrap().is_ok());
     }
 }
+
+/// The file grows ahead of its pages, in chunks of up to 64 MiB, and a closed file kept the
+/// chunk: 10,000 one-key buckets left 29 pages past the high-water mark. Now a clean close cuts
+/// the file to the pages in use, and the file opens and reads as before.
+#[test]
+fn a_closed_file_kept_its_growth_chunk_and_now_close_cuts_it_to_the_pages_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("close.db");
+    let db = Db::open(&path).unwrap();
+    db.update(|tx| {
+        let b = tx.create_bucket(b"b")?;
+        for i in 0..5_000u64 {
+            b.put(&random_key(i), &[3u8; 100])?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let st = db.stats();
+    assert!(
+        st.file_size > st.high_water * st.page_size as u64,
+        "the test needs a file longer than its pages: {st:?}"
+    );
+    let in_use = st.high_water * st.page_size as u64;
+    db.close().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), in_use);
+    let db = Db::open(&path).unwrap();
+    db.view(|tx| {
+        let b = tx.bucket(b"b")?.unwrap();
+        for i in (0..5_000u64).step_by(7) {
+            assert_eq!(b.get(&random_key(i))?.as_deref(), Some(&[3u8; 100][..]));
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    assert!(db.check().unwrap().is_ok());
+}
