@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::format::freelist::{decode_record, Record, KIND_FULL, MAX_CHAIN};
-use crate::format::meta::Meta;
+use crate::format::meta::{Meta, MIN_PAGE};
 use crate::format::page::{
-    prefetch, span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType,
+    prefetch_lines, span_crc, BucketRoot, BucketValue, ChildRef, Header, Page, PageType,
 };
 use crate::limits::MAX_DEPTH;
 use crate::planted;
@@ -179,7 +179,7 @@ impl Store {
             return None;
         }
         let off = usize::try_from(r.pgid).ok()?.checked_mul(self.page_size)?;
-        prefetch_head(bytes, off, self.page_size);
+        prefetch_head(bytes, off);
         let h = Header::parse(bytes.get(off..)?)?;
         let leaf = h.ptype == PageType::Leaf as u8;
         let over = u64::from(h.overflow);
@@ -361,9 +361,9 @@ const PREFETCH_LINES: usize = 15;
 /// Ask the CPU for the cache lines right after the header of the page at byte `off` (the
 /// first elements, which the binary search probes next) while the header's own line, which
 /// the caller reads now, is on its way: the misses overlap instead of following one another.
+/// Every page size is at least [`MIN_PAGE`] = 1 KiB: the lines lie inside the page.
 #[inline]
-fn prefetch_head(bytes: &[u8], off: usize, page_size: usize) {
-    for line in 1..=PREFETCH_LINES.min((page_size / 64).saturating_sub(1)) {
-        prefetch(bytes, off.saturating_add(line * 64));
-    }
+fn prefetch_head(bytes: &[u8], off: usize) {
+    const _: () = assert!((PREFETCH_LINES + 1) * 64 <= MIN_PAGE);
+    prefetch_lines::<PREFETCH_LINES>(bytes, off.saturating_add(64));
 }
