@@ -267,3 +267,186 @@ pub fn reseal_chain(
         }
     }
 }
+
+// ---- inline buckets (FORMAT.md, section 5) ------------------------------------------------
+
+/// One element of an inline bucket; ranges are offsets from the start of the inline value.
+#[derive(Clone, Debug)]
+pub struct InlineElem {
+    /// Where the element itself lies.
+    pub elem: std::ops::Range<usize>,
+    pub bucket: bool,
+    pub key: std::ops::Range<usize>,
+    pub value: std::ops::Range<usize>,
+}
+
+/// An inline bucket value decoded (a healthy one: this reader trusts it).
+#[derive(Clone, Debug)]
+pub struct Inline {
+    /// The compact encoding of version 7 (else the page image of versions 3 to 6).
+    pub compact: bool,
+    pub sequence: u64,
+    /// Where the element array starts.
+    pub elems_at: usize,
+    pub elems: Vec<InlineElem>,
+}
+
+fn u16_at(b: &[u8], off: usize) -> usize {
+    u16::from_le_bytes([b[off], b[off + 1]]) as usize
+}
+
+/// Decode inline bucket value `v`: compact if its first byte has bit 7 set (byte 0 = 0x80 |
+/// flags, u16 count, the u64 sequence if flag bit 0, then 6-byte elements: u16 key offset,
+/// u16 key length, u16 value length with bit 15 the bucket flag), else a page image (a leaf
+/// header with the sequence in the page-id field, 16-byte leaf elements).
+pub fn inline_bucket(v: &[u8]) -> Inline {
+    assert_ne!(v.len(), 32, "a 32-byte value is a bucket header");
+    if v[0] & 0x80 != 0 {
+        let n = u16_at(v, 1);
+        let (sequence, elems_at) = if v[0] & 1 != 0 {
+            (u64_at(v, 3), 11)
+        } else {
+            (0, 3)
+        };
+        let elems = (0..n)
+            .map(|i| {
+                let e = elems_at + 6 * i;
+                let (ko, kl, vf) = (u16_at(v, e), u16_at(v, e + 2), u16_at(v, e + 4));
+                let vl = vf & 0x7fff;
+                InlineElem {
+                    elem: e..e + 6,
+                    bucket: vf & 0x8000 != 0,
+                    key: ko..ko + kl,
+                    value: ko + kl..ko + kl + vl,
+                }
+            })
+            .collect();
+        Inline {
+            compact: true,
+            sequence,
+            elems_at,
+            elems,
+        }
+    } else {
+        assert_eq!((u32_at(v, 0), v[4]), (0, 3), "an inline page image");
+        let n = u16_at(v, 6);
+        let elems = (0..n)
+            .map(|i| {
+                let e = 32 + 16 * i;
+                let (ko, kl, vl) = (
+                    u32_at(v, e + 4) as usize,
+                    u32_at(v, e + 8) as usize,
+                    u32_at(v, e + 12) as usize,
+                );
+                InlineElem {
+                    elem: e..e + 16,
+                    bucket: v[e] & 1 != 0,
+                    key: ko..ko + kl,
+                    value: ko + kl..ko + kl + vl,
+                }
+            })
+            .collect();
+        Inline {
+            compact: false,
+            sequence: u64_at(v, 8),
+            elems_at: 32,
+            elems,
+        }
+    }
+}
+
+/// The entries of inline value `v`: (key, value, is a bucket).
+pub fn inline_entries(v: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, bool)> {
+    inline_bucket(v)
+        .elems
+        .iter()
+        .map(|e| {
+            (
+                v[e.key.clone()].to_vec(),
+                v[e.value.clone()].to_vec(),
+                e.bucket,
+            )
+        })
+        .collect()
+}
+
+/// Inline value `v` as a writer of versions 3 to 6 wrote it: the page image (checksum 0, type
+/// leaf, count, the sequence in the page-id field, no prefixes), its nested inline buckets
+/// rewritten the same way.
+pub fn inline_as_image(v: &[u8]) -> Vec<u8> {
+    let ib = inline_bucket(v);
+    let entries: Vec<(Vec<u8>, Vec<u8>, bool)> = inline_entries(v)
+        .into_iter()
+        .map(|(k, val, b)| {
+            let val = if b && val.len() != 32 {
+                inline_as_image(&val)
+            } else {
+                val
+            };
+            (k, val, b)
+        })
+        .collect();
+    let mut out = vec![0u8; 32 + 16 * entries.len()];
+    out[4] = 3;
+    out[6..8].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+    put_u64(&mut out, 8, ib.sequence);
+    for (i, (k, val, b)) in entries.iter().enumerate() {
+        let e = 32 + 16 * i;
+        out[e] = u8::from(*b);
+        let at = out.len() as u32;
+        put_u32(&mut out, e + 4, at);
+        put_u32(&mut out, e + 8, k.len() as u32);
+        put_u32(&mut out, e + 12, val.len() as u32);
+        out.extend_from_slice(k);
+        out.extend_from_slice(val);
+    }
+    out
+}
+
+/// Rewrite leaf `pgid` as a writer of version 6 would have: every inline bucket in it as a
+/// page image ([`inline_as_image`]); keys, flags and key prefixes kept, keys and values packed
+/// again after the elements. The caller reseals the checksums (the values grow: the leaf must
+/// still fit its span).
+pub fn leaf_as_version_6(img: &mut [u8], p: usize, pgid: u64) {
+    let base = pgid as usize * p;
+    let len = span_len(img, p, pgid);
+    let n = count(img, p, pgid);
+    let mut data = Vec::new();
+    let mut elems = Vec::new();
+    for i in 0..n {
+        let (flags, k, v) = leaf_elem(img, p, pgid, i);
+        let value = if flags == 1 && v.len() != 32 {
+            inline_as_image(&img[v])
+        } else {
+            img[v].to_vec()
+        };
+        let e = base + 32 + 16 * i;
+        elems.push((img[e..e + 4].to_vec(), k.len(), value.len()));
+        data.extend_from_slice(&img[k]);
+        data.extend_from_slice(&value);
+    }
+    let start = 32 + 16 * n;
+    assert!(
+        start + data.len() <= len,
+        "the version-6 leaf fits its span"
+    );
+    img[base + start..base + len].fill(0);
+    img[base + start..base + start + data.len()].copy_from_slice(&data);
+    let mut at = start;
+    for (i, (head, kl, vl)) in elems.into_iter().enumerate() {
+        let e = base + 32 + 16 * i;
+        img[e..e + 4].copy_from_slice(&head);
+        put_u32(img, e + 4, at as u32);
+        put_u32(img, e + 8, kl as u32);
+        put_u32(img, e + 12, vl as u32);
+        at += kl + vl;
+    }
+}
+
+/// Set the format version of both metas to `v` (resealed; a confirmation stays a copy).
+pub fn set_version(img: &mut [u8], p: usize, v: u32) {
+    for slot in 0..2 {
+        put_u32(img, slot * p + 40, v);
+        reseal(img, p, slot as u64);
+    }
+}
