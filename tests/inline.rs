@@ -342,8 +342,10 @@ fn compaction_and_backup_keep_small_buckets_inline() {
 // ---- hostile bytes inside an inline bucket ------------------------------------------------
 
 /// An image whose root bucket "ns" is one leaf holding inline buckets `o0`..`o3` (two pairs
-/// each) and a plain pair `big` with a large value; returns it with the page of that leaf.
-fn inline_image() -> (Vec<u8>, u64) {
+/// each) and a plain pair `big` with a large value; returns it with the page of that leaf. If
+/// `image`, the file is made a version-6 one first: the leaf's inline buckets rewritten as the
+/// page images versions 3 to 6 wrote (the forgeries below cover both encodings).
+fn inline_image(image: bool) -> (Vec<u8>, u64) {
     let s = Arc::new(MemStorage::new());
     let db = open(&s);
     db.update(|tx| {
@@ -358,7 +360,7 @@ fn inline_image() -> (Vec<u8>, u64) {
     })
     .unwrap();
     drop(db);
-    let img = s.to_bytes();
+    let mut img = s.to_bytes();
     let (_, parents) = parents(&img, P);
     // The leaf of "ns": the page whose elements include the inline bucket "o0".
     let leaf = parents
@@ -369,6 +371,11 @@ fn inline_image() -> (Vec<u8>, u64) {
                 && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"o0")
         })
         .expect("leaf of ns");
+    if image {
+        leaf_as_version_6(&mut img, P, leaf);
+        reseal_chain(&mut img, P, leaf, &parents);
+        set_version(&mut img, P, 6);
+    }
     (img, leaf)
 }
 
@@ -383,10 +390,18 @@ fn element(img: &[u8], pg: u64, name: &[u8]) -> (usize, std::ops::Range<usize>) 
     panic!("no element {name:?}")
 }
 
-/// Apply `mutate` to the image, reseal every checksum up to the meta (the forgery verifies),
-/// and require that opening, checking and reading all give `Corruption` or correct data.
-fn forged(what: &str, mutate: impl Fn(&mut Vec<u8>, u64)) {
-    let (mut img, leaf) = inline_image();
+/// Inline bucket `name` of leaf `pg`: where its value starts and its decoded layout.
+fn inline_at(img: &[u8], pg: u64, name: &[u8]) -> (usize, Inline) {
+    let (_, v) = element(img, pg, name);
+    let ib = inline_bucket(&img[v.clone()]);
+    (v.start, ib)
+}
+
+/// Apply `mutate` to the image (of page images if `image`), reseal every checksum up to the
+/// meta (the forgery verifies), and require that opening, checking and reading all give
+/// `Corruption` naming the leaf, or correct data.
+fn forged_in(what: &str, image: bool, mutate: impl Fn(&mut Vec<u8>, u64)) {
+    let (mut img, leaf) = inline_image(image);
     let (_, parents) = parents(&img, P);
     mutate(&mut img, leaf);
     reseal_chain(&mut img, P, leaf, &parents);
@@ -412,10 +427,22 @@ fn forged(what: &str, mutate: impl Fn(&mut Vec<u8>, u64)) {
         }
         Ok::<_, Error>(())
     });
-    assert!(
-        matches!(read, Err(Error::Corruption { .. })),
-        "{what}: read gave {read:?}"
-    );
+    match read {
+        Err(Error::Corruption { page, .. }) => {
+            assert_eq!(page, leaf, "{what}: read names the leaf")
+        }
+        _ => panic!("{what}: read gave {read:?}"),
+    }
+}
+
+/// [`forged_in`] over a version-6 file's page images.
+fn forged(what: &str, mutate: impl Fn(&mut Vec<u8>, u64)) {
+    forged_in(what, true, mutate)
+}
+
+/// [`forged_in`] over the compact inline buckets of version 7.
+fn forged_compact(what: &str, mutate: impl Fn(&mut Vec<u8>, u64)) {
+    forged_in(what, false, mutate)
 }
 
 #[test]
@@ -467,6 +494,220 @@ fn a_forged_bucket_flag_on_a_large_plain_value_is_corruption() {
         let (at, _) = element(img, leaf, b"big");
         img[at] = 1;
     });
+    forged_compact("bucket flag on a value", |img, leaf| {
+        let (at, _) = element(img, leaf, b"big");
+        img[at] = 1;
+    });
+}
+
+#[test]
+fn a_forged_count_inside_a_compact_inline_bucket_is_corruption() {
+    for c in [0u16, 3, 500, u16::MAX] {
+        forged_compact(&format!("count {c}"), |img, leaf| {
+            let (v, _) = inline_at(img, leaf, b"o1");
+            img[v + 1..v + 3].copy_from_slice(&c.to_le_bytes());
+        });
+    }
+}
+
+#[test]
+fn unknown_flags_on_a_compact_inline_bucket_are_corruption() {
+    for b in [0x82u8, 0xc0, 0xff, 0x81] {
+        forged_compact(&format!("first byte {b:#x}"), |img, leaf| {
+            let (v, _) = inline_at(img, leaf, b"o3");
+            img[v] = b;
+        });
+    }
+}
+
+#[test]
+fn a_compact_inline_bucket_whose_key_overlaps_its_element_array_is_corruption() {
+    forged_compact("key inside the elements", |img, leaf| {
+        let (v, ib) = inline_at(img, leaf, b"o2");
+        let e = v + ib.elems[0].elem.start;
+        img[e..e + 2].copy_from_slice(&(ib.elems_at as u16).to_le_bytes());
+    });
+}
+
+#[test]
+fn a_compact_inline_bucket_with_a_gap_or_an_overlap_between_its_keys_is_corruption() {
+    for (d, what) in [(1i32, "gap"), (-1, "overlap")] {
+        forged_compact(what, |img, leaf| {
+            let (v, ib) = inline_at(img, leaf, b"o2");
+            let e = v + ib.elems[1].elem.start;
+            let ko = (ib.elems[1].key.start as i32 + d) as u16;
+            img[e..e + 2].copy_from_slice(&ko.to_le_bytes());
+        });
+    }
+}
+
+#[test]
+fn a_compact_inline_value_or_key_running_past_its_bucket_is_corruption() {
+    for (field, x) in [(0usize, 4000u16), (2, 300), (4, 0x7fff), (4, 7)] {
+        forged_compact(&format!("field {field} = {x}"), |img, leaf| {
+            let (v, ib) = inline_at(img, leaf, b"o0");
+            let e = v + ib.elems[1].elem.start + field;
+            img[e..e + 2].copy_from_slice(&x.to_le_bytes());
+        });
+    }
+}
+
+#[test]
+fn a_nested_bucket_flag_inside_a_compact_inline_bucket_is_corruption() {
+    forged_compact("nested flag", |img, leaf| {
+        let (v, ib) = inline_at(img, leaf, b"o0");
+        img[v + ib.elems[0].elem.start + 5] |= 0x80;
+    });
+}
+
+#[test]
+fn compact_inline_keys_out_of_order_are_corruption() {
+    forged_compact("order", |img, leaf| {
+        let (v, ib) = inline_at(img, leaf, b"o1");
+        img.swap(v + ib.elems[0].key.start, v + ib.elems[1].key.start);
+    });
+}
+
+/// A version-6 file (inline buckets as page images, written here by the independent writer of
+/// tests/common/format.rs) opens, reads and checks as it is; its next commit makes it version
+/// 7, the buckets that commit wrote are compact and the untouched ones stay page images, and
+/// the file reads back (and salvages) whole.
+#[test]
+fn a_version_6_file_of_page_image_inline_buckets_opens_reads_takes_writes_and_then_holds_both() {
+    let (img, leaf) = inline_image(true);
+    let versions = |img: &[u8]| (u32_at(img, 40), u32_at(img, P + 40));
+    assert_eq!(versions(&img), (6, 6));
+    let encodings = |img: &[u8], leaf: u64| -> Vec<(Vec<u8>, bool)> {
+        (0..4)
+            .map(|i| {
+                let name = format!("o{i}").into_bytes();
+                let (_, ib) = inline_at(img, leaf, &name);
+                (name, ib.compact)
+            })
+            .collect()
+    };
+    assert!(encodings(&img, leaf).iter().all(|(_, c)| !c), "page images");
+    let s = Arc::new(MemStorage::from_bytes(img));
+    let db = open(&s);
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.inline_buckets, 4);
+    let read_all = |db: &Db| {
+        db.view(|tx| {
+            let ns = tx.bucket(b"ns")?.unwrap();
+            let mut out = Vec::new();
+            for i in 0..4u32 {
+                let b = ns.bucket(format!("o{i}").as_bytes())?.unwrap();
+                let kv: Vec<_> = b
+                    .iter()
+                    .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                    .collect::<Result<_, _>>()?;
+                out.push((kv, b.sequence()));
+            }
+            Ok::<_, Error>(out)
+        })
+        .unwrap()
+    };
+    let before = read_all(&db);
+    let pair = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
+    assert_eq!(before[0].0, [pair(b"a", b"first"), pair(b"b", b"second")]);
+    db.update(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        let b = ns.bucket(b"o1")?.unwrap();
+        b.put(b"c", b"third")?;
+        b.set_sequence(77)?;
+        ns.put(b"new", b"pair")
+    })
+    .unwrap();
+    drop(db);
+    let img = s.to_bytes();
+    let m = newest_meta(&img, P);
+    assert_eq!(
+        u32_at(&img, m.slot * P + 40),
+        7,
+        "the commit wrote version 7"
+    );
+    let (_, parents) = parents(&img, P);
+    let leaf = parents
+        .keys()
+        .copied()
+        .find(|&pg| {
+            page_type(&img, P, pg) == 3
+                && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"o0")
+        })
+        .expect("leaf of ns");
+    let got = encodings(&img, leaf);
+    let want: Vec<(Vec<u8>, bool)> = (0..4)
+        .map(|i| (format!("o{i}").into_bytes(), i == 1))
+        .collect();
+    assert_eq!(
+        got, want,
+        "o1, written again, is compact; the others stay as they were"
+    );
+    let db = open(&s);
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.inline_buckets, 4);
+    let after = read_all(&db);
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[2..], before[2..]);
+    assert_eq!(
+        after[1],
+        (
+            vec![
+                pair(b"a", b"first"),
+                pair(b"b", b"second"),
+                pair(b"c", b"third")
+            ],
+            77
+        )
+    );
+    // Salvage reads both encodings too.
+    let dst = Db::in_memory().unwrap();
+    let rep = deadbolt::salvage_storage(s.clone(), &dst).unwrap();
+    assert!(rep.is_complete(), "{rep}");
+    assert_eq!(read_all(&dst), after);
+}
+
+/// The benchmark's shape: a bucket holding one key "id" with a 4-byte value is 15 bytes of its
+/// parent's leaf (54 as a page image), as the independent reader decodes it.
+#[test]
+fn a_one_key_bucket_is_a_15_byte_compact_inline_value() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        ns.create_bucket(b"b")?.put(b"id", &7u32.to_le_bytes())?;
+        let seq = ns.create_bucket(b"s")?;
+        seq.put(b"id", &8u32.to_le_bytes())?;
+        seq.set_sequence(5)?;
+        ns.put(b"pad", &[0u8; 300])
+    })
+    .unwrap();
+    drop(db);
+    let img = s.to_bytes();
+    let (_, parents) = parents(&img, P);
+    let leaf = parents
+        .keys()
+        .copied()
+        .find(|&pg| {
+            page_type(&img, P, pg) == 3
+                && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"pad")
+        })
+        .expect("leaf of ns");
+    let (_, v) = element(&img, leaf, b"b");
+    assert_eq!(v.len(), 15);
+    let ib = inline_bucket(&img[v.clone()]);
+    assert!(ib.compact);
+    assert_eq!(ib.sequence, 0);
+    assert_eq!(
+        inline_entries(&img[v.clone()]),
+        [(b"id".to_vec(), 7u32.to_le_bytes().to_vec(), false)]
+    );
+    assert_eq!(inline_as_image(&img[v]).len(), 54, "its version-6 encoding");
+    let (_, v) = element(&img, leaf, b"s");
+    assert_eq!(v.len(), 23, "with a sequence");
+    assert_eq!(inline_bucket(&img[v]).sequence, 5);
 }
 
 /// `Cursor::open_bucket` opens the nested bucket at the cursor's position (no second lookup in

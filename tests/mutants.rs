@@ -394,8 +394,8 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
             )
         }
         14 | 15 => {
-            // Inside an inline bucket (a bucket element's value longer than a header): a
-            // forged count, element offset or length, a nested-bucket flag in it, or the
+            // Inside an inline bucket (a bucket element's value other than a header): a forged
+            // count, first byte, element offset or length, a nested-bucket flag in it, or the
             // bucket flag forged onto a large plain value; checksums forged up to the meta.
             let mut inline = Vec::new();
             let mut plain = Vec::new();
@@ -405,7 +405,8 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
                 }
                 for i in 0..count(&s.img, p, g) {
                     let (flags, _, v) = leaf_elem(&s.img, p, g, i);
-                    if flags == 1 && v.len() > 32 {
+                    // A compact inline bucket may be shorter than a header (10 bytes and up).
+                    if flags == 1 && v.len() != 32 {
                         inline.push((g, i, v));
                     } else if flags == 0 && v.len() > 48 {
                         plain.push((g, i, v));
@@ -418,23 +419,50 @@ fn mutate(rng: &mut Rng, s: &Shape, img: &mut Vec<u8>) -> (String, bool) {
                 (g, format!("bucket flag on plain value {i}"))
             } else if !inline.is_empty() {
                 let (g, i, v) = inline[rng.below(inline.len() as u64) as usize].clone();
-                let n = (v.len() - 32) / 16;
-                let e = v.start + 32 + 16 * rng.below(n.max(1) as u64) as usize;
-                let what = match rng.below(5) {
-                    0 => {
+                // The layout as the independent reader decodes it: compact (version 7) or a
+                // page image (versions 3 to 6).
+                let ib = inline_bucket(&s.img[v.clone()]);
+                let pick = rng.below(ib.elems.len().max(1) as u64) as usize;
+                let e = ib.elems.get(pick).map(|e| v.start + e.elem.start);
+                let what = match (rng.below(5), e) {
+                    (0, _) if ib.compact => {
+                        let c = rng.next_u64() as u16;
+                        img[v.start + 1..v.start + 3].copy_from_slice(&c.to_le_bytes());
+                        format!("compact inline count {c}")
+                    }
+                    (0, _) => {
                         let c = rng.next_u64() as u16;
                         img[v.start + 6..v.start + 8].copy_from_slice(&c.to_le_bytes());
                         format!("inline count {c}")
                     }
-                    1 => {
+                    (1, Some(e)) if ib.compact => {
+                        img[e + 5] |= 0x80;
+                        "nested bucket flag inside (compact)".to_string()
+                    }
+                    (1, Some(e)) => {
                         img[e] = 1;
                         "nested bucket flag inside".to_string()
                     }
-                    2 => {
+                    (2, _) if ib.compact => {
+                        let b = rng.next_u64() as u8;
+                        img[v.start] = b;
+                        format!("compact inline first byte {b:#x}")
+                    }
+                    (2, _) => {
                         img[v.start + 4] = rng.below(6) as u8;
                         "inline page type".to_string()
                     }
-                    _ if e + 16 <= v.end => {
+                    (_, Some(e)) if ib.compact => {
+                        let f = e + 2 * rng.below(3) as usize;
+                        let x = match rng.below(3) {
+                            0 => u16::MAX,
+                            1 => v.len() as u16,
+                            _ => rng.below(v.len() as u64 + 8) as u16,
+                        };
+                        img[f..f + 2].copy_from_slice(&x.to_le_bytes());
+                        format!("compact inline element field {} = {x:#x}", f - e)
+                    }
+                    (_, Some(e)) => {
                         let f = e + 4 * (1 + rng.below(3) as usize);
                         let x = match rng.below(3) {
                             0 => u32::MAX,

@@ -13,12 +13,13 @@ use crate::limits::FORMAT_VERSION;
 /// The oldest format this build reads. Version 2 differs from 3 only in having no inline
 /// buckets, 3 from 4 only in where a meta may stand (in version 3 always slot `txid % 2`,
 /// a placement version 4 still allows), 4 from 5 only in the key prefixes of the pages
-/// that carry the prefix flag (a page without it reads as before), and 5 from 6 only in
-/// inline buckets holding inline buckets (an older file has none), so older files read as
-/// they are; their next commit writes version-6 metas (and an older build then refuses the
-/// file, as it must: it could not read an inline bucket, would take a meta outside slot
-/// `txid % 2` for damage, would reject a page's flags as unknown, or an inline bucket's
-/// nested bucket as corruption).
+/// that carry the prefix flag (a page without it reads as before), 5 from 6 only in inline
+/// buckets holding inline buckets (an older file has none), and 6 from 7 only in the compact
+/// encoding of inline buckets (told apart from the older page image by its first byte), so
+/// older files read as they are; their next commit writes version-7 metas (and an older build
+/// then refuses the file, as it must: it could not read an inline bucket, would take a meta
+/// outside slot `txid % 2` for damage, would reject a page's flags as unknown, an inline
+/// bucket's nested bucket, or a compact inline bucket, as corruption).
 pub(crate) const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// "DEADBOLT" read as a little-endian u64.

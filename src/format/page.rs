@@ -17,6 +17,24 @@ pub(crate) const REF_SIZE: usize = 24;
 /// Size of a bucket header stored as the value of a bucket entry.
 pub(crate) const BUCKET_HEADER: usize = 32;
 
+/// First byte of a compact inline bucket (format 7; docs/FORMAT.md, section 5): this bit set.
+/// An older inline bucket is a page image whose first byte, the low byte of its checksum
+/// field, is always 0, so one byte tells the two encodings apart.
+pub(crate) const COMPACT_TAG: u8 = 0x80;
+/// Compact flag (bits 0..6 of the first byte): a u64 sequence follows the count.
+pub(crate) const COMPACT_SEQ: u8 = 1;
+/// Size of a compact inline bucket's header: tag and flags, u16 count.
+pub(crate) const COMPACT_HEADER: usize = 3;
+/// Size of the optional sequence that follows it.
+pub(crate) const COMPACT_SEQ_LEN: usize = 8;
+/// Size of a compact element: u16 key offset, u16 key length, u16 value length and flag.
+pub(crate) const COMPACT_ELEM: usize = 6;
+/// Bit of a compact element's third field: the element is a nested bucket (bits 0..14 are the
+/// value's length).
+pub(crate) const COMPACT_BUCKET: u16 = 0x8000;
+/// Smallest compact inline value: the header and one element with a one-byte key, no value.
+const COMPACT_MIN: usize = COMPACT_HEADER + COMPACT_ELEM + 1;
+
 /// Page types (byte 4 of the header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PageType {
@@ -275,10 +293,63 @@ pub(crate) const fn inline_limit(page_size: usize) -> usize {
 const INLINE_MIN: usize = HEADER + LEAF_ELEM + 1;
 
 /// The page view of inline bucket value `value` (found on page `page`, which errors name) and
-/// its sequence, with the header checked: a leaf at level 0, at least one element, the
-/// sequence in the page-id field, every other field zero. Its elements are checked by
-/// [`Page::validate`] (the parent's validation runs it).
+/// its sequence, with the header checked. Its elements are checked by [`Page::validate`] (the
+/// parent's validation runs it). The first byte says which encoding it is: bit 7 set, compact
+/// (format 7, [`compact_page`]); else the page image of formats 3 to 6 ([`image_page`]), whose
+/// first byte, of its checksum field, is 0. A reader of either version meets both in one file.
 pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
+    match value.first() {
+        Some(&b) if b & COMPACT_TAG != 0 => compact_page(value, page),
+        _ => image_page(value, page),
+    }
+}
+
+/// [`inline_page`] of a compact inline bucket (format 7): tag and flags, count >= 1, the
+/// sequence if the flag says so. A sequence field holding 0 is allowed only where it keeps the
+/// value from being 32 bytes long (which reads as a bucket header), and a value of 32 bytes is
+/// never one: a bucket has exactly one compact encoding, which [`Page::validate`] holds the rest
+/// of the bytes to.
+#[inline(never)]
+fn compact_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
+    let bad = |d: String| Error::corrupt(page, format!("compact inline bucket: {d}"));
+    if value.len() < COMPACT_MIN || value.len() > MAX_INLINE || value.len() == BUCKET_HEADER {
+        return Err(bad(format!("value of {} bytes", value.len())));
+    }
+    let flags = value[0] & !COMPACT_TAG;
+    if flags & !COMPACT_SEQ != 0 {
+        return Err(bad(format!("unknown flags {flags:#x}")));
+    }
+    let count = match value.get(1..COMPACT_HEADER) {
+        Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+        _ => return Err(bad("truncated header".into())),
+    };
+    if count == 0 {
+        return Err(bad("element count 0".into()));
+    }
+    let (elems, sequence) = if flags & COMPACT_SEQ != 0 {
+        let seq = rd_u64(value, COMPACT_HEADER).ok_or_else(|| bad("truncated sequence".into()))?;
+        if seq == 0 && value.len() != BUCKET_HEADER + COMPACT_SEQ_LEN {
+            return Err(bad("a sequence field holding 0 where none is needed".into()));
+        }
+        (COMPACT_HEADER + COMPACT_SEQ_LEN, seq)
+    } else {
+        (COMPACT_HEADER, 0)
+    };
+    let inline = Page {
+        id: page,
+        data: value,
+        leaf: true,
+        level: 0,
+        count,
+        prefixed: false,
+        compact: elems as u8,
+    };
+    Ok((inline, sequence))
+}
+
+/// [`inline_page`] of a page image (formats 3 to 6): a leaf at level 0, at least one element,
+/// the sequence in the page-id field, every other field zero.
+fn image_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
     let bad = |d: String| Error::corrupt(page, format!("inline bucket: {d}"));
     if value.len() < INLINE_MIN || value.len() > MAX_INLINE {
         return Err(bad(format!("value of {} bytes", value.len())));
@@ -303,6 +374,7 @@ pub(crate) fn inline_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
         level: 0,
         count: h.count as usize,
         prefixed: false,
+        compact: 0,
     };
     Ok((inline, h.pgid))
 }
@@ -445,6 +517,11 @@ pub(crate) struct Page<'a> {
     pub count: usize,
     /// The elements carry key prefixes ([`FLAG_PREFIXED`]).
     pub prefixed: bool,
+    /// 0: elements as on a page (every page of the file, and an inline bucket's page image);
+    /// else this is a compact inline bucket (format 7) whose element array starts at this
+    /// offset (3, or 11 after a sequence). Readers test it once, ahead of the page layout's
+    /// code, which stays as it was for pages.
+    pub compact: u8,
 }
 
 /// The separators around a child taken in a branch: the key it was reached through (none for
@@ -474,6 +551,7 @@ impl<'a> Page<'a> {
             level: h.level,
             count: h.count as usize,
             prefixed: h.flags & FLAG_PREFIXED != 0,
+            compact: 0,
         }
     }
 
@@ -495,6 +573,9 @@ impl<'a> Page<'a> {
     fn key_fast(&self, i: usize) -> Option<&'a [u8]> {
         if i >= self.count {
             return None;
+        }
+        if self.compact != 0 {
+            return self.compact_elem(i).map(|(key, _, _)| key);
         }
         let e = if self.leaf {
             HEADER + i * LEAF_ELEM + 4
@@ -521,6 +602,9 @@ impl<'a> Page<'a> {
     /// else by the keys. `None`: the element or its key lies outside the page.
     #[inline(always)]
     fn cmp_at(&self, i: usize, key: &[u8], q: u32) -> Option<std::cmp::Ordering> {
+        // Only prefixed pages are searched through here, and a compact inline bucket never is
+        // one (its searches read keys through `key_fast`).
+        debug_assert_eq!(self.compact, 0);
         if i >= self.count {
             return None;
         }
@@ -558,19 +642,23 @@ impl<'a> Page<'a> {
     /// Leaf element `i`.
     #[inline]
     pub(crate) fn leaf_item(&self, i: usize) -> Result<LeafItem<'a>> {
-        let (f, key, value) = self.leaf_elem(i)?;
+        let (flags, _, key, value) = self.leaf_elem(i)?;
         Ok(LeafItem {
             key,
             value,
-            bucket: f[0] & FLAG_BUCKET != 0,
+            bucket: flags & FLAG_BUCKET != 0,
         })
     }
 
-    /// Leaf element `i`'s 16 bytes, key and value: one bounds check for the element and one
-    /// each for key and value (a metadata walk reads an item per entry, and validation one per
-    /// element).
+    /// Leaf element `i`'s flags byte, stored key prefix (meaningful on a prefixed page only),
+    /// key and value: one bounds check for the element and one each for key and value (a
+    /// metadata walk reads an item per entry, and validation one per element). A compact
+    /// element's flags are [`FLAG_BUCKET`] or 0, as a page's.
     #[inline]
-    fn leaf_elem(&self, i: usize) -> Result<(&'a [u8; LEAF_ELEM], &'a [u8], &'a [u8])> {
+    fn leaf_elem(&self, i: usize) -> Result<(u8, u32, &'a [u8], &'a [u8])> {
+        if self.compact != 0 {
+            return self.compact_leaf_elem(i);
+        }
         let e = HEADER + i * LEAF_ELEM;
         let f: &[u8; LEAF_ELEM] = match self.data.get(e..e + LEAF_ELEM) {
             Some(f) if i < self.count && self.leaf => {
@@ -587,7 +675,67 @@ impl<'a> Page<'a> {
         let Some(value) = rd_slice(self.data, ko.saturating_add(kl), vl) else {
             return Err(self.bad(format!("value of element {i} outside the page")));
         };
-        Ok((f, key, value))
+        Ok((f[0], u32::from_be_bytes([0, f[1], f[2], f[3]]), key, value))
+    }
+
+    /// Compact element `i`'s key, value and bucket bit, `None` if the element or its bytes lie
+    /// outside the value. Out of line: pages never come here.
+    #[inline(never)]
+    fn compact_elem(&self, i: usize) -> Option<(&'a [u8], &'a [u8], bool)> {
+        if i >= self.count {
+            return None;
+        }
+        let e = usize::from(self.compact) + i * COMPACT_ELEM;
+        let f: &[u8; COMPACT_ELEM] = self.data.get(e..e + COMPACT_ELEM)?.try_into().ok()?;
+        let ko = usize::from(u16::from_le_bytes([f[0], f[1]]));
+        let kl = usize::from(u16::from_le_bytes([f[2], f[3]]));
+        let vf = u16::from_le_bytes([f[4], f[5]]);
+        let vl = usize::from(vf & !COMPACT_BUCKET);
+        let key = self.data.get(ko..ko + kl)?;
+        let value = self.data.get(ko + kl..ko + kl + vl)?;
+        Some((key, value, vf & COMPACT_BUCKET != 0))
+    }
+
+    /// [`Page::leaf_elem`] of a compact inline bucket.
+    #[inline(never)]
+    fn compact_leaf_elem(&self, i: usize) -> Result<(u8, u32, &'a [u8], &'a [u8])> {
+        match self.compact_elem(i) {
+            Some((key, value, bucket)) => Ok((if bucket { FLAG_BUCKET } else { 0 }, 0, key, value)),
+            None => Err(self.bad(format!(
+                "compact element {i}, its key or its value lies outside the inline bucket"
+            ))),
+        }
+    }
+
+    /// A compact inline bucket's bytes are exactly its header, its element array and its keys
+    /// and values in element order, each value right after its key and each key right after
+    /// the previous value, with nothing before, between or after: so a bucket has one encoding,
+    /// and no byte of it is read as two things (a key inside the element array, say).
+    #[inline(never)]
+    fn validate_compact_packing(&self) -> Result<()> {
+        let mut at = usize::from(self.compact) + self.count * COMPACT_ELEM;
+        for i in 0..self.count {
+            let e = usize::from(self.compact) + i * COMPACT_ELEM;
+            let f = rd_slice(self.data, e, COMPACT_ELEM)
+                .ok_or_else(|| self.bad(format!("compact element {i} outside the value")))?;
+            let ko = usize::from(u16::from_le_bytes([f[0], f[1]]));
+            let kl = usize::from(u16::from_le_bytes([f[2], f[3]]));
+            let vl = usize::from(u16::from_le_bytes([f[4], f[5]]) & !COMPACT_BUCKET);
+            if ko != at {
+                return Err(self.bad(format!(
+                    "compact element {i}'s key starts at {ko}, not at {at} where the bytes before \
+                     it end"
+                )));
+            }
+            at = ko + kl + vl;
+        }
+        if at != self.data.len() {
+            return Err(self.bad(format!(
+                "compact inline bucket's last value ends at {at}, its value is {} bytes",
+                self.data.len()
+            )));
+        }
+        Ok(())
     }
 
     #[cold]
@@ -649,7 +797,11 @@ impl<'a> Page<'a> {
                 self.level
             )));
         }
-        let end = HEADER + self.count * self.elem_size();
+        let end = if self.compact != 0 {
+            usize::from(self.compact) + self.count * COMPACT_ELEM
+        } else {
+            HEADER + self.count * self.elem_size()
+        };
         if end > self.data.len() {
             return Err(self.bad(format!(
                 "{} elements need {end} bytes, span has {}",
@@ -657,15 +809,19 @@ impl<'a> Page<'a> {
                 self.data.len()
             )));
         }
-        let flags = rd_u8(self.data, PAGE_FLAGS).unwrap_or(0xff);
-        if flags & !FLAG_PREFIXED != 0 {
-            return Err(self.bad(format!("unknown page flags {flags:#x}")));
+        if self.compact != 0 {
+            // Its header was checked when it was decoded (`compact_page`); it has no page flags.
+            self.validate_compact_packing()?;
+        } else {
+            let flags = rd_u8(self.data, PAGE_FLAGS).unwrap_or(0xff);
+            if flags & !FLAG_PREFIXED != 0 {
+                return Err(self.bad(format!("unknown page flags {flags:#x}")));
+            }
         }
         let mut prev: Option<&[u8]> = None;
         for i in 0..self.count {
             let (key, stored, prefix_len) = if self.leaf {
-                let (f, key, value) = self.leaf_elem(i)?;
-                let flags = f[0];
+                let (flags, stored, key, value) = self.leaf_elem(i)?;
                 if flags & !FLAG_BUCKET != 0 {
                     return Err(self.bad(format!("element {i} has unknown flags {flags:#x}")));
                 }
@@ -683,7 +839,6 @@ impl<'a> Page<'a> {
                 if value.len() > MAX_VALUE_SIZE {
                     return Err(self.bad(format!("value of element {i} too large")));
                 }
-                let stored = u32::from_be_bytes([0, f[1], f[2], f[3]]);
                 (key, Some(stored), LEAF_PREFIX)
             } else {
                 let c = self.child(i)?;

@@ -10,8 +10,9 @@ use std::cmp::Ordering;
 use crate::error::{Error, Result};
 use crate::format::page::{
     cmp_keys, inline_height, inline_limit, key_prefix, seal, set_overflow, wr_u16, wr_u32, wr_u64,
-    ChildRef, Page, PageType, BRANCH_ELEM, BRANCH_PREFIX, FLAG_BUCKET, FLAG_PREFIXED, HEADER,
-    LEAF_ELEM, LEAF_PREFIX, REF_SIZE,
+    ChildRef, Page, PageType, BRANCH_ELEM, BRANCH_PREFIX, BUCKET_HEADER, COMPACT_BUCKET,
+    COMPACT_ELEM, COMPACT_HEADER, COMPACT_SEQ, COMPACT_SEQ_LEN, COMPACT_TAG, FLAG_BUCKET,
+    FLAG_PREFIXED, HEADER, LEAF_ELEM, LEAF_PREFIX, REF_SIZE,
 };
 use crate::limits::MAX_INLINE_DEPTH;
 
@@ -113,6 +114,59 @@ impl LeafNode {
     pub(crate) fn size(&self) -> usize {
         HEADER + self.slots.len() * LEAF_ELEM + self.live
     }
+    /// Size of this leaf as a compact inline bucket (format 7) without a sequence field, in
+    /// constant time.
+    pub(crate) fn compact_size(&self) -> usize {
+        COMPACT_HEADER + self.slots.len() * COMPACT_ELEM + self.live
+    }
+
+    /// This leaf as a compact inline bucket of sequence `sequence` (docs/FORMAT.md, section
+    /// 5); the caller checked it is inlineable (so every offset and length fits its u16).
+    /// The sequence field is written when the sequence is not 0, or when the value would
+    /// otherwise be exactly 32 bytes long, which reads as a bucket header. One case has no
+    /// compact encoding: a nonzero sequence on a body of 24 bytes makes the value 32 bytes
+    /// long whatever it does. That bucket is written as the page image of formats 3 to 6, which
+    /// every reader of format 7 reads too (it is at most 83 bytes, far under any inline limit;
+    /// the alternative, a page of its own, would cost a whole page for a few bytes).
+    pub(crate) fn encode_compact(&self, sequence: u64) -> Vec<u8> {
+        let body = self.compact_size();
+        if sequence != 0 && body + COMPACT_SEQ_LEN == BUCKET_HEADER {
+            return self.encode_image(sequence);
+        }
+        let with_seq = sequence != 0 || body == BUCKET_HEADER;
+        let elems = COMPACT_HEADER + if with_seq { COMPACT_SEQ_LEN } else { 0 };
+        let mut b = vec![0u8; body + elems - COMPACT_HEADER];
+        b[0] = COMPACT_TAG | if with_seq { COMPACT_SEQ } else { 0 };
+        wr_u16(&mut b, 1, self.slots.len() as u16);
+        if with_seq {
+            wr_u64(&mut b, COMPACT_HEADER, sequence);
+        }
+        let mut data = elems + self.slots.len() * COMPACT_ELEM;
+        for (i, s) in self.slots.iter().enumerate() {
+            let at = elems + i * COMPACT_ELEM;
+            let flag = if s.bucket { COMPACT_BUCKET } else { 0 };
+            wr_u16(&mut b, at, data as u16);
+            wr_u16(&mut b, at + 2, s.klen as u16);
+            wr_u16(&mut b, at + 4, s.vlen as u16 | flag);
+            let n = (s.klen + s.vlen) as usize;
+            b[data..data + n].copy_from_slice(&self.heap[s.off..s.off + n]);
+            data += n;
+        }
+        b
+    }
+
+    /// This leaf as the inline page image of formats 3 to 6: the page image of its exact size,
+    /// with no checksum (its parent page's covers it), the bucket's sequence in the page-id
+    /// field, and every other header field zero.
+    pub(crate) fn encode_image(&self, sequence: u64) -> Vec<u8> {
+        let mut b = vec![0u8; self.size()];
+        self.write_elements(&mut b, false);
+        b[4] = PageType::Leaf as u8;
+        wr_u16(&mut b, 6, self.len() as u16);
+        wr_u64(&mut b, 8, sequence);
+        b
+    }
+
     /// Serialized size of element `i` (its element, key and value).
     pub(crate) fn entry_size(&self, i: usize) -> usize {
         let s = self.slots[i];
@@ -498,29 +552,32 @@ impl Node {
     }
 
     /// True when this node can be stored inline as a bucket's only leaf (docs/FORMAT.md,
-    /// section 5): a leaf of at least one element, at most [`inline_limit`] bytes, whose
-    /// nested buckets are all inline, at most [`MAX_INLINE_DEPTH`] deep with this one.
+    /// section 5): a leaf of at least one element whose compact encoding, weighed with a
+    /// sequence field, is at most [`inline_limit`] bytes, and whose nested buckets are all
+    /// inline, at most [`MAX_INLINE_DEPTH`] deep with this one. The sequence field is counted
+    /// whether or not the bucket has a sequence, so that the choice does not depend on it (as
+    /// before format 7, where the sequence took no room): `next_sequence` never moves a bucket
+    /// out to a page. The inline limit is well over the 83 bytes of the one bucket written as
+    /// a page image ([`LeafNode::encode_compact`]).
     pub(crate) fn inlineable(&self, page_size: usize) -> bool {
         match self {
             Node::Leaf(e) => {
                 !e.is_empty()
-                    && self.size() <= inline_limit(page_size)
+                    && e.compact_size() + COMPACT_SEQ_LEN <= inline_limit(page_size)
                     && e.inline_height().is_some()
             }
             Node::Branch(_) => false,
         }
     }
 
-    /// The inline-bucket value of this leaf (see [`Node::inlineable`]): the page image of its
-    /// exact size, with no checksum (its parent page's covers it), the bucket's sequence in
-    /// the page-id field, and every other header field zero.
+    /// The inline-bucket value of this leaf (see [`Node::inlineable`]): its compact encoding
+    /// (format 7, [`LeafNode::encode_compact`]). A branch is never inlineable; it would get an
+    /// empty value, which every reader refuses as corruption (never a wrong bucket).
     pub(crate) fn encode_inline(&self, sequence: u64) -> Vec<u8> {
-        let mut b = vec![0u8; self.size()];
-        self.write_elements(&mut b, false);
-        b[4] = PageType::Leaf as u8;
-        wr_u16(&mut b, 6, self.len() as u16);
-        wr_u64(&mut b, 8, sequence);
-        b
+        match self {
+            Node::Leaf(leaf) => leaf.encode_compact(sequence),
+            Node::Branch(_) => Vec::new(),
+        }
     }
 
     /// Write the element array and the keys and values after the header into `b` (at least
@@ -602,7 +659,7 @@ pub(crate) fn split_sizes(sizes: &[usize], first_cap: usize, cap: usize, min: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::page::{Header, BUCKET_HEADER};
+    use crate::format::page::{inline_page, BucketValue, Header, BUCKET_HEADER};
     use std::collections::BTreeMap;
 
     /// A deterministic generator (splitmix64) so a failure names the seed that replays it.
@@ -748,6 +805,192 @@ mod tests {
         let v = Node::Leaf(n).encode_inline(0);
         let e = validate_holding(&v).expect_err("pages inside an inline bucket");
         assert!(e.to_string().contains("pages of its own"), "{e}");
+    }
+
+    /// An entry of a test bucket: key, value, is a bucket.
+    type Entry<'a> = (&'a [u8], &'a [u8], bool);
+    /// An entry as a reader returned it.
+    type Owned = (Vec<u8>, Vec<u8>, bool);
+
+    /// The inline value of a bucket holding `entries`.
+    fn inline_of(entries: &[Entry<'_>], sequence: u64) -> Vec<u8> {
+        let mut n = LeafNode::default();
+        for (i, (k, v, b)) in entries.iter().enumerate() {
+            n.insert(i, k, v, *b);
+        }
+        Node::Leaf(n).encode_inline(sequence)
+    }
+
+    /// Decode inline value `v` as a reader does: its entries and its sequence.
+    fn read_inline(v: &[u8]) -> (Vec<Owned>, u64) {
+        let (page, seq) = inline_page(v, 7).expect("decodes");
+        page.validate().expect("validates");
+        let items = (0..page.count)
+            .map(|i| {
+                let it = page.leaf_item(i).expect("item");
+                (it.key.to_vec(), it.value.to_vec(), it.bucket)
+            })
+            .collect();
+        (items, seq)
+    }
+
+    /// Require that `v`, held by a page, is corruption naming that page, saying `what`.
+    fn corrupt(v: &[u8], what: &str) {
+        match validate_holding(v) {
+            Err(Error::Corruption { page, detail }) => {
+                assert_eq!(page, 7, "{what}: {detail}");
+                assert!(detail.contains(what), "wanted {what:?}, got {detail:?}");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_one_key_bucket_is_15_bytes_inline_where_its_page_image_was_54() {
+        let v = inline_of(&[(b"id", &[1, 2, 3, 4], false)], 0);
+        assert_eq!(v.len(), 15, "{v:?}");
+        assert_eq!(v[..9], [0x80, 1, 0, 9, 0, 2, 0, 4, 0]);
+        let mut n = LeafNode::default();
+        n.insert(0, b"id", &[1, 2, 3, 4], false);
+        assert_eq!(n.encode_image(0).len(), 54, "the format-6 encoding");
+        // With a sequence, 8 bytes more.
+        let v = inline_of(&[(b"id", &[1, 2, 3, 4], false)], 9);
+        assert_eq!((v.len(), v[0]), (23, 0x81));
+        assert_eq!(read_inline(&v).1, 9);
+    }
+
+    #[test]
+    fn compact_inline_buckets_read_back_as_written_with_or_without_a_sequence_and_nested() {
+        let inner = inline_of(&[(b"x", b"y", false)], 5);
+        let empty = [0u8; BUCKET_HEADER];
+        let shapes: Vec<Vec<Entry<'_>>> = vec![
+            vec![(b"k", b"", false)],
+            vec![(b"a", b"1", false), (b"b", &[7; 300], false)],
+            vec![
+                (b"a", b"1", false),
+                (b"m", &empty, true),
+                (b"n", &inner, true),
+            ],
+            vec![(&[0xff; 200], b"", false)],
+        ];
+        for entries in &shapes {
+            for seq in [0, 1, u64::MAX] {
+                let v = inline_of(entries, seq);
+                assert_ne!(v.len(), BUCKET_HEADER);
+                assert_eq!(v[0] & 0x80, 0x80, "compact");
+                let (items, got) = read_inline(&v);
+                assert_eq!(got, seq);
+                let want: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v, b)| (k.to_vec(), v.to_vec(), *b))
+                    .collect();
+                assert_eq!(items, want);
+                validate_holding(&v).expect("valid in a page");
+                // Copied into the arena and written again: the same bytes.
+                let (page, _) = inline_page(&v, 7).expect("decodes");
+                let copy = Node::Leaf(LeafNode::from_page(&page).expect("copy"));
+                assert_eq!(copy.encode_inline(seq), v);
+            }
+        }
+        let (items, _) = read_inline(&inline_of(&shapes[2], 0));
+        assert_eq!(
+            read_inline(&items[2].1),
+            (vec![(b"x".to_vec(), b"y".to_vec(), false)], 5)
+        );
+    }
+
+    #[test]
+    fn a_compact_inline_bucket_that_would_be_32_bytes_long_carries_a_sequence_or_is_an_image() {
+        // A body of 32 bytes (3 + 6 + 23): the sequence field, 0, makes it 40.
+        let entries: &[Entry<'_>] = &[(b"key", &[9; 20], false)];
+        let v = inline_of(entries, 0);
+        assert_eq!((v.len(), v[0]), (40, 0x81));
+        assert_eq!(read_inline(&v).1, 0);
+        validate_holding(&v).expect("valid");
+        // The same sequence field of 0 where it is not needed is a second encoding: refused.
+        let mut w = inline_of(&[(b"id", &[1, 2, 3, 4], false)], 1);
+        w[3..11].fill(0);
+        corrupt(&w, "sequence field holding 0");
+        // A body of 24 bytes (3 + 6 + 15) and a sequence: 32 bytes whatever the encoding does,
+        // so it is written as a page image, which reads back with its sequence.
+        let entries: &[Entry<'_>] = &[(b"counter", &[1; 8], false)];
+        let v = inline_of(entries, 3);
+        assert_eq!((v.len(), v[0]), (32 + 16 + 15, 0), "page image");
+        let (items, seq) = read_inline(&v);
+        assert_eq!((items.len(), seq), (1, 3));
+        validate_holding(&v).expect("valid");
+        assert_eq!(
+            inline_of(entries, 0).len(),
+            24,
+            "compact without a sequence"
+        );
+    }
+
+    #[test]
+    fn every_malformed_compact_inline_bucket_is_corruption_naming_the_page_holding_it() {
+        let good = inline_of(&[(b"a", b"first", false), (b"b", b"second", false)], 0);
+        // 3 header bytes, elements at 3 and 9, key "a" at 15, "first", key "b" at 21, "second".
+        validate_holding(&good).expect("valid");
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = good.clone();
+            f(&mut v);
+            v
+        };
+        corrupt(&with(&|v| v[0] = 0x82), "unknown flags");
+        corrupt(&with(&|v| v[0] = 0xc0), "unknown flags");
+        corrupt(&with(&|v| v[1] = 0), "element count 0");
+        corrupt(&with(&|v| v[1] = 200), "elements need");
+        corrupt(&with(&|v| v[1] = 3), "starts at");
+        corrupt(&with(&|v| wr_u16(v, 3, 40)), "starts at");
+        corrupt(&with(&|v| wr_u16(v, 3, 14)), "starts at");
+        corrupt(&with(&|v| wr_u16(v, 9, 22)), "starts at");
+        corrupt(&with(&|v| wr_u16(v, 9, 20)), "starts at");
+        corrupt(&with(&|v| wr_u16(v, 5, 2)), "starts at");
+        corrupt(&with(&|v| v.push(0)), "last value ends at 28");
+        corrupt(&with(&|v| wr_u16(v, 13, 7)), "last value ends at 29");
+        corrupt(&with(&|v| wr_u16(v, 13, 5)), "last value ends at 27");
+        corrupt(&with(&|v| wr_u16(v, 13, 0x7fff)), "last value ends at");
+        corrupt(&with(&|v| v.truncate(v.len() - 1)), "last value ends at 28");
+        corrupt(&with(&|v| v.swap(15, 21)), "out of order");
+        corrupt(&with(&|v| v[21] = b'a'), "out of order");
+        corrupt(&with(&|v| wr_u16(v, 5, 0)), "starts at");
+        // A bucket flag on a pair whose value is neither a header nor an inline bucket.
+        corrupt(&with(&|v| v[8] |= 0x80), "inline bucket");
+        // Too short, and a header of 2 bytes.
+        corrupt(&[0x80, 1, 0, 9, 0, 1, 0, 0], "value of 8 bytes");
+        corrupt(&[0x80, 1], "value of 2 bytes");
+        // An empty key (the element array then ends where the value does).
+        let mut e = inline_of(&[(b"k", b"", false)], 0);
+        wr_u16(&mut e, 5, 0);
+        e.pop();
+        corrupt(&e, "value of 9 bytes");
+        let mut e = inline_of(&[(b"k", b"v", false)], 0);
+        wr_u16(&mut e, 5, 0);
+        wr_u16(&mut e, 7, 2);
+        corrupt(&e, "key of 0 bytes");
+        // Too deep: a chain of compact buckets one past the bound.
+        let deep = inline_chain(MAX_INLINE_DEPTH + 1);
+        assert_eq!(deep[0] & 0x80, 0x80);
+        corrupt(&deep, "nested deeper");
+        // Over the inline limit of a page size, though sound (the limit is the decoder's).
+        let big = inline_of(&[(b"k", &[1; 300], false)], 0);
+        validate_holding(&big).expect("sound");
+        let e = BucketValue::decode(&big, 7, 1024)
+            .err()
+            .expect("over 272 bytes");
+        assert!(e.to_string().contains("over the limit"), "{e}");
+        assert!(BucketValue::decode(&big, 7, 4096).is_ok());
+    }
+
+    #[test]
+    fn an_inline_bucket_is_written_inline_while_its_compact_size_with_a_sequence_fits() {
+        // 1 KiB pages: a limit of 272 bytes, 3 + 8 + 6 + 1 + value for one key.
+        let node = |len: usize| Node::Leaf(LeafNode::single(b"k", &vec![0; len], false));
+        assert!(node(272 - 18).inlineable(1024));
+        assert!(!node(272 - 17).inlineable(1024));
+        assert_eq!(node(272 - 18).encode_inline(u64::MAX).len(), 272);
+        // The format-6 rule (a 49-byte page image and the value) kept far fewer bytes inline.
+        assert!(node(272 - 49 + 1).inlineable(1024));
     }
 
     #[test]
