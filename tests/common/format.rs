@@ -225,8 +225,9 @@ pub fn parents(img: &[u8], p: usize) -> (Meta, std::collections::HashMap<u64, (u
             3 => {
                 for i in 0..n {
                     let (flags, _, v) = leaf_elem(img, p, pg, i);
-                    // A 32-byte value is a bucket header; a longer one an inline bucket,
-                    // which has no page of its own (FORMAT.md, section 5).
+                    // A 32-byte value is a bucket header; any other length an inline bucket
+                    // (compact ones may be shorter), which has no page of its own (FORMAT.md,
+                    // section 5).
                     if flags == 1 && v.len() == 32 {
                         let r = ref_at(img, v.start);
                         if r.pgid != 0 {
