@@ -900,6 +900,29 @@ mod tests {
     }
 
     #[test]
+    fn a_search_of_a_compact_inline_bucket_finds_each_key_and_where_a_missing_one_would_go() {
+        let v = inline_of(
+            &[(b"b", b"1", false), (b"d", b"", false), (b"f", b"3", false)],
+            0,
+        );
+        let (page, _) = inline_page(&v, 7).expect("decodes");
+        let want: [(&[u8], (usize, bool)); 7] = [
+            (b"a", (0, false)),
+            (b"b", (0, true)),
+            (b"c", (1, false)),
+            (b"d", (1, true)),
+            (b"e", (2, false)),
+            (b"f", (2, true)),
+            (b"g", (3, false)),
+        ];
+        for (key, at) in want {
+            assert_eq!(page.search_leaf(key).expect("search"), at, "{key:?}");
+        }
+        assert_eq!(page.key(1).expect("key"), b"d");
+        assert!(page.key(3).is_err());
+    }
+
+    #[test]
     fn a_compact_inline_bucket_that_would_be_32_bytes_long_carries_a_sequence_or_is_an_image() {
         // A body of 32 bytes (3 + 6 + 23): the sequence field, 0, makes it 40.
         let entries: &[Entry<'_>] = &[(b"key", &[9; 20], false)];
