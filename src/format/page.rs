@@ -773,7 +773,7 @@ impl<'a> Page<'a> {
     }
 
     /// [`Page::leaf_elem`] of a compact inline bucket.
-    #[inline(never)]
+    #[inline]
     fn compact_leaf_elem(&self, i: usize) -> Result<(u8, &'a [u8], &'a [u8])> {
         match self.compact_elem(i) {
             Some((key, value, bucket)) => Ok((if bucket { FLAG_BUCKET } else { 0 }, key, value)),
