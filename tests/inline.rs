@@ -362,15 +362,7 @@ fn inline_image(image: bool) -> (Vec<u8>, u64) {
     drop(db);
     let mut img = s.to_bytes();
     let (_, parents) = parents(&img, P);
-    // The leaf of "ns": the page whose elements include the inline bucket "o0".
-    let leaf = parents
-        .keys()
-        .copied()
-        .find(|&pg| {
-            page_type(&img, P, pg) == 3
-                && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"o0")
-        })
-        .expect("leaf of ns");
+    let leaf = leaf_holding_o0(&img, &parents);
     if image {
         leaf_as_version_6(&mut img, P, leaf);
         reseal_chain(&mut img, P, leaf, &parents);
@@ -628,14 +620,7 @@ fn a_version_6_file_of_page_image_inline_buckets_opens_reads_takes_writes_and_th
         "the commit wrote version 7"
     );
     let (_, parents) = parents(&img, P);
-    let leaf = parents
-        .keys()
-        .copied()
-        .find(|&pg| {
-            page_type(&img, P, pg) == 3
-                && (0..count(&img, P, pg)).any(|i| &img[leaf_elem(&img, P, pg, i).1] == b"o0")
-        })
-        .expect("leaf of ns");
+    let leaf = leaf_holding_o0(&img, &parents);
     let got = encodings(&img, leaf);
     let want: Vec<(Vec<u8>, bool)> = (0..4)
         .map(|i| (format!("o{i}").into_bytes(), i == 1))
@@ -775,4 +760,16 @@ fn a_cursor_opens_the_nested_bucket_it_is_at_in_read_and_write_transactions() {
         .unwrap()
         .keys;
     assert_eq!(keys, 2);
+}
+
+/// The leaf of "ns": the page whose elements include the inline bucket "o0".
+fn leaf_holding_o0(img: &[u8], parents: &std::collections::HashMap<u64, (usize, u64)>) -> u64 {
+    parents
+        .keys()
+        .copied()
+        .find(|&pg| {
+            page_type(img, P, pg) == 3
+                && (0..count(img, P, pg)).any(|i| &img[leaf_elem(img, P, pg, i).1] == b"o0")
+        })
+        .expect("leaf of ns")
 }
