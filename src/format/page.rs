@@ -315,7 +315,7 @@ fn compact_page(value: &[u8], page: u64) -> Result<(Page<'_>, u64)> {
     if value.len() < COMPACT_MIN || value.len() > MAX_INLINE || value.len() == BUCKET_HEADER {
         return Err(bad(format!("value of {} bytes", value.len())));
     }
-    let flags = value[0] & !COMPACT_TAG;
+    let flags = value.first().map_or(0, |b| b & !COMPACT_TAG);
     if flags & !COMPACT_SEQ != 0 {
         return Err(bad(format!("unknown flags {flags:#x}")));
     }
@@ -741,15 +741,27 @@ impl<'a> Page<'a> {
         if i >= self.count {
             return None;
         }
+        let (ko, kl, vl, bucket) = self.compact_fields(i)?;
+        let key = self.data.get(ko..ko + kl)?;
+        let value = self.data.get(ko + kl..ko + kl + vl)?;
+        Some((key, value, bucket))
+    }
+
+    /// Compact element `i`'s fields: key offset, key length, value length and bucket bit
+    /// (`None` if the element lies outside the value; its bytes are not checked here).
+    #[inline(always)]
+    fn compact_fields(&self, i: usize) -> Option<(usize, usize, usize, bool)> {
         let e = usize::from(self.compact) + i * COMPACT_ELEM;
         let f: &[u8; COMPACT_ELEM] = self.data.get(e..e + COMPACT_ELEM)?.try_into().ok()?;
         let ko = usize::from(u16::from_le_bytes([f[0], f[1]]));
         let kl = usize::from(u16::from_le_bytes([f[2], f[3]]));
         let vf = u16::from_le_bytes([f[4], f[5]]);
-        let vl = usize::from(vf & !COMPACT_BUCKET);
-        let key = self.data.get(ko..ko + kl)?;
-        let value = self.data.get(ko + kl..ko + kl + vl)?;
-        Some((key, value, vf & COMPACT_BUCKET != 0))
+        Some((
+            ko,
+            kl,
+            usize::from(vf & !COMPACT_BUCKET),
+            vf & COMPACT_BUCKET != 0,
+        ))
     }
 
     /// [`Page::search_leaf`] of a compact inline bucket: one call for the search, not one per
@@ -791,12 +803,9 @@ impl<'a> Page<'a> {
     fn validate_compact_packing(&self) -> Result<()> {
         let mut at = usize::from(self.compact) + self.count * COMPACT_ELEM;
         for i in 0..self.count {
-            let e = usize::from(self.compact) + i * COMPACT_ELEM;
-            let f = rd_slice(self.data, e, COMPACT_ELEM)
+            let (ko, kl, vl, _) = self
+                .compact_fields(i)
                 .ok_or_else(|| self.bad(format!("compact element {i} outside the value")))?;
-            let ko = usize::from(u16::from_le_bytes([f[0], f[1]]));
-            let kl = usize::from(u16::from_le_bytes([f[2], f[3]]));
-            let vl = usize::from(u16::from_le_bytes([f[4], f[5]]) & !COMPACT_BUCKET);
             if ko != at {
                 return Err(self.bad(format!(
                     "compact element {i}'s key starts at {ko}, not at {at} where the bytes before \

@@ -299,15 +299,19 @@ impl Commit<'_, '_> {
                     Child::Page(_) => None,
                 })
                 .collect();
+            let mut leaves: Vec<&LeafNode> = Vec::with_capacity(ids.len());
+            for &id in &ids {
+                let Node::Leaf(l) = &w.nodes[id] else {
+                    return Err(Error::bug("a repacked leaf is not a leaf"));
+                };
+                leaves.push(l);
+            }
             // Where each new leaf ends: (entries, key and value bytes) of each, so that each
             // is allocated at its exact size (a page's worth of heap and slots for each leaf
             // of a bulk load took 250 MB more at its peak).
             let mut plan: Vec<(usize, usize)> = Vec::with_capacity(m);
             let mut cur = target;
-            for &id in &ids {
-                let Node::Leaf(l) = &w.nodes[id] else {
-                    return Err(Error::bug("a repacked leaf is not a leaf"));
-                };
+            for l in &leaves {
                 for i in 0..l.len() {
                     if cur >= target {
                         plan.push((0, 0));
@@ -323,10 +327,7 @@ impl Commit<'_, '_> {
             let mut parts: Vec<LeafNode> = Vec::with_capacity(plan.len());
             let mut sizes = plan.iter();
             let mut left = 0;
-            for &id in &ids {
-                let Node::Leaf(l) = &w.nodes[id] else {
-                    return Err(Error::bug("a repacked leaf is not a leaf"));
-                };
+            for l in &leaves {
                 for i in 0..l.len() {
                     if left == 0 {
                         let Some(&(entries, bytes)) = sizes.next() else {
@@ -564,9 +565,12 @@ impl Commit<'_, '_> {
                 if let (Some(parent), Some(Child::Node(id))) = (parent, root) {
                     let inline = {
                         let w = tx.write_state()?;
-                        let node = &w.nodes[id];
-                        node.inlineable(self.db().page_size)
-                            .then(|| node.encode_inline(seq))
+                        match &w.nodes[id] {
+                            node @ Node::Leaf(leaf) if node.inlineable(self.db().page_size) => {
+                                Some(leaf.encode_compact(seq))
+                            }
+                            _ => None,
+                        }
                     };
                     if let Some(value) = inline {
                         tx.put_entry(parent, &name, &value, true)?;

@@ -571,8 +571,9 @@ impl Node {
     }
 
     /// The inline-bucket value of this leaf (see [`Node::inlineable`]): its compact encoding
-    /// (format 7, [`LeafNode::encode_compact`]). A branch is never inlineable; it would get an
-    /// empty value, which every reader refuses as corruption (never a wrong bucket).
+    /// (format 7, [`LeafNode::encode_compact`], which commit calls). A test helper: a branch
+    /// gets an empty value, which every reader refuses as corruption.
+    #[cfg(test)]
     pub(crate) fn encode_inline(&self, sequence: u64) -> Vec<u8> {
         match self {
             Node::Leaf(leaf) => leaf.encode_compact(sequence),
