@@ -478,15 +478,34 @@ impl Commit<'_, '_> {
             Node::Leaf(LeafNode::default()),
         );
         let r = match &mut node {
-            Node::Branch(entries) => entries
-                .iter()
-                .try_for_each(|e| self.repack(e.child, depth + 1))
-                .and_then(|_| self.repack_leaves(entries))
-                .and_then(|_| self.repack_branches(entries)),
+            Node::Branch(entries) => self.repack_children(entries, depth),
             Node::Leaf(_) => Ok(()),
         };
         self.tx.write_state()?.nodes[id] = node;
         r
+    }
+
+    /// Repack under one branch: its changed children first, then the runs among them. Only
+    /// changed children are visited, and the runs only when two changed children are side by
+    /// side (a run needs two): a one-key commit changes one child of each branch on its path,
+    /// and visiting every entry of those branches took 18,000 of its 160,000 instructions
+    /// (into 200,000 entries, `deadbolt-bench --costs`).
+    fn repack_children(&mut self, entries: &mut Vec<BranchEntry>, depth: usize) -> Result<()> {
+        let mut adjacent = false;
+        let mut prev_changed = false;
+        for e in entries.iter() {
+            let changed = matches!(e.child, Child::Node(_));
+            if changed {
+                self.repack(e.child, depth + 1)?;
+            }
+            adjacent |= changed && prev_changed;
+            prev_changed = changed;
+        }
+        if adjacent {
+            self.repack_leaves(entries)?;
+            self.repack_branches(entries)?;
+        }
+        Ok(())
     }
 
     /// Write the dirty subtree under `c` bottom-up and return the pointer to its new root.
