@@ -107,6 +107,11 @@ pub(crate) struct Writer {
     /// below it before the next sync, since a power cut may keep the length change and lose the
     /// unsynced metas, and then the synced commit must still find all its pages.
     pub synced_hwm: u64,
+    /// The commits' coalesced write buffer, kept between commits so that its bytes are zeroed
+    /// once, not for every span of every commit (see `Commit::span_buf`). At most
+    /// [`crate::storage::MAX_WRITE`] bytes are kept: a commit that grew it for a larger span
+    /// cuts it back.
+    pub write_buf: Vec<u8>,
 }
 
 impl Writer {
@@ -361,6 +366,7 @@ impl Store {
                 unsynced: false,
                 next_slot: 0,
                 synced_hwm: 2,
+                write_buf: Vec::new(),
             }),
             verified: Verified::new(),
             counters: Counters::default(),

@@ -42,6 +42,7 @@ impl Tx<'_> {
         }
         let db = self.db;
         let len_before = guard.file_len;
+        let run = std::mem::take(&mut guard.write_buf);
         let mut c = Commit {
             tx: &self,
             wr: &mut guard,
@@ -51,14 +52,18 @@ impl Tx<'_> {
             io_started: false,
             deferred: Vec::new(),
             run_off: 0,
-            // Room for a whole coalesced write from the start: grown from empty, the buffer
-            // was reallocated and copied at every doubling (a one-key commit into 200,000
-            // entries went from 142,000 to 132,000 instructions, `deadbolt-bench --costs`).
-            run: Vec::with_capacity(MAX_WRITE),
+            run,
+            run_len: 0,
             written: Vec::new(),
         };
         let res = c.run();
         let io = c.io_started;
+        // The buffer goes back for the next commit, at most MAX_WRITE bytes of it (a large
+        // value's span grew it past that).
+        let mut buf = std::mem::take(&mut c.run);
+        buf.truncate(MAX_WRITE);
+        buf.shrink_to(MAX_WRITE);
+        guard.write_buf = buf;
         match res {
             Ok(meta) => {
                 let view = match db.storage.view() {
@@ -121,9 +126,11 @@ struct Commit<'t, 'db> {
     /// Adjacent page writes gathered into one (at most [`MAX_WRITE`] bytes, unless one span is
     /// larger, and issued in pieces of at most that) starting at file offset `run_off`; empty
     /// when none is pending. Pages are serialized straight into it, and the buffer is reused
-    /// after each write.
+    /// after each write and by the next commit ([`Writer::write_buf`]): the pending bytes are
+    /// `run[..run_len]`, and the rest holds what earlier spans left.
     run_off: u64,
     run: Vec<u8>,
+    run_len: usize,
 }
 
 impl Commit<'_, '_> {
@@ -162,9 +169,12 @@ impl Commit<'_, '_> {
         Ok(())
     }
 
-    /// The zeroed bytes of an `n`-page span at page `pgid`, to be filled before the next call:
-    /// a slice of the pending coalesced write when the span follows it (a bulk load allocates
-    /// spans in order), else of a new one after the pending write is issued.
+    /// The bytes of an `n`-page span at page `pgid`, to be filled before the next call: a slice
+    /// of the pending coalesced write when the span follows it (a bulk load allocates spans in
+    /// order), else of a new one after the pending write is issued. They hold whatever an
+    /// earlier span of this or an earlier commit left there, so the caller writes every byte:
+    /// zeroing each span first, to be overwritten, was a fifth of a one-key commit's
+    /// instructions and an eighth of a removal's (callgrind counts `rep stosb` per byte).
     fn span_buf(&mut self, pgid: u64, n: u64) -> Result<&mut [u8]> {
         let p = self.db().page_size as u64;
         // Invariants of the allocator: a span is whole pages, never written while the free set
@@ -205,14 +215,18 @@ impl Commit<'_, '_> {
             let last = self.deferred.last_mut().map(|(_, b)| b.as_mut_slice());
             return last.ok_or_else(|| Error::bug("deferred span vanished"));
         }
-        let follows = !self.run.is_empty() && self.run_off + self.run.len() as u64 == off;
-        if !follows || self.run.len() + len > MAX_WRITE {
+        let follows = self.run_len > 0 && self.run_off + self.run_len as u64 == off;
+        if !follows || self.run_len + len > MAX_WRITE {
             self.flush_run()?;
             self.run_off = off;
         }
-        let start = self.run.len();
-        self.run.resize(start + len, 0);
-        Ok(&mut self.run[start..])
+        let start = self.run_len;
+        let end = start + len;
+        if self.run.len() < end {
+            self.run.resize(end, 0);
+        }
+        self.run_len = end;
+        Ok(&mut self.run[start..end])
     }
 
     /// The allocator's invariant, checked before the meta makes the commit real: no page was
@@ -233,15 +247,15 @@ impl Commit<'_, '_> {
 
     /// Issue the pending coalesced write, if any.
     fn flush_run(&mut self) -> Result<()> {
-        if !self.run.is_empty() {
+        if self.run_len > 0 {
             // A span longer than MAX_WRITE (a large value's overflow pages) is still written in
             // pieces of at most MAX_WRITE.
             let mut off = self.run_off;
-            for piece in self.run.chunks(MAX_WRITE) {
+            for piece in self.run[..self.run_len].chunks(MAX_WRITE) {
                 self.db().storage.write_at(off, piece)?;
                 off += piece.len() as u64;
             }
-            self.run.clear();
+            self.run_len = 0;
         }
         Ok(())
     }

@@ -369,7 +369,7 @@ impl LeafNode {
     /// Write the element array, keys and values after the header into `b` (at least
     /// [`LeafNode::size`] bytes), with key prefixes if `prefixed` (a page; an inline bucket
     /// has none, docs/FORMAT.md section 5).
-    fn write_elements(&self, b: &mut [u8], prefixed: bool) {
+    fn write_elements(&self, b: &mut [u8], prefixed: bool) -> usize {
         let mut data = HEADER + self.slots.len() * LEAF_ELEM;
         for (i, s) in self.slots.iter().enumerate() {
             let at = HEADER + i * LEAF_ELEM;
@@ -385,6 +385,7 @@ impl LeafNode {
             b[data..data + n].copy_from_slice(&self.heap[s.off..s.off + n]);
             data += n;
         }
+        data
     }
 }
 
@@ -536,7 +537,13 @@ impl Node {
     ) -> u32 {
         let pages = (b.len() / page_size).max(1);
         set_overflow(b, (pages - 1) as u32);
-        self.write_elements(b, true);
+        // The header and the elements are written whole (seal writes every header field; a
+        // prefixed element has no byte left over), and the rest of the span is zeroed here:
+        // `b` holds whatever an earlier span left (`Commit::span_buf`).
+        let end = self.write_elements(b, true);
+        if let Some(rest) = b.get_mut(end..) {
+            rest.fill(0);
+        }
         let ptype = match self {
             Node::Leaf(_) => PageType::Leaf,
             Node::Branch(_) => PageType::Branch,
@@ -582,9 +589,9 @@ impl Node {
     }
 
     /// Write the element array and the keys and values after the header into `b` (at least
-    /// [`Node::size`] bytes); leaf elements get key prefixes if `prefixed`, branch elements
-    /// always (a branch is never inline).
-    fn write_elements(&self, b: &mut [u8], prefixed: bool) {
+    /// [`Node::size`] bytes) and return where they end; leaf elements get key prefixes if
+    /// `prefixed`, branch elements always (a branch is never inline).
+    fn write_elements(&self, b: &mut [u8], prefixed: bool) -> usize {
         let mut data = HEADER + self.len() * BRANCH_ELEM;
         match self {
             Node::Leaf(leaf) => leaf.write_elements(b, prefixed),
@@ -604,6 +611,7 @@ impl Node {
                     b[data..data + key.len()].copy_from_slice(key);
                     data += key.len();
                 }
+                data
             }
         }
     }
@@ -1090,6 +1098,50 @@ mod tests {
             let shorter = &key[..len / 2];
             e.set_key(shorter);
             assert_eq!(e.key(), shorter, "length {len} halved");
+        }
+    }
+
+    /// Pins the contract `Commit::span_buf` relies on since it stopped zeroing spans: a node
+    /// serialized into a buffer full of an earlier page's bytes is the same page, byte for byte,
+    /// as one serialized into zeros (a byte left unwritten would carry stale data into the
+    /// file, under a checksum that vouches for it). Leaves with and without buckets, a
+    /// two-page leaf, and a branch.
+    #[test]
+    fn a_node_serialized_over_stale_bytes_is_the_page_it_makes_over_zeros() {
+        let p = 4096;
+        let mut leaf = LeafNode::default();
+        for i in 0..20u8 {
+            leaf.insert(
+                i as usize,
+                &[b'k', i, i],
+                &vec![i; 3 + i as usize],
+                i % 7 == 0,
+            );
+        }
+        let mut big = LeafNode::default();
+        big.insert(0, b"big", &vec![7u8; 5000], false);
+        let mut entries = Vec::new();
+        for i in 0..30u64 {
+            let r = ChildRef {
+                pgid: 10 + i,
+                txid: 3,
+                crc: i as u32 * 77,
+            };
+            entries.push(BranchEntry::new(&[b'b', i as u8], Child::Page(r)));
+        }
+        let nodes = [Node::Leaf(leaf), Node::Leaf(big), Node::Branch(entries)];
+        for (n, node) in nodes.iter().enumerate() {
+            let len = node.size().div_ceil(p) * p;
+            let level = u8::from(!node.is_leaf());
+            let mut zeros = vec![0u8; len];
+            let mut stale: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8 | 1).collect();
+            let a = node.serialize_into(&mut zeros, p, 42, 9, level);
+            let b = node.serialize_into(&mut stale, p, 42, 9, level);
+            assert_eq!(a, b, "node {n}: checksums differ");
+            assert!(
+                zeros == stale,
+                "node {n}: a byte of the stale buffer survived"
+            );
         }
     }
 }
