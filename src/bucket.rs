@@ -225,17 +225,7 @@ impl<'tx> Bucket<'tx> {
     /// Delete a nested bucket and everything in it.
     pub fn delete_bucket(&self, name: &[u8]) -> Result<()> {
         let id = self.write_id()?;
-        match self.tx.lookup(self.r, name)? {
-            None => Err(Error::BucketNotFound),
-            Some((_, false)) => Err(Error::IncompatibleValue),
-            Some((h, true)) => {
-                let child = self.child(name, h)?;
-                if let BucketRef::Write(cid) = child.r {
-                    self.tx.free_bucket(cid)?;
-                }
-                self.tx.delete_entry(id, name, true)
-            }
-        }
+        self.tx.delete_bucket_entry(id, name)
     }
 
     /// The bucket's sequence number.

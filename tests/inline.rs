@@ -316,6 +316,69 @@ fn deleting_inline_buckets_and_cursor_deletes_inside_them_leak_no_page() {
     .unwrap();
 }
 
+/// Pins the shortcut `delete_bucket` takes for an inline bucket nobody opened (it removes the
+/// element without opening the bucket): the bucket and what is nested in it are gone, a bucket
+/// created under the same name in the same transaction starts empty, and an inline bucket that
+/// was opened, with one nested in it opened too, still has both handles closed by the delete.
+#[test]
+fn deleting_an_inline_bucket_without_opening_it_leaves_nothing_of_it_behind() {
+    let s = Arc::new(MemStorage::new());
+    let db = open(&s);
+    db.update(|tx| {
+        let ns = tx.create_bucket(b"ns")?;
+        for name in [&b"a"[..], b"b"] {
+            let o = ns.create_bucket(name)?;
+            o.put(b"f", b"1")?;
+            o.create_bucket(b"labels")?.put(b"env", b"prod")?;
+        }
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    assert_eq!(
+        inline_and_leaves(&db).0,
+        5,
+        "ns, a, b and their labels inline"
+    );
+    db.update(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        // "a": not opened in this transaction.
+        ns.delete_bucket(b"a")?;
+        assert!(ns.bucket(b"a")?.is_none());
+        assert!(matches!(ns.delete_bucket(b"a"), Err(Error::BucketNotFound)));
+        let again = ns.create_bucket(b"a")?;
+        assert_eq!(again.get(b"f")?, None);
+        assert!(again.bucket(b"labels")?.is_none());
+        // "b": opened, and its labels too, before the delete.
+        let b = ns.bucket(b"b")?.unwrap();
+        let labels = b.bucket(b"labels")?.unwrap();
+        ns.delete_bucket(b"b")?;
+        assert!(matches!(b.get(b"f"), Err(Error::BucketNotFound)));
+        assert!(matches!(labels.get(b"env"), Err(Error::BucketNotFound)));
+        assert!(matches!(
+            labels.put(b"env", b"dev"),
+            Err(Error::BucketNotFound)
+        ));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    drop(db);
+    let db = open(&s);
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    db.view(|tx| {
+        let ns = tx.bucket(b"ns")?.unwrap();
+        let names: Vec<_> = ns.buckets().collect::<Result<_, _>>()?;
+        assert_eq!(names, vec![&b"a"[..]]);
+        let a = ns.bucket(b"a")?.unwrap();
+        assert_eq!(a.get(b"f")?, None);
+        assert!(a.bucket(b"labels")?.is_none());
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
 #[test]
 fn compaction_and_backup_keep_small_buckets_inline() {
     let dir = tempfile::tempdir().unwrap();
