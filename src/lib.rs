@@ -37,6 +37,8 @@ mod limits;
 mod ops;
 mod planted;
 mod store;
+#[cfg(test)]
+mod testutil;
 mod tx;
 
 pub use batch::BatchOptions;

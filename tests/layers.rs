@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("limits", 0),
     ("planted", 0),
+    // Unit tests only: the seeded generator they share.
+    ("testutil", 0),
     ("error", 1),
     ("storage", 2),
     ("format", 3),

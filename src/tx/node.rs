@@ -669,22 +669,8 @@ pub(crate) fn split_sizes(sizes: &[usize], first_cap: usize, cap: usize, min: us
 mod tests {
     use super::*;
     use crate::format::page::{inline_page, BucketValue, Header, BUCKET_HEADER};
+    use crate::testutil::{seeds, Rng};
     use std::collections::BTreeMap;
-
-    /// A deterministic generator (splitmix64) so a failure names the seed that replays it.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     fn check(n: &LeafNode, model: &BTreeMap<Vec<u8>, (Vec<u8>, bool)>, seed: u64) {
         let got: Vec<_> = (0..n.len())
@@ -711,11 +697,7 @@ mod tests {
     /// model says (`DEADBOLT_SEED=n` replays one seed).
     #[test]
     fn a_leaf_node_heap_keeps_entries_size_and_dead_bytes_bounded_through_every_edit() {
-        let seeds: Vec<u64> = match std::env::var("DEADBOLT_SEED") {
-            Ok(s) => vec![s.parse().expect("DEADBOLT_SEED is a number")],
-            Err(_) => (1..=200).collect(),
-        };
-        for seed in seeds {
+        for seed in seeds(200) {
             let mut r = Rng(seed);
             let mut n = LeafNode::default();
             let mut model: BTreeMap<Vec<u8>, (Vec<u8>, bool)> = BTreeMap::new();
