@@ -515,6 +515,15 @@ impl<'tx> Cursor<'tx> {
         let Some(root) = self.start()? else {
             return self.finish(false, State::AfterEnd);
         };
+        // A bucket that is one leaf page (every inline bucket; a metadata walk opens a cursor
+        // on thousands), without a budget: its first entry straight from the page, with no
+        // path above it to check.
+        if let (Loc::Page(p), None) = (root, &self.meter) {
+            if p.leaf && p.count > 0 {
+                self.stack.push((root, 0));
+                return self.current();
+            }
+        }
         self.push(root, 0)?;
         let found = self.settle_forward()?;
         self.finish(found, State::AfterEnd)
@@ -624,12 +633,27 @@ impl<'tx> Cursor<'tx> {
             State::At => {}
         }
         // The common step of a read transaction: the next element of the same leaf page (the
-        // page was checked when it was pushed; nothing can have changed under a reader).
+        // page was checked when it was pushed; nothing can have changed under a reader), read
+        // in place. Without a budget there is no key to keep and no byte to count, so the
+        // entry is returned from here rather than through `current`.
         if self.tx.write.is_none() {
+            let root = self.stack.len() == 1;
             if let Some((Loc::Page(p), idx)) = self.stack.last_mut() {
                 if p.leaf && *idx + 1 < p.count {
                     *idx += 1;
+                    if self.meter.is_none() {
+                        let it = p.leaf_item(*idx)?;
+                        return Ok(Some(Entry {
+                            key: Cow::Borrowed(it.key),
+                            value: (!it.bucket).then_some(Cow::Borrowed(it.value)),
+                        }));
+                    }
                     return self.current();
+                }
+                if p.leaf && root {
+                    // Past the last entry of a bucket that is one leaf: the end, with no
+                    // parent to step through (and no page loaded).
+                    return self.finish(false, State::AfterEnd);
                 }
             }
         }
