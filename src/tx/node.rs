@@ -523,8 +523,9 @@ impl Node {
         rest.partition_point(|e| e.cmp(key, q) != Ordering::Greater)
     }
 
-    /// Serialize into `b`, a zeroed span of whole pages (as many as [`Node::size`] needs), for
-    /// page `pgid` at height `level` above the leaves; children must all be `Child::Page`.
+    /// Serialize into `b`, a span of whole pages (as many as [`Node::size`] needs) holding any
+    /// bytes, every one of which is written, for page `pgid` at height `level` above the
+    /// leaves; children must all be `Child::Page`.
     /// Returns the span's checksum. The commit hands out slices of its coalesced write buffer,
     /// so a spilled page costs no allocation and no second copy.
     pub(crate) fn serialize_into(
