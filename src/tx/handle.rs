@@ -187,8 +187,15 @@ impl<'db> Tx<'db> {
 
     #[inline]
     pub(crate) fn load(&self, r: &ChildRef) -> Result<Page<'_>> {
+        self.load_from(self.bytes(), r)
+    }
+
+    /// [`Tx::load`] from `bytes`, this transaction's [`Tx::bytes`] taken once by a caller that
+    /// loads a page per level: each `bytes()` is a call through the view's trait object.
+    #[inline]
+    pub(crate) fn load_from<'a>(&'a self, bytes: &'a [u8], r: &ChildRef) -> Result<Page<'a>> {
         self.loads.set(self.loads.get() + 1);
-        self.db.load_page(self.bytes(), self.snap.meta.hwm, r)
+        self.db.load_page(bytes, self.snap.meta.hwm, r)
     }
 
     /// How many pages (a multi-page span counts once) this transaction has loaded from its

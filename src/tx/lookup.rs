@@ -87,6 +87,7 @@ impl Tx<'_> {
         // says the same again.
         let mut lo: Option<&[u8]> = None;
         let mut hi: Option<&[u8]> = None;
+        let bytes = self.bytes();
         for _ in 0..=MAX_DEPTH {
             if page.leaf {
                 let (i, eq) = page.search_leaf(key)?;
@@ -125,7 +126,7 @@ impl Tx<'_> {
                     hi = Some(k);
                 }
             }
-            let child = self.load(&page.child(i)?)?;
+            let child = self.load_from(bytes, &page.child(i)?)?;
             check_level(&child, page.level)?;
             page = child;
         }
