@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::format::*;
-use deadbolt::{Db, Error, MemStorage, Options};
+use deadbolt::{CheckReport, Db, Error, MemStorage, Options};
 
 const P: usize = 1024;
 
@@ -23,6 +23,15 @@ fn opts() -> Options {
 
 fn open(s: &Arc<MemStorage>) -> Db {
     Db::open_storage(s.clone(), opts()).unwrap()
+}
+
+/// Close `db`, open `s` again and check it: the new handle and its (clean) report.
+fn reopen_checked(db: Db, s: &Arc<MemStorage>) -> (Db, CheckReport) {
+    drop(db);
+    let db = open(s);
+    let report = db.check().unwrap();
+    assert!(report.is_ok(), "{report}");
+    (db, report)
 }
 
 /// Inline bucket count and leaf pages of the root bucket's statistics (nested included).
@@ -300,10 +309,7 @@ fn deleting_inline_buckets_and_cursor_deletes_inside_them_leak_no_page() {
         Ok::<_, Error>(())
     })
     .unwrap();
-    drop(db);
-    let db = open(&s);
-    let report = db.check().unwrap();
-    assert!(report.is_ok(), "{report}");
+    let (db, report) = reopen_checked(db, &s);
     assert_eq!(report.inline_buckets, 25);
     db.view(|tx| {
         let ns = tx.bucket(b"ns")?.unwrap();
@@ -363,10 +369,7 @@ fn deleting_an_inline_bucket_without_opening_it_leaves_nothing_of_it_behind() {
         Ok::<_, Error>(())
     })
     .unwrap();
-    drop(db);
-    let db = open(&s);
-    let report = db.check().unwrap();
-    assert!(report.is_ok(), "{report}");
+    let (db, _) = reopen_checked(db, &s);
     db.view(|tx| {
         let ns = tx.bucket(b"ns")?.unwrap();
         let names: Vec<_> = ns.buckets().collect::<Result<_, _>>()?;
