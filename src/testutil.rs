@@ -1,6 +1,8 @@
 //! What the unit tests of several layers share: a deterministic generator, so that a
 //! randomized test's failure names the seed that replays it.
 
+#![cfg(test)]
+
 /// splitmix64.
 pub(crate) struct Rng(pub(crate) u64);
 
@@ -20,8 +22,9 @@ impl Rng {
 
 /// The seeds a randomized test runs: `DEADBOLT_SEED=n` replays one, else `1..=count`.
 pub(crate) fn seeds(count: u64) -> Vec<u64> {
-    match std::env::var("DEADBOLT_SEED") {
-        Ok(s) => vec![s.parse().expect("DEADBOLT_SEED is a number")],
+    match std::env::var("DEADBOLT_SEED").map(|s| s.parse::<u64>()) {
+        Ok(Ok(seed)) => vec![seed],
+        Ok(Err(e)) => panic!("DEADBOLT_SEED is not a number: {e}"),
         Err(_) => (1..=count).collect(),
     }
 }

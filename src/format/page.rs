@@ -80,20 +80,26 @@ pub(crate) const BRANCH_PREFIX: usize = 4;
 /// The first `n` (at most 4) bytes of `key`, zero-padded, as a big-endian number. Padding
 /// keeps the order one way: `key_prefix(a) < key_prefix(b)` implies `a < b`, and `a <= b`
 /// implies `key_prefix(a) <= key_prefix(b)`; equal prefixes say nothing, and the keys decide.
-/// A key of 4 bytes or more is read as 4 and shifted (the bytes past `n` shift out): a copy
-/// of a length known only at run time is a call to `memcpy`, which cost each point read 81
-/// of its 2,286 instructions (one per level's search; `deadbolt-bench --costs`).
+/// The bytes past `n` of the four read shift out.
 #[inline]
 pub(crate) fn key_prefix(key: &[u8], n: usize) -> u32 {
-    let a = match key.first_chunk::<4>() {
+    u32::from_be_bytes(key_start(key)) >> (8 * (4 - n.min(4)))
+}
+
+/// The first `N` bytes of `key`, zero-padded. A key of `N` bytes or more is read as one
+/// fixed-size array: a copy of a length known only at run time is a call to `memcpy`, which
+/// cost each point read 81 of its 2,286 instructions (one per level's search;
+/// `deadbolt-bench --costs`).
+#[inline]
+pub(crate) fn key_start<const N: usize>(key: &[u8]) -> [u8; N] {
+    match key.first_chunk::<N>() {
         Some(&a) => a,
         None => {
-            let mut a = [0u8; 4];
+            let mut a = [0u8; N];
             a[..key.len()].copy_from_slice(key);
             a
         }
-    };
-    u32::from_be_bytes(a) >> (8 * (4 - n.min(4)))
+    }
 }
 
 // ---- little-endian, bounds-checked readers -------------------------------------------------

@@ -9,10 +9,10 @@ use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
 use crate::format::page::{
-    cmp_keys, inline_height, inline_limit, key_prefix, seal, set_overflow, wr_u16, wr_u32, wr_u64,
-    ChildRef, Page, PageType, BRANCH_ELEM, BRANCH_PREFIX, BUCKET_HEADER, COMPACT_BUCKET,
-    COMPACT_ELEM, COMPACT_HEADER, COMPACT_SEQ, COMPACT_SEQ_LEN, COMPACT_TAG, FLAG_BUCKET,
-    FLAG_PREFIXED, HEADER, LEAF_ELEM, LEAF_PREFIX, REF_SIZE,
+    cmp_keys, inline_height, inline_limit, key_prefix, key_start, seal, set_overflow, wr_u16,
+    wr_u32, wr_u64, ChildRef, Page, PageType, BRANCH_ELEM, BRANCH_PREFIX, BUCKET_HEADER,
+    COMPACT_BUCKET, COMPACT_ELEM, COMPACT_HEADER, COMPACT_SEQ, COMPACT_SEQ_LEN, COMPACT_TAG,
+    FLAG_BUCKET, FLAG_PREFIXED, HEADER, LEAF_ELEM, LEAF_PREFIX, REF_SIZE,
 };
 use crate::limits::MAX_INLINE_DEPTH;
 
@@ -473,19 +473,9 @@ impl BranchEntry {
 
 /// The first eight bytes of `key`, zero-padded, as a big-endian number: a smaller head means a
 /// smaller key (equal heads say nothing), as for the on-disk key prefixes.
-/// A key of 8 bytes or more is read as 8 (a copy of a run-time length is a `memcpy` call, as
-/// in [`crate::format::page::key_prefix`]).
 #[inline]
 pub(crate) fn key_head(key: &[u8]) -> u64 {
-    let a = match key.first_chunk::<8>() {
-        Some(&a) => a,
-        None => {
-            let mut a = [0u8; 8];
-            a[..key.len()].copy_from_slice(key);
-            a
-        }
-    };
-    u64::from_be_bytes(a)
+    u64::from_be_bytes(key_start(key))
 }
 
 #[derive(Clone, Debug)]
